@@ -1,0 +1,42 @@
+//! One module per subcommand; `run` loads the configuration and dispatches.
+
+mod explain;
+mod key;
+mod pack;
+mod policy;
+mod verify;
+
+use crate::app::{Cli, Cmd};
+use crate::config::{self, Config};
+use crate::exit::CmdResult;
+use crate::output::Output;
+
+/// Run the parsed command; returns the exit code for outcomes that are not errors (verification
+/// verdicts print their own report and return their code).
+pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
+    let dir = cli
+        .global
+        .config_dir
+        .clone()
+        .unwrap_or_else(config::default_dir);
+    let cfg = Config::load(dir)?;
+    if cfg.file.output.as_deref() == Some("json") && !out.json {
+        out.json = true;
+        out.progress = false;
+    }
+    let ctx = Ctx { cfg, out };
+    match cli.cmd {
+        Cmd::Keygen(a) => key::keygen(&ctx, a).map(|_| 0),
+        Cmd::Key(k) => key::run(&ctx, k).map(|_| 0),
+        Cmd::Pack(a) => pack::run(&ctx, a).map(|_| 0),
+        Cmd::Verify(a) => verify::run(&ctx, a),
+        Cmd::Explain(a) => explain::run(&ctx, a),
+        Cmd::Policy(p) => policy::run(&ctx, p).map(|_| 0),
+    }
+}
+
+/// What every command gets.
+pub struct Ctx {
+    pub cfg: Config,
+    pub out: Output,
+}

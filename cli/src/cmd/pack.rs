@@ -1,0 +1,195 @@
+//! `ct pack SOURCE -o OUT.ctp`: resolve the image, build and sign the manifest, write the bundle
+//! to a temporary file beside OUT and rename it into place only when all of it was written.
+
+use super::Ctx;
+use crate::app::PackArgs;
+use crate::exit::{CmdResult, Failure};
+use crate::output::{human_bytes, Progress};
+use crate::passphrase;
+use cerro_core::bundle::{write_bundle, BundleContents};
+use cerro_core::pack::{plan, PackOptions};
+use cerro_core::sign::{SignatureFile, Signer};
+use cerro_core::source::{docker_archive::DockerArchive, oci_dir::OciDir, ImageSource};
+use cerro_core::KeyId;
+use serde::Serialize;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+const SOURCES: &str = "oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG]";
+
+/// Open the image a SOURCE string names.
+pub fn open_source(source: &str) -> CmdResult<Box<dyn ImageSource>> {
+    let (transport, rest) = source
+        .split_once(':')
+        .ok_or_else(|| Failure::usage(format!("{source:?} names no transport; use {SOURCES}")))?;
+    let split = |rest: &str| -> (String, Option<String>) {
+        match rest.split_once(':') {
+            Some((p, t)) if !t.is_empty() => (p.to_string(), Some(t.to_string())),
+            _ => (rest.to_string(), None),
+        }
+    };
+    match transport {
+        "oci" => {
+            let (dir, tag) = split(rest);
+            Ok(Box::new(OciDir::open(Path::new(&dir), tag.as_deref()).map_err(|e| Failure::from(e).context(format!("source {source}")))?))
+        }
+        "docker-archive" => {
+            let (file, tag) = split(rest);
+            Ok(Box::new(DockerArchive::open(Path::new(&file), tag.as_deref()).map_err(|e| Failure::from(e).context(format!("source {source}")))?))
+        }
+        "docker" => Err(Failure::usage("packing straight from a registry (docker://) is not supported by this version of ct").hint("copy the image to a layout first: `skopeo copy docker://IMAGE oci:DIR:TAG`, then `ct pack oci:DIR:TAG`")),
+        other => Err(Failure::usage(format!("unknown source transport {other:?}; use {SOURCES}"))),
+    }
+}
+
+/// Unlock the signing keys named by `-k` (or the default key).
+fn signers(ctx: &Ctx, names: &[String], pass_file: Option<&Path>) -> CmdResult<Vec<Signer>> {
+    let names: Vec<String> = if names.is_empty() {
+        vec![ctx.cfg.file.default_key.clone().ok_or_else(|| {
+            Failure::usage("no signing key: pass -k KEY, or set a default key")
+                .hint("create one with `ct keygen --id NAME` (the first key becomes the default)")
+        })?]
+    } else {
+        names.to_vec()
+    };
+    let mut out: Vec<Signer> = Vec::new();
+    for n in names {
+        let id = KeyId::new(&n).map_err(|e| Failure::usage(e.to_string()))?;
+        if out.iter().any(|s| s.key_id == id) {
+            continue;
+        }
+        let sk = ctx.cfg.read_secret_key(&id)?;
+        let pass = passphrase::obtain(pass_file, &format!("key {id}"), false)?;
+        out.push(sk.unlock(&pass)?);
+    }
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct PackOut {
+    ok: bool,
+    output: String,
+    name: String,
+    version: String,
+    source: String,
+    bundle_digest: String,
+    image_digest: String,
+    layers: usize,
+    image_size: u64,
+    bundle_size: u64,
+    signatures: Vec<SigOut>,
+}
+#[derive(Serialize)]
+struct SigOut {
+    key_id: String,
+    fingerprint: String,
+    suite: String,
+}
+
+pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
+    if a.output.exists() && !a.force {
+        return Err(
+            Failure::usage(format!("{} already exists", a.output.display()))
+                .hint("pass --force to replace it"),
+        );
+    }
+    // Unlock keys first: a wrong passphrase should fail before any work.
+    let signers = signers(ctx, &a.keys, a.passphrase.passphrase_file.as_deref())?;
+    let mut src = open_source(&a.source)?;
+    let manifest = plan(
+        src.as_mut(),
+        &PackOptions {
+            name: a.name.clone(),
+            version: a.version.clone(),
+        },
+    )
+    .map_err(|e| Failure::from(e).context(format!("source {}", a.source)))?;
+    let manifest_bytes = manifest.encode();
+    let sigs: Vec<SignatureFile> = signers.iter().map(|s| s.sign(&manifest_bytes)).collect();
+
+    let parent = a
+        .output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".ct-pack-")
+        .suffix(".tmp")
+        .tempfile_in(parent)
+        .map_err(|e| {
+            Failure::io(
+                format!("creating a temporary file in {}", parent.display()),
+                e,
+            )
+        })?;
+    let total = manifest.image_size();
+    let mut progress = Progress::new(&ctx.out, "packing", total);
+    let contents = BundleContents {
+        manifest: &manifest,
+        manifest_bytes: &manifest_bytes,
+        signatures: &sigs,
+    };
+    let w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let mut w = write_bundle(w, &contents, src.as_mut(), &mut |n| progress.update(n))
+        .map_err(|e| Failure::from(e).context(format!("packing {}", a.source)))?;
+    progress.finish();
+    w.flush()
+        .map_err(|e| Failure::io(format!("writing {}", a.output.display()), e))?;
+    drop(w);
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Failure::io(format!("writing {}", a.output.display()), e))?;
+    let bundle_size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+    // Bundles are not secrets: make them readable like any file the user creates.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
+    }
+    tmp.persist(&a.output)
+        .map_err(|e| Failure::io(format!("writing {}", a.output.display()), e.error))?;
+
+    let o = PackOut {
+        ok: true,
+        output: a.output.display().to_string(),
+        name: manifest.package.name.clone(),
+        version: manifest.package.version.clone(),
+        source: manifest.source.reference.clone(),
+        bundle_digest: manifest.digest().to_string(),
+        image_digest: manifest.image.digest.to_string(),
+        layers: manifest.layers.len(),
+        image_size: total,
+        bundle_size,
+        signatures: sigs
+            .iter()
+            .map(|s| SigOut {
+                key_id: s.key_id.to_string(),
+                fingerprint: s.fingerprint.to_string(),
+                suite: s.suite.clone(),
+            })
+            .collect(),
+    };
+    ctx.out.json_doc(&o);
+    ctx.out.line(format!(
+        "{} {} {} → {}",
+        ctx.out.good("packed"),
+        ctx.out.bold(&o.name),
+        o.version,
+        o.output
+    ));
+    ctx.out
+        .line(format!("  bundle digest  {}", o.bundle_digest));
+    ctx.out.line(format!(
+        "  image          {} ({} layer{}, {})",
+        o.image_digest,
+        o.layers,
+        if o.layers == 1 { "" } else { "s" },
+        human_bytes(total)
+    ));
+    for s in &o.signatures {
+        ctx.out.line(format!(
+            "  signed by      {} {} ({})",
+            s.key_id, s.fingerprint, s.suite
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! `ct verify BUNDLE`: read the bundle once, check it (core::verify), print the report, exit with
+//! the code of the first failure.
+
+use super::Ctx;
+use crate::app::VerifyArgs;
+use crate::exit::{CmdResult, Failure};
+use crate::output::{human_bytes, Progress};
+use cerro_core::bundle::scan_bundle;
+use cerro_core::policy::{Policy, Verdict};
+use cerro_core::verify::{verify, VerifyContext, VerifyReport};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// Load the policy named on the command line or in config.toml (None: trust store only).
+pub fn load_policy(ctx: &Ctx, arg: Option<&Path>) -> CmdResult<Option<(PathBuf, Policy)>> {
+    let Some(path) = arg
+        .map(Path::to_path_buf)
+        .or_else(|| ctx.cfg.file.default_policy.clone())
+    else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(&path)
+        .map_err(|e| Failure::io(format!("reading policy {}", path.display()), e))?;
+    let p = Policy::parse(&bytes).map_err(|e| {
+        Failure::malformed(format!("policy {}: {e}", path.display()))
+            .hint("check it with `ct policy check FILE`")
+    })?;
+    Ok(Some((path, p)))
+}
+
+/// Read and verify a bundle file. Errors are only for bundles that cannot be read at all.
+pub fn check(ctx: &Ctx, bundle: &Path, policy: Option<&Policy>) -> CmdResult<VerifyReport> {
+    let f = std::fs::File::open(bundle)
+        .map_err(|e| Failure::io(format!("opening bundle {}", bundle.display()), e))?;
+    let total = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut progress = Progress::new(&ctx.out, "verifying", total);
+    let raw = scan_bundle(BufReader::with_capacity(1 << 20, f), &mut |n| {
+        progress.update(n)
+    })
+    .map_err(|e| Failure::from(e).context(format!("bundle {}", bundle.display())))?;
+    progress.finish();
+    let trust = ctx.cfg.trust_lookup()?;
+    Ok(verify(
+        &raw,
+        &VerifyContext {
+            trust: &trust,
+            policy,
+            now: chrono::Utc::now(),
+        },
+    ))
+}
+
+pub fn run(ctx: &Ctx, a: VerifyArgs) -> CmdResult<u8> {
+    let policy = load_policy(ctx, a.policy.as_deref())?;
+    let rep = check(ctx, &a.bundle, policy.as_ref().map(|(_, p)| p))?;
+    ctx.out.json_doc(&serde_json::json!({
+        "ok": rep.ok(),
+        "exit_code": rep.exit_code(),
+        "bundle": a.bundle,
+        "policy_file": policy.as_ref().map(|(p, _)| p),
+        "report": rep,
+    }));
+    print_report(
+        ctx,
+        &a.bundle,
+        &rep,
+        policy.as_ref().map(|(p, _)| p.as_path()),
+    );
+    Ok(rep.exit_code())
+}
+
+fn print_report(ctx: &Ctx, bundle: &Path, rep: &VerifyReport, policy: Option<&Path>) {
+    let o = &ctx.out;
+    if o.json {
+        return;
+    }
+    let tick = o.good("✓");
+    let cross = o.bad("✗");
+    if let Some(m) = &rep.manifest {
+        o.line(format!(
+            "{} {}  {}",
+            o.bold(&m.package.name),
+            m.package.version,
+            o.dim(&bundle.display().to_string())
+        ));
+        o.line(format!(
+            "  {tick} layout and canonical manifest (bundle digest {})",
+            rep.bundle_digest.map(|d| d.to_string()).unwrap_or_default()
+        ));
+    }
+    for s in &rep.signatures {
+        let mark = if s.valid && s.trusted { &tick } else { &cross };
+        let state = match (s.valid, s.trusted) {
+            (true, true) => format!(
+                "valid, trusted{}",
+                s.trusted_as
+                    .as_ref()
+                    .filter(|n| n.as_str() != s.key_id)
+                    .map(|n| format!(" as {n}"))
+                    .unwrap_or_default()
+            ),
+            (true, false) => "valid, NOT trusted".into(),
+            _ => "INVALID".into(),
+        };
+        o.line(format!(
+            "  {mark} signature {} {} ({state})",
+            s.key_id,
+            s.fingerprint.map(|f| f.to_string()).unwrap_or_default()
+        ));
+    }
+    let ok_blobs = rep.blobs.iter().filter(|b| b.ok).count();
+    if !rep.blobs.is_empty() && ok_blobs > 0 {
+        let bytes: u64 = rep.blobs.iter().map(|b| b.size).sum();
+        let mark = if ok_blobs == rep.blobs.len() {
+            &tick
+        } else {
+            &cross
+        };
+        o.line(format!(
+            "  {mark} {ok_blobs} of {} blobs match the signed digests ({})",
+            rep.blobs.len(),
+            human_bytes(bytes)
+        ));
+    }
+    for b in rep.blobs.iter().filter(|b| b.problem.is_some()) {
+        o.line(format!(
+            "  {cross} {}: {}",
+            b.role,
+            b.problem.as_deref().unwrap_or("")
+        ));
+    }
+    match (&rep.policy, policy) {
+        (Some(Verdict::Accept { notes }), Some(p)) => o.line(format!(
+            "  {tick} policy {} accepts it{}",
+            p.display(),
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", notes.join("; "))
+            }
+        )),
+        (Some(Verdict::Reject(r)), Some(p)) => o.line(format!(
+            "  {cross} policy {} rejects it: rule {}: {}",
+            p.display(),
+            r.rule,
+            r.reason
+        )),
+        (None, None) if rep.ok() => o.line(format!(
+            "  {} no policy given: any signer in the trust store is accepted",
+            o.dim("·")
+        )),
+        _ => {}
+    }
+    match &rep.failure {
+        None => o.line(o.good("VERIFIED")),
+        Some(f) => {
+            eprintln!("{} {}", o.bad("FAILED:"), f.message);
+            eprintln!("  {} {}", o.dim("hint:"), f.hint);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Cerro Torre core: formats and crypto (digests, canonical manifest, bundle reader/writer,
+//! keys, signatures, trust policy). No I/O frameworks; callers pass readers and writers.
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod digest;
+pub mod ids;
+pub mod keys;
+pub mod manifest;
+pub mod pack;
+pub mod policy;
+pub mod sign;
+pub mod source;
+pub mod verify;
+
+pub use digest::Sha256Digest;
+pub use ids::{Fingerprint, KeyId};

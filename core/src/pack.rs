@@ -1,0 +1,89 @@
+//! Plans a bundle from a resolved image: checks layers, reads the creation time and version from
+//! the image config, and builds the manifest. Nothing here reads the clock or the host.
+
+use crate::bundle::BundleError;
+use crate::manifest::{
+    canonical_time, is_valid_name, Descriptor, Manifest, Package, Source, MANIFEST_FORMAT_V1,
+};
+use crate::source::{check_layer_magic, ImageSource};
+use std::io::Read;
+
+/// Config label whose value is used as the package version when `--version` is not given.
+pub const VERSION_LABEL: &str = "org.opencontainers.image.version";
+/// Version recorded when neither `--version` nor the label gives one.
+pub const UNVERSIONED: &str = "unversioned";
+/// Creation time recorded when the image config has none (the Unix epoch; `ct explain` says so).
+pub const EPOCH: &str = "1970-01-01T00:00:00Z";
+
+#[derive(Debug, Default, Clone)]
+pub struct PackOptions {
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// Build the manifest for `src`. Reads each layer's first bytes to check its compression.
+pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Manifest, BundleError> {
+    let img = src.image().clone();
+    let cfg: serde_json::Value = serde_json::from_slice(&img.config_bytes).map_err(|e| {
+        BundleError::malformed(format!("image config {}: not JSON: {e}", img.config.digest))
+    })?;
+    let created = match cfg.get("created").and_then(|c| c.as_str()) {
+        Some(s) => {
+            let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|e| {
+                BundleError::malformed(format!(
+                    "image config: created {s:?} is not an RFC 3339 time: {e}"
+                ))
+            })?;
+            canonical_time(&t.with_timezone(&chrono::Utc))
+        }
+        None => EPOCH.to_string(),
+    };
+    let name = match &opts.name {
+        Some(n) => n.clone(),
+        None => img.suggested_name.clone().unwrap_or_default(),
+    };
+    if !is_valid_name(&name) {
+        return Err(BundleError::malformed(format!("{name:?} is not a valid bundle name (1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit); give one with --name")));
+    }
+    let version = opts
+        .version
+        .clone()
+        .or_else(|| {
+            cfg.pointer("/config/Labels")
+                .and_then(|l| l.get(VERSION_LABEL))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| UNVERSIONED.to_string());
+    for (i, l) in img.layers.iter().enumerate() {
+        let mut head = Vec::with_capacity(4);
+        src.open_blob(&l.digest, l.size)?
+            .take(4)
+            .read_to_end(&mut head)
+            .map_err(|e| BundleError::io(format!("reading layer {}", i + 1), e))?;
+        check_layer_magic(i + 1, l, &head)?;
+    }
+    let m = Manifest {
+        format: MANIFEST_FORMAT_V1.into(),
+        package: Package {
+            name,
+            version,
+            created,
+        },
+        source: Source {
+            reference: img.reference.clone(),
+            digest: img.source_digest,
+        },
+        image: img.manifest.clone(),
+        config: img.config.clone(),
+        layers: img
+            .layers
+            .iter()
+            .map(|l| Descriptor { ..l.clone() })
+            .collect(),
+        attestations: vec![],
+    };
+    m.validate()
+        .map_err(|e| BundleError::malformed(e.to_string()))?;
+    Ok(m)
+}

@@ -1,0 +1,504 @@
+//! Decides whether a scanned bundle is trustworthy: structure, signatures, trust, every blob's
+//! digest and size against the signed manifest, then policy. Produces one report that both the
+//! human and `--json` output are made from, and the exit code of the first failure (DESIGN §7).
+
+use crate::bundle::layout;
+use crate::bundle::RawBundle;
+use crate::digest::Sha256Digest;
+use crate::ids::{Fingerprint, KeyId};
+use crate::manifest::{Descriptor, Manifest};
+use crate::policy::{Policy, PolicyFacts, RejectionKind, SignerFacts, Verdict};
+use crate::sign::{SignatureError, SignatureFile};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// Categories of failure, in the order they are checked; each has one exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    Malformed,
+    SignatureInvalid,
+    KeyNotTrusted,
+    HashMismatch,
+    PolicyRejected,
+    AttestationMissing,
+}
+
+impl FailureKind {
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            FailureKind::HashMismatch => 1,
+            FailureKind::SignatureInvalid => 2,
+            FailureKind::KeyNotTrusted => 3,
+            FailureKind::PolicyRejected => 4,
+            FailureKind::AttestationMissing => 5,
+            FailureKind::Malformed => 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub exit_code: u8,
+    pub message: String,
+    pub hint: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignatureReport {
+    pub key_id: String,
+    pub fingerprint: Option<Fingerprint>,
+    pub suite: Option<String>,
+    pub valid: bool,
+    pub trusted: bool,
+    /// The trust-store name of the key, when trusted (may differ from the key id it signed as).
+    pub trusted_as: Option<KeyId>,
+    /// Why it is invalid or untrusted.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobReport {
+    pub role: String,
+    pub media_type: String,
+    pub digest: Sha256Digest,
+    pub size: u64,
+    pub ok: bool,
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub bundle_digest: Option<Sha256Digest>,
+    pub manifest: Option<Manifest>,
+    pub signatures: Vec<SignatureReport>,
+    pub blobs: Vec<BlobReport>,
+    /// The policy verdict, when a policy was given and reached.
+    pub policy: Option<Verdict>,
+    pub failure: Option<Failure>,
+}
+
+impl VerifyReport {
+    pub fn exit_code(&self) -> u8 {
+        self.failure.as_ref().map_or(0, |f| f.exit_code)
+    }
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// What the verifier needs from the outside world.
+pub struct VerifyContext<'a> {
+    /// Looks a fingerprint up in the trust store; `Some(name)` when trusted.
+    pub trust: &'a dyn Fn(&Fingerprint) -> Option<KeyId>,
+    pub policy: Option<&'a Policy>,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+struct Fail(FailureKind, String, String);
+
+fn fail(kind: FailureKind, msg: impl Into<String>, hint: impl Into<String>) -> Fail {
+    Fail(kind, msg.into(), hint.into())
+}
+
+const HINT_MALFORMED: &str = "the file is not a well-formed Cerro bundle; obtain it again from its source, or re-create it with `ct pack`";
+
+/// Verify a scanned bundle. Never panics on hostile input; every failure is in the report.
+pub fn verify(raw: &RawBundle, ctx: &VerifyContext<'_>) -> VerifyReport {
+    let mut report = VerifyReport {
+        bundle_digest: None,
+        manifest: None,
+        signatures: vec![],
+        blobs: vec![],
+        policy: None,
+        failure: None,
+    };
+    if let Err(Fail(kind, message, hint)) = run(raw, ctx, &mut report) {
+        report.failure = Some(Failure {
+            kind,
+            exit_code: kind.exit_code(),
+            message,
+            hint,
+        });
+    }
+    report
+}
+
+fn run(raw: &RawBundle, ctx: &VerifyContext<'_>, rep: &mut VerifyReport) -> Result<(), Fail> {
+    use FailureKind::*;
+    // 1. Structure.
+    let missing = |what: &str| {
+        fail(
+            Malformed,
+            format!("the bundle has no {what}"),
+            HINT_MALFORMED,
+        )
+    };
+    let oci_layout = raw
+        .oci_layout
+        .as_ref()
+        .ok_or_else(|| missing("oci-layout file"))?;
+    let v: serde_json::Value = serde_json::from_slice(oci_layout).map_err(|e| {
+        fail(
+            Malformed,
+            format!("oci-layout is not JSON: {e}"),
+            HINT_MALFORMED,
+        )
+    })?;
+    if v.get("imageLayoutVersion").and_then(|x| x.as_str()) != Some("1.0.0") {
+        return Err(fail(
+            Malformed,
+            "oci-layout does not declare imageLayoutVersion 1.0.0",
+            HINT_MALFORMED,
+        ));
+    }
+    let mbytes = raw
+        .manifest
+        .as_ref()
+        .ok_or_else(|| missing(layout::MANIFEST_TOML))?;
+    rep.bundle_digest = Some(Sha256Digest::of(mbytes));
+    let m = Manifest::parse(mbytes).map_err(|e| {
+        fail(
+            Malformed,
+            format!("{}: {e}", layout::MANIFEST_TOML),
+            HINT_MALFORMED,
+        )
+    })?;
+    rep.manifest = Some(m.clone());
+    rep.blobs = m
+        .image_blobs()
+        .enumerate()
+        .map(|(i, d)| blob_report(role(i), d))
+        .chain(m.attestations.iter().map(|a| BlobReport {
+            role: format!("attestation {}", a.kind),
+            media_type: a.media_type.clone(),
+            digest: a.digest,
+            size: a.size,
+            ok: false,
+            problem: None,
+        }))
+        .collect();
+    let summary = raw
+        .summary
+        .as_ref()
+        .ok_or_else(|| missing(layout::SUMMARY_JSON))?;
+    if *summary != layout::summary_json(&m, mbytes) {
+        return Err(fail(
+            Malformed,
+            format!(
+                "{} does not match the signed manifest",
+                layout::SUMMARY_JSON
+            ),
+            HINT_MALFORMED,
+        ));
+    }
+    check_index(
+        raw.index_json
+            .as_deref()
+            .ok_or_else(|| missing(layout::INDEX_JSON))?,
+        &m,
+    )?;
+
+    // 2. Signatures.
+    let mut sigs = Vec::new();
+    for (file_id, bytes) in &raw.signatures {
+        let s = SignatureFile::parse(bytes).map_err(|e| {
+            fail(
+                Malformed,
+                format!("cerro/signatures/{file_id}.sig: {e}"),
+                HINT_MALFORMED,
+            )
+        })?;
+        if s.key_id.as_str() != file_id {
+            return Err(fail(
+                Malformed,
+                format!(
+                    "cerro/signatures/{file_id}.sig holds a signature by key id {:?}",
+                    s.key_id.as_str()
+                ),
+                HINT_MALFORMED,
+            ));
+        }
+        sigs.push(s);
+    }
+    let mut first_invalid = None;
+    let mut valid = Vec::new();
+    for s in &sigs {
+        let mut r = SignatureReport {
+            key_id: s.key_id.to_string(),
+            fingerprint: Some(s.fingerprint),
+            suite: Some(s.suite.clone()),
+            valid: false,
+            trusted: false,
+            trusted_as: None,
+            problem: None,
+        };
+        match s.verify(mbytes) {
+            Ok(_) => {
+                r.valid = true;
+                r.trusted_as = (ctx.trust)(&s.fingerprint);
+                r.trusted = r.trusted_as.is_some();
+                if !r.trusted {
+                    r.problem = Some(format!(
+                        "key {} ({}) is not in the trust store",
+                        s.key_id, s.fingerprint
+                    ));
+                }
+                valid.push((s, r.trusted));
+            }
+            Err(e) => {
+                let msg = match &e {
+                    SignatureError::Invalid { .. } => e.to_string(),
+                    SignatureError::Malformed(m) => m.clone(),
+                };
+                r.problem = Some(msg.clone());
+                first_invalid.get_or_insert(msg);
+            }
+        }
+        rep.signatures.push(r);
+    }
+    if sigs.is_empty() {
+        return Err(fail(
+            SignatureInvalid,
+            "the bundle is not signed (cerro/signatures/ is empty)",
+            "sign it with `ct re-sign BUNDLE -k KEY`, or ask its publisher for a signed copy",
+        ));
+    }
+    if let Some(msg) = first_invalid {
+        return Err(fail(SignatureInvalid, msg, "do not use this bundle: it was changed after it was signed, or the signature is forged; obtain a fresh copy from its publisher"));
+    }
+
+    // 3. Trust.
+    if !valid.iter().any(|(_, t)| *t) {
+        let who: Vec<String> = valid
+            .iter()
+            .map(|(s, _)| format!("{} ({})", s.key_id, s.fingerprint))
+            .collect();
+        return Err(fail(
+            KeyNotTrusted,
+            format!("no signature is from a trusted key; signed by: {}", who.join(", ")),
+            "if you trust the signer, import their public key with `ct key import FILE` after checking its fingerprint with them",
+        ));
+    }
+
+    // 4. Blobs against the signed manifest.
+    check_blobs(raw, &m, rep)?;
+    check_image_manifest(raw, &m)?;
+
+    // 5. Policy.
+    if let Some(policy) = ctx.policy {
+        let created = m
+            .created()
+            .map_err(|e| fail(Malformed, e, HINT_MALFORMED))?;
+        let facts = PolicyFacts {
+            bundle_name: m.package.name.clone(),
+            source_reference: m.source.reference.clone(),
+            image_digest: m.image.digest,
+            created,
+            now: ctx.now,
+            signatures: valid
+                .iter()
+                .filter_map(|(s, trusted)| {
+                    Some(SignerFacts {
+                        key_id: s.key_id.clone(),
+                        fingerprint: s.fingerprint,
+                        suite: s.suite.clone(),
+                        trusted: *trusted,
+                    })
+                })
+                .collect(),
+            attestations: m.attestations.iter().map(|a| a.kind.clone()).collect(),
+        };
+        let verdict = policy.evaluate(&facts);
+        rep.policy = Some(verdict.clone());
+        if let Verdict::Reject(r) = verdict {
+            let kind = match r.kind {
+                RejectionKind::Policy => PolicyRejected,
+                RejectionKind::AttestationMissing => AttestationMissing,
+            };
+            return Err(fail(kind, format!("policy rule {} rejected the bundle: {}", r.rule, r.reason), "the bundle is intact and signed, but your policy does not allow it; see `ct explain BUNDLE --policy FILE`"));
+        }
+    }
+    Ok(())
+}
+
+fn role(i: usize) -> String {
+    match i {
+        0 => "image manifest".into(),
+        1 => "image config".into(),
+        n => format!("layer {}", n - 1),
+    }
+}
+
+fn blob_report(role: String, d: &Descriptor) -> BlobReport {
+    BlobReport {
+        role,
+        media_type: d.media_type.clone(),
+        digest: d.digest,
+        size: d.size,
+        ok: false,
+        problem: None,
+    }
+}
+
+fn check_index(bytes: &[u8], m: &Manifest) -> Result<(), Fail> {
+    use FailureKind::Malformed;
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        fail(
+            Malformed,
+            format!("index.json is not JSON: {e}"),
+            HINT_MALFORMED,
+        )
+    })?;
+    let list = v
+        .get("manifests")
+        .and_then(|x| x.as_array())
+        .ok_or_else(|| {
+            fail(
+                Malformed,
+                "index.json has no manifests list",
+                HINT_MALFORMED,
+            )
+        })?;
+    if list.len() != 1 {
+        return Err(fail(
+            Malformed,
+            format!(
+                "index.json lists {} images; a bundle holds exactly one",
+                list.len()
+            ),
+            HINT_MALFORMED,
+        ));
+    }
+    check_descriptor_json(&list[0], &m.image, "index.json manifests[0]")
+}
+
+fn check_descriptor_json(v: &serde_json::Value, d: &Descriptor, what: &str) -> Result<(), Fail> {
+    let digest = v.get("digest").and_then(|x| x.as_str());
+    let size = v.get("size").and_then(|x| x.as_u64());
+    let mt = v.get("mediaType").and_then(|x| x.as_str());
+    if digest != Some(&d.digest.to_string())
+        || size != Some(d.size)
+        || mt != Some(d.media_type.as_str())
+    {
+        return Err(fail(
+            FailureKind::Malformed,
+            format!("{what} describes {} ({} bytes, {}), but the signed manifest says {} ({} bytes, {})", digest.unwrap_or("?"), size.map_or("?".into(), |s| s.to_string()), mt.unwrap_or("?"), d.digest, d.size, d.media_type),
+            HINT_MALFORMED,
+        ));
+    }
+    Ok(())
+}
+
+fn check_blobs(raw: &RawBundle, m: &Manifest, rep: &mut VerifyReport) -> Result<(), Fail> {
+    use FailureKind::*;
+    let mut first: Option<Fail> = None;
+    let expected: Vec<(&Sha256Digest, u64, bool)> = m
+        .image_blobs()
+        .map(|d| (&d.digest, d.size, true))
+        .chain(m.attestations.iter().map(|a| (&a.digest, a.size, false)))
+        .collect();
+    for (i, (digest, size, is_image)) in expected.iter().enumerate() {
+        let table = if *is_image {
+            &raw.blobs
+        } else {
+            &raw.attestations
+        };
+        let r = &mut rep.blobs[i];
+        match table.get(digest) {
+            None => {
+                r.problem = Some("missing from the bundle".into());
+                first.get_or_insert_with(|| {
+                    fail(
+                        Malformed,
+                        format!("{} {digest} is missing from the bundle", r.role),
+                        HINT_MALFORMED,
+                    )
+                });
+            }
+            Some(seen) if seen.actual != **digest || seen.size != *size => {
+                let msg = format!("{} {digest}: expected {size} bytes with that digest, found {} bytes hashing to {}", r.role, seen.size, seen.actual);
+                r.problem = Some(msg.clone());
+                first.get_or_insert_with(|| fail(HashMismatch, msg, "the bundle's content was changed or damaged after signing; do not use it, obtain a fresh copy"));
+            }
+            Some(_) => r.ok = true,
+        }
+    }
+    let listed: BTreeSet<&Sha256Digest> = m.image_blobs().map(|d| &d.digest).collect();
+    if let Some(extra) = raw.blobs.keys().find(|d| !listed.contains(d)) {
+        first.get_or_insert_with(|| {
+            fail(
+                Malformed,
+                format!("blob {extra} is in the bundle but not in the signed manifest"),
+                HINT_MALFORMED,
+            )
+        });
+    }
+    let atts: BTreeSet<&Sha256Digest> = m.attestations.iter().map(|a| &a.digest).collect();
+    if let Some(extra) = raw.attestations.keys().find(|d| !atts.contains(d)) {
+        first.get_or_insert_with(|| {
+            fail(
+                Malformed,
+                format!("attestation {extra} is in the bundle but not in the signed manifest"),
+                HINT_MALFORMED,
+            )
+        });
+    }
+    first.map_or(Ok(()), Err)
+}
+
+fn check_image_manifest(raw: &RawBundle, m: &Manifest) -> Result<(), Fail> {
+    use FailureKind::Malformed;
+    let bytes = raw.small_blobs.get(&m.image.digest).ok_or_else(|| {
+        fail(
+            Malformed,
+            "the image manifest blob is too large to be an image manifest",
+            HINT_MALFORMED,
+        )
+    })?;
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        fail(
+            Malformed,
+            format!("the image manifest blob is not JSON: {e}"),
+            HINT_MALFORMED,
+        )
+    })?;
+    if let Some(mt) = v.get("mediaType").and_then(|x| x.as_str()) {
+        if mt != m.image.media_type {
+            return Err(fail(
+                Malformed,
+                format!(
+                    "the image manifest says media type {mt}, the signed manifest {}",
+                    m.image.media_type
+                ),
+                HINT_MALFORMED,
+            ));
+        }
+    }
+    check_descriptor_json(
+        v.get("config").unwrap_or(&serde_json::Value::Null),
+        &m.config,
+        "the image manifest's config",
+    )?;
+    let layers = v
+        .get("layers")
+        .and_then(|x| x.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    if layers.len() != m.layers.len() {
+        return Err(fail(
+            Malformed,
+            format!(
+                "the image manifest lists {} layers, the signed manifest {}",
+                layers.len(),
+                m.layers.len()
+            ),
+            HINT_MALFORMED,
+        ));
+    }
+    for (i, (l, d)) in layers.iter().zip(&m.layers).enumerate() {
+        check_descriptor_json(l, d, &format!("the image manifest's layer {}", i + 1))?;
+    }
+    Ok(())
+}
