@@ -143,7 +143,7 @@ pub struct PackArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Package version [default: the image's org.opencontainers.image.version label]
-    #[arg(long = "pkg-version", value_name = "VERSION")]
+    #[arg(long = "version", value_name = "VERSION")]
     pub version: Option<String>,
     /// Replace OUT if it exists
     #[arg(long)]

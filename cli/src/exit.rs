@@ -4,14 +4,21 @@
 use cerro_core::bundle::BundleError;
 use cerro_core::keys::KeyError;
 
+// The whole table is kept here as the reference; some codes are only produced through
+// `cerro_core::verify::FailureKind` (checked against this table below) or by later commands.
 pub const OK: u8 = 0;
 pub const HASH_MISMATCH: u8 = 1;
+#[allow(dead_code)]
 pub const SIGNATURE_INVALID: u8 = 2;
+#[allow(dead_code)]
 pub const KEY_NOT_TRUSTED: u8 = 3;
+#[allow(dead_code)]
 pub const POLICY_REJECTED: u8 = 4;
+#[allow(dead_code)]
 pub const ATTESTATION_MISSING: u8 = 5;
 pub const MALFORMED: u8 = 10;
 pub const IO_ERROR: u8 = 11;
+#[allow(dead_code)]
 pub const NETWORK_ERROR: u8 = 12;
 /// Usage errors; clap's own default of 2 would collide with "signature invalid".
 pub const USAGE: u8 = 64;
@@ -82,5 +89,26 @@ impl From<KeyError> for Failure {
             KeyError::Malformed(_) => Failure::malformed(e.to_string()),
             KeyError::Random(_) => Failure::new(IO_ERROR, e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cerro_core::verify::FailureKind::*;
+
+    #[test]
+    fn core_failure_kinds_use_this_table() {
+        assert_eq!(HashMismatch.exit_code(), HASH_MISMATCH);
+        assert_eq!(SignatureInvalid.exit_code(), SIGNATURE_INVALID);
+        assert_eq!(KeyNotTrusted.exit_code(), KEY_NOT_TRUSTED);
+        assert_eq!(PolicyRejected.exit_code(), POLICY_REJECTED);
+        assert_eq!(AttestationMissing.exit_code(), ATTESTATION_MISSING);
+        assert_eq!(Malformed.exit_code(), MALFORMED);
+        assert_ne!(
+            USAGE, 2,
+            "clap's default usage code collides with signature invalid"
+        );
+        assert_eq!(NETWORK_ERROR, 12);
     }
 }

@@ -72,11 +72,6 @@ impl Output {
         }
     }
 
-    /// A warning on stderr (also in JSON mode, where stdout is reserved for the document).
-    pub fn warning(&self, s: impl AsRef<str>) {
-        eprintln!("{} {}", self.warn("warning:"), s.as_ref());
-    }
-
     /// Print the JSON document for a command's result.
     pub fn json_doc<T: Serialize>(&self, v: &T) {
         if self.json {
@@ -127,11 +122,10 @@ impl Progress {
         }
         self.last = Instant::now();
         self.drawn = true;
-        let pct = if self.total > 0 {
-            done.saturating_mul(100) / self.total
-        } else {
-            100
-        };
+        let pct = done
+            .saturating_mul(100)
+            .checked_div(self.total)
+            .unwrap_or(100);
         eprint!(
             "\r\x1b[2K{} {} / {} ({pct}%)",
             self.label,

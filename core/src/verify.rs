@@ -299,13 +299,11 @@ fn run(raw: &RawBundle, ctx: &VerifyContext<'_>, rep: &mut VerifyReport) -> Resu
             now: ctx.now,
             signatures: valid
                 .iter()
-                .filter_map(|(s, trusted)| {
-                    Some(SignerFacts {
-                        key_id: s.key_id.clone(),
-                        fingerprint: s.fingerprint,
-                        suite: s.suite.clone(),
-                        trusted: *trusted,
-                    })
+                .map(|(s, trusted)| SignerFacts {
+                    key_id: s.key_id.clone(),
+                    fingerprint: s.fingerprint,
+                    suite: s.suite.clone(),
+                    trusted: *trusted,
                 })
                 .collect(),
             attestations: m.attestations.iter().map(|a| a.kind.clone()).collect(),

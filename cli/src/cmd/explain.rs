@@ -135,7 +135,7 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
     }
     o.line("");
     match (&rep.policy, &policy) {
-        (Some(Verdict::Accept { notes }), Some((p, _))) => o.line(format!("Policy {}: accepted. {}", p.display(), notes.join(" "))),
+        (Some(Verdict::Accept { notes }), Some((p, _))) => o.line(format!("Policy {}: accepted. {}", p.display(), notes.join("; "))),
         (Some(Verdict::Reject(r)), Some((p, _))) => o.line(format!("Policy {}: rule {} rejects it: {}", p.display(), r.rule, r.reason)),
         (None, None) => o.line("Policy: none given (--policy FILE or default_policy in config.toml); a bundle is accepted when a signer is in your trust store."),
         _ => {}

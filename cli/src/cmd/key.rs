@@ -92,7 +92,7 @@ pub fn keygen(ctx: &Ctx, a: KeygenArgs) -> CmdResult {
     ctx.out
         .line(format!("  public key   {} (trusted)", pk_path.display()));
     if cfg_changed {
-        ctx.out.line(format!("  it is now the default signing key"));
+        ctx.out.line("  it is now the default signing key");
     }
     ctx.out.line(format!(
         "Share the public key with `ct key export {id} --public -o {id}.pub`."
@@ -316,7 +316,7 @@ fn remove(ctx: &Ctx, name: &str, delete_secret: bool) -> CmdResult {
     let pk_path = ctx.cfg.public_key_path(&id);
     let sk_path = ctx.cfg.secret_key_path(&id);
     let (has_pk, has_sk) = (pk_path.exists(), sk_path.exists());
-    if !has_pk && !(has_sk && delete_secret) {
+    if !(has_pk || has_sk && delete_secret) {
         return Err(
             Failure::usage(format!("no trusted key named {id:?}")).hint("see `ct key list`")
         );

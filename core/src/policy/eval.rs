@@ -9,7 +9,7 @@ use super::{
     SignerFacts, Verdict, ATTESTATION_KINDS,
 };
 use chrono::TimeDelta;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -28,16 +28,20 @@ fn who(s: &SignerFacts) -> String {
     format!("key {} ({})", quote(s.key_id.as_str()), s.fingerprint)
 }
 
-/// Every signature, for messages that must show what was there.
-fn inventory(sigs: &[&SignerFacts]) -> String {
+/// Every signature and why it does or does not count, for messages that must show what was there.
+fn inventory(p: &Policy, sigs: &[&SignerFacts]) -> String {
     if sigs.is_empty() {
         return "the bundle has no valid signatures".into();
     }
     let list: Vec<String> = sigs
         .iter()
         .map(|s| {
-            let trust = if s.trusted { "trusted" } else { "not trusted" };
-            format!("{} with {}, {trust}", who(s), s.suite)
+            let status = match (s.trusted, suite_problem(p, &s.suite)) {
+                (false, _) => "not trusted".to_string(),
+                (true, None) => "trusted".to_string(),
+                (true, Some((_, why))) => format!("trusted, but the suite {why}"),
+            };
+            format!("{} with {}, {status}", who(s), s.suite)
         })
         .collect();
     format!("signatures present: {}", list.join("; "))
@@ -68,8 +72,7 @@ fn matches_entry(
     fp: Option<&crate::Fingerprint>,
     s: &SignerFacts,
 ) -> bool {
-    key_id.map_or(true, |g| g.matches(s.key_id.as_str()))
-        && fp.map_or(true, |f| *f == s.fingerprint)
+    key_id.is_none_or(|g| g.matches(s.key_id.as_str())) && fp.is_none_or(|f| *f == s.fingerprint)
 }
 
 impl AllowedSigner {
@@ -84,8 +87,8 @@ impl AllowedSigner {
 impl DeniedSigner {
     fn applies(&self, s: &SignerFacts, created: &chrono::DateTime<chrono::Utc>) -> bool {
         matches_entry(self.key_id.as_ref(), self.fingerprint.as_ref(), s)
-            && self.after.map_or(true, |a| *created >= a)
-            && self.before.map_or(true, |b| *created < b)
+            && self.after.is_none_or(|a| *created >= a)
+            && self.before.is_none_or(|b| *created < b)
     }
     fn window(&self) -> String {
         match (self.after, self.before) {
@@ -181,7 +184,7 @@ fn step_suites<'a>(
     for s in sigs {
         if !s.trusted {
             notes.push(format!(
-                "{} is not in the trust store; its signature satisfies no rule",
+                "{} is not in the trust store; its signature satisfies no allow rule",
                 who(s)
             ));
             continue;
@@ -323,7 +326,7 @@ fn step_pin(
                     format!(
                         "{rule} requires a trusted signature, in an accepted suite, from one of: {}; none was found ({}).",
                         want.join(", "),
-                        inventory(sigs)
+                        inventory(p, sigs)
                     ),
                 ));
             }
@@ -389,7 +392,7 @@ fn step_allowed(
                 format!(
                     "signers.allowed[{i}] ({}) is required, but no trusted signature in an accepted suite matches it ({}).",
                     a.terms(),
-                    inventory(sigs)
+                    inventory(p, sigs)
                 ),
             ));
         }
@@ -423,7 +426,7 @@ fn step_allowed(
                 "default_action",
                 format!(
                     "default_action is \"deny\" and {why} ({}).",
-                    inventory(sigs)
+                    inventory(p, sigs)
                 ),
             ))
         }
@@ -433,15 +436,15 @@ fn step_allowed(
 /// Step 7: distinct fingerprints among eligible signatures (narrowed by `threshold_from`).
 fn step_threshold(p: &Policy, eligible: &[&SignerFacts], notes: &mut Vec<String>) -> Step {
     let Some(n) = p.threshold else { return Ok(()) };
-    let counted: BTreeSet<crate::Fingerprint> = eligible
-        .iter()
-        .filter(|s| {
-            p.threshold_from.as_ref().map_or(true, |from| {
-                from.iter().any(|g| g.matches(s.key_id.as_str()))
-            })
-        })
-        .map(|s| s.fingerprint)
-        .collect();
+    // Fingerprint → the first signature with it (in evaluation order), to name it in messages.
+    let mut counted: BTreeMap<crate::Fingerprint, &SignerFacts> = BTreeMap::new();
+    for s in eligible.iter().filter(|s| {
+        p.threshold_from
+            .as_ref()
+            .is_none_or(|from| from.iter().any(|g| g.matches(s.key_id.as_str())))
+    }) {
+        counted.entry(s.fingerprint).or_insert(s);
+    }
     let scope = match &p.threshold_from {
         Some(from) => format!(
             " whose key id matches signers.threshold_from ({})",
@@ -450,7 +453,7 @@ fn step_threshold(p: &Policy, eligible: &[&SignerFacts], notes: &mut Vec<String>
         None => String::new(),
     };
     if counted.len() < n as usize {
-        let found: Vec<String> = counted.iter().map(ToString::to_string).collect();
+        let found: Vec<String> = counted.values().map(|s| who(s)).collect();
         let found = if found.is_empty() {
             "none".into()
         } else {
@@ -525,7 +528,7 @@ mod tests {
             created: parse_date_str("2026-01-10T00:00:00Z").unwrap(),
             now: parse_date_str("2026-02-01T00:00:00Z").unwrap(),
             signatures,
-            attestations: BTreeSet::new(),
+            attestations: Default::default(),
         }
     }
 

@@ -238,6 +238,30 @@ fn vectors_cover_every_rule() {
     }
 }
 
+#[test]
+fn spec_examples_parse_and_starter_policy_matches_the_spec() {
+    let spec =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/policy.md")).unwrap();
+    let blocks: Vec<&str> = spec
+        .split("```json\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .filter(|b| b.trim_start().starts_with("{\n"))
+        .collect();
+    assert!(
+        blocks.len() >= 2,
+        "policy examples not found in spec/policy.md"
+    );
+    for b in &blocks {
+        Policy::parse(b.as_bytes())
+            .unwrap_or_else(|e| panic!("spec example does not parse: {e}\n{b}"));
+    }
+    assert!(
+        blocks.contains(&starter_policy().as_str()),
+        "spec §9.1 differs from starter_policy()"
+    );
+}
+
 /// SplitMix64: a small deterministic generator, so a failing case is reproducible.
 struct Rng(u64);
 

@@ -100,7 +100,7 @@ pub fn parse_image_manifest(
         }
     }
     let conv = |d: &oci_spec::image::Descriptor, what: &str| -> Result<Descriptor, BundleError> {
-        let digest = Sha256Digest::parse(&d.digest().to_string()).map_err(|_| {
+        let digest = Sha256Digest::parse(d.digest().as_ref()).map_err(|_| {
             bad(format!(
                 "{what} digest {} is not sha256 (ct supports sha256 only)",
                 d.digest()
