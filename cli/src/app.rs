@@ -78,6 +78,34 @@ The policy is --policy FILE, else default_policy from config.toml, else none (tr
     /// Write or check trust policies (policy.json v1)
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Replace or add signatures without changing any content digest (key rotation, co-signing)
+    #[command(
+        after_help = "Every blob is first checked against the signed manifest: content that does not match \
+is never signed. Without --add-signature the bundle's signatures are replaced by the new ones; with it \
+they are kept (each must still be valid) and the new ones added. BUNDLE is rewritten atomically in \
+place unless -o OUT is given. The bundle digest and every image digest stay the same."
+    )]
+    ReSign(ResignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResignArgs {
+    /// The bundle (.ctp) to re-sign
+    pub bundle: PathBuf,
+    /// Sign with this key (repeat for several) [default: default_key from config.toml]
+    #[arg(short, long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// Keep the existing signatures and add the new ones
+    #[arg(long)]
+    pub add_signature: bool,
+    /// Write the re-signed bundle here instead of rewriting BUNDLE
+    #[arg(short, long, value_name = "OUT.ctp")]
+    pub output: Option<PathBuf>,
+    /// Replace OUT if it exists
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArg,
 }
 
 #[derive(Debug, Args)]

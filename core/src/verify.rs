@@ -106,6 +106,17 @@ const HINT_MALFORMED: &str = "the file is not a well-formed Cerro bundle; obtain
 
 /// Verify a scanned bundle. Never panics on hostile input; every failure is in the report.
 pub fn verify(raw: &RawBundle, ctx: &VerifyContext<'_>) -> VerifyReport {
+    report(raw, Some(ctx))
+}
+
+/// Check only the content: structure, manifest, and every blob against the signed manifest —
+/// no signature, trust or policy decision. For tools that replace signatures (`ct re-sign`),
+/// which must never sign content that does not match its manifest.
+pub fn verify_content(raw: &RawBundle) -> VerifyReport {
+    report(raw, None)
+}
+
+fn report(raw: &RawBundle, ctx: Option<&VerifyContext<'_>>) -> VerifyReport {
     let mut report = VerifyReport {
         bundle_digest: None,
         manifest: None,
@@ -125,7 +136,11 @@ pub fn verify(raw: &RawBundle, ctx: &VerifyContext<'_>) -> VerifyReport {
     report
 }
 
-fn run(raw: &RawBundle, ctx: &VerifyContext<'_>, rep: &mut VerifyReport) -> Result<(), Fail> {
+fn run(
+    raw: &RawBundle,
+    ctx: Option<&VerifyContext<'_>>,
+    rep: &mut VerifyReport,
+) -> Result<(), Fail> {
     use FailureKind::*;
     // 1. Structure.
     let missing = |what: &str| {
@@ -222,6 +237,10 @@ fn run(raw: &RawBundle, ctx: &VerifyContext<'_>, rep: &mut VerifyReport) -> Resu
         }
         sigs.push(s);
     }
+    let Some(ctx) = ctx else {
+        check_blobs(raw, &m, rep)?;
+        return check_image_manifest(raw, &m);
+    };
     let mut first_invalid = None;
     let mut valid = Vec::new();
     for s in &sigs {

@@ -4,6 +4,7 @@ mod explain;
 mod key;
 mod pack;
 mod policy;
+mod resign;
 mod verify;
 
 use crate::app::{Cli, Cmd};
@@ -32,6 +33,7 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Verify(a) => verify::run(&ctx, a),
         Cmd::Explain(a) => explain::run(&ctx, a),
         Cmd::Policy(p) => policy::run(&ctx, p).map(|_| 0),
+        Cmd::ReSign(a) => resign::run(&ctx, a).map(|_| 0),
     }
 }
 

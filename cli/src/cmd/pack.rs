@@ -6,7 +6,7 @@ use crate::app::PackArgs;
 use crate::exit::{CmdResult, Failure};
 use crate::output::{human_bytes, Progress};
 use crate::passphrase;
-use cerro_core::bundle::{write_bundle, BundleContents};
+use cerro_core::bundle::{write_bundle, BlobSource, BundleContents};
 use cerro_core::pack::{plan, PackOptions};
 use cerro_core::sign::{SignatureFile, Signer};
 use cerro_core::source::{docker_archive::DockerArchive, oci_dir::OciDir, ImageSource};
@@ -43,7 +43,7 @@ pub fn open_source(source: &str) -> CmdResult<Box<dyn ImageSource>> {
 }
 
 /// Unlock the signing keys named by `-k` (or the default key).
-fn signers(ctx: &Ctx, names: &[String], pass_file: Option<&Path>) -> CmdResult<Vec<Signer>> {
+pub fn signers(ctx: &Ctx, names: &[String], pass_file: Option<&Path>) -> CmdResult<Vec<Signer>> {
     let names: Vec<String> = if names.is_empty() {
         vec![ctx.cfg.file.default_key.clone().ok_or_else(|| {
             Failure::usage("no signing key: pass -k KEY, or set a default key")
@@ -107,46 +107,14 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
     let manifest_bytes = manifest.encode();
     let sigs: Vec<SignatureFile> = signers.iter().map(|s| s.sign(&manifest_bytes)).collect();
 
-    let parent = a
-        .output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".ct-pack-")
-        .suffix(".tmp")
-        .tempfile_in(parent)
-        .map_err(|e| {
-            Failure::io(
-                format!("creating a temporary file in {}", parent.display()),
-                e,
-            )
-        })?;
     let total = manifest.image_size();
-    let mut progress = Progress::new(&ctx.out, "packing", total);
     let contents = BundleContents {
         manifest: &manifest,
         manifest_bytes: &manifest_bytes,
         signatures: &sigs,
     };
-    let w = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    let mut w = write_bundle(w, &contents, src.as_mut(), &mut |n| progress.update(n))
-        .map_err(|e| Failure::from(e).context(format!("packing {}", a.source)))?;
-    progress.finish();
-    w.flush()
-        .map_err(|e| Failure::io(format!("writing {}", a.output.display()), e))?;
-    drop(w);
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Failure::io(format!("writing {}", a.output.display()), e))?;
-    let bundle_size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-    // Bundles are not secrets: make them readable like any file the user creates.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.persist(&a.output)
-        .map_err(|e| Failure::io(format!("writing {}", a.output.display()), e.error))?;
+    let bundle_size = write_bundle_file(ctx, &a.output, &contents, src.as_mut(), "packing")
+        .map_err(|e| e.context(format!("packing {}", a.source)))?;
 
     let o = PackOut {
         ok: true,
@@ -192,4 +160,46 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
         ));
     }
     Ok(())
+}
+
+/// Write a bundle to a temporary file beside `output` and rename it into place once all of it
+/// is written and synced; on any failure `output` is untouched. Returns the bundle's size.
+pub fn write_bundle_file(
+    ctx: &Ctx,
+    output: &Path,
+    contents: &BundleContents<'_>,
+    src: &mut dyn BlobSource,
+    label: &str,
+) -> CmdResult<u64> {
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".ct-bundle-")
+        .suffix(".tmp")
+        .tempfile_in(parent)
+        .map_err(|e| {
+            Failure::io(
+                format!("creating a temporary file in {}", parent.display()),
+                e,
+            )
+        })?;
+    let mut progress = Progress::new(&ctx.out, label, contents.manifest.image_size());
+    let w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let mut w = write_bundle(w, contents, src, &mut |n| progress.update(n))?;
+    progress.finish();
+    let io_err = |e| Failure::io(format!("writing {}", output.display()), e);
+    w.flush().map_err(io_err)?;
+    drop(w);
+    tmp.as_file().sync_all().map_err(io_err)?;
+    let size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+    // Bundles are not secrets: make them readable like any file the user creates.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
+    }
+    tmp.persist(output)
+        .map_err(|e| Failure::io(format!("writing {}", output.display()), e.error))?;
+    Ok(size)
 }

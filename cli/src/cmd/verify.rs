@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::app::VerifyArgs;
 use crate::exit::{CmdResult, Failure};
 use crate::output::{human_bytes, Progress};
-use cerro_core::bundle::scan_bundle;
+use cerro_core::bundle::{scan_bundle, RawBundle};
 use cerro_core::policy::{Policy, Verdict};
 use cerro_core::verify::{verify, VerifyContext, VerifyReport};
 use std::io::BufReader;
@@ -28,17 +28,23 @@ pub fn load_policy(ctx: &Ctx, arg: Option<&Path>) -> CmdResult<Option<(PathBuf, 
     Ok(Some((path, p)))
 }
 
-/// Read and verify a bundle file. Errors are only for bundles that cannot be read at all.
-pub fn check(ctx: &Ctx, bundle: &Path, policy: Option<&Policy>) -> CmdResult<VerifyReport> {
+/// Read a whole bundle file once (with progress), hashing every blob.
+pub fn scan(ctx: &Ctx, bundle: &Path, label: &str) -> CmdResult<RawBundle> {
     let f = std::fs::File::open(bundle)
         .map_err(|e| Failure::io(format!("opening bundle {}", bundle.display()), e))?;
     let total = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut progress = Progress::new(&ctx.out, "verifying", total);
+    let mut progress = Progress::new(&ctx.out, label, total);
     let raw = scan_bundle(BufReader::with_capacity(1 << 20, f), &mut |n| {
         progress.update(n)
     })
     .map_err(|e| Failure::from(e).context(format!("bundle {}", bundle.display())))?;
     progress.finish();
+    Ok(raw)
+}
+
+/// Read and verify a bundle file. Errors are only for bundles that cannot be read at all.
+pub fn check(ctx: &Ctx, bundle: &Path, policy: Option<&Policy>) -> CmdResult<VerifyReport> {
+    let raw = scan(ctx, bundle, "verifying")?;
     let trust = ctx.cfg.trust_lookup()?;
     Ok(verify(
         &raw,
