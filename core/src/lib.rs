@@ -9,6 +9,7 @@ pub mod keys;
 pub mod manifest;
 pub mod pack;
 pub mod policy;
+pub mod rootfs;
 pub mod sign;
 pub mod source;
 pub mod verify;
