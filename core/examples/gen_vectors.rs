@@ -3,8 +3,9 @@
 //! fail if the code and the vectors disagree — a change here is a format change.
 
 use cerro_core::manifest::{
-    Attestation, Descriptor, Manifest, Package, Source, MANIFEST_FORMAT_V1,
+    Attestation, Descriptor, Manifest, Package, RootfsRef, Source, MANIFEST_FORMAT_V1,
 };
+use cerro_core::rootfs::RootfsDigest;
 use cerro_core::sign::{signed_message, Signer, Suite};
 use cerro_core::{KeyId, Sha256Digest};
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ fn manifests() -> Vec<(&'static str, Manifest)> {
             reference: "oci:image:busybox".into(),
             digest: d("image manifest"),
         },
+        rootfs: RootfsRef {
+            digest: RootfsDigest::from_bytes(*d("rootfs minimal").as_bytes()),
+        },
         image: desc(
             "application/vnd.oci.image.manifest.v1+json",
             "image manifest",
@@ -56,6 +60,9 @@ fn manifests() -> Vec<(&'static str, Manifest)> {
         source: Source {
             reference: "docker-archive:web.tar:registry.example/web:2.0".into(),
             digest: d("config full"),
+        },
+        rootfs: RootfsRef {
+            digest: RootfsDigest::from_bytes(*d("rootfs full").as_bytes()),
         },
         image: desc(
             "application/vnd.oci.image.manifest.v1+json",
@@ -157,6 +164,20 @@ fn invalid(minimal: &str) -> Vec<(&'static str, String, &'static str)> {
         (
             "bad-digest",
             minimal.replacen("digest = \"sha256:", "digest = \"sha512:", 1),
+            "syntax",
+        ),
+        (
+            "rootfs-as-sha256",
+            minimal.replace("digest = \"ctfs:", "digest = \"sha256:"),
+            "syntax",
+        ),
+        (
+            "no-rootfs",
+            {
+                let i = minimal.find("\n[rootfs]").unwrap();
+                let j = minimal.find("\n[image]").unwrap();
+                format!("{}{}", &minimal[..i], &minimal[j..])
+            },
             "syntax",
         ),
         (

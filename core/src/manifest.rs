@@ -28,6 +28,7 @@ pub struct Manifest {
     pub format: String,
     pub package: Package,
     pub source: Source,
+    pub rootfs: RootfsRef,
     pub image: Descriptor,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
@@ -52,6 +53,14 @@ pub struct Source {
     pub reference: String,
     /// The source's own identifier for the image (manifest digest, or image id for docker-archive).
     pub digest: Sha256Digest,
+}
+
+/// The merged root filesystem the layers produce (spec/rootfs.md): signing it anchors every
+/// directory and every block of every file a mount will serve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootfsRef {
+    pub digest: crate::rootfs::RootfsDigest,
 }
 
 /// An OCI content descriptor: what a blob is, its digest and its exact size.
@@ -254,6 +263,8 @@ impl Manifest {
         o.push_str("\n[source]\n");
         kv(&mut o, "reference", &self.source.reference);
         kv(&mut o, "digest", &self.source.digest.to_string());
+        o.push_str("\n[rootfs]\n");
+        kv(&mut o, "digest", &self.rootfs.digest.to_string());
         let desc = |o: &mut String, header: &str, d: &Descriptor| {
             let _ = writeln!(o, "\n{header}");
             kv(o, "media_type", &d.media_type);
@@ -356,6 +367,9 @@ mod tests {
             source: Source {
                 reference: "oci:image:busybox".into(),
                 digest: d(1),
+            },
+            rootfs: RootfsRef {
+                digest: crate::rootfs::RootfsDigest::from_bytes([4; 32]),
             },
             image: Descriptor {
                 media_type: "application/vnd.oci.image.manifest.v1+json".into(),

@@ -1,11 +1,14 @@
 //! Plans a bundle from a resolved image: checks layers, reads the creation time and version from
 //! the image config, and builds the manifest. Nothing here reads the clock or the host.
 
+use crate::bundle::BlobSource;
 use crate::bundle::BundleError;
+use crate::manifest::RootfsRef;
 use crate::manifest::{
     canonical_time, is_valid_name, Descriptor, Manifest, Package, Source, MANIFEST_FORMAT_V1,
 };
-use crate::source::{check_layer_magic, ImageSource};
+use crate::rootfs::{ContentSink, HashSink, LayerError, Limits, Rootfs, RootfsBuilder};
+use crate::source::{check_layer_magic, layer_compression, ImageSource};
 use std::io::Read;
 
 /// Config label whose value is used as the package version when `--version` is not given.
@@ -63,6 +66,13 @@ pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Manifest, B
             .map_err(|e| BundleError::io(format!("reading layer {}", i + 1), e))?;
         check_layer_magic(i + 1, l, &head)?;
     }
+    let rootfs = rootfs_of(
+        src,
+        &img.layers,
+        &mut HashSink,
+        &Limits::default(),
+        &mut |_| {},
+    )?;
     let m = Manifest {
         format: MANIFEST_FORMAT_V1.into(),
         package: Package {
@@ -73,6 +83,9 @@ pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Manifest, B
         source: Source {
             reference: img.reference.clone(),
             digest: img.source_digest,
+        },
+        rootfs: RootfsRef {
+            digest: rootfs.digest,
         },
         image: img.manifest.clone(),
         config: img.config.clone(),
@@ -86,4 +99,46 @@ pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Manifest, B
     m.validate()
         .map_err(|e| BundleError::malformed(e.to_string()))?;
     Ok(m)
+}
+
+/// Apply `layers` in order (OCI layer rules, spec/rootfs.md) and seal the merged tree. Regular
+/// files go to `sink`; `progress` gets the compressed bytes read so far. A refused layer is
+/// malformed input (exit 10) and the message names the layer and the entry.
+pub fn rootfs_of(
+    src: &mut dyn BlobSource,
+    layers: &[Descriptor],
+    sink: &mut dyn ContentSink,
+    limits: &Limits,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Rootfs, BundleError> {
+    let mut builder = RootfsBuilder::new(*limits);
+    let mut done = 0u64;
+    for (i, l) in layers.iter().enumerate() {
+        let compression = layer_compression(&l.media_type).ok_or_else(|| {
+            BundleError::malformed(format!(
+                "layer {} has media type {:?}, which ct cannot apply",
+                i + 1,
+                l.media_type
+            ))
+        })?;
+        let blob = src.open_blob(&l.digest, l.size)?;
+        builder
+            .apply_layer(blob, compression, sink)
+            .map_err(|e| layer_error(i, l, e))?;
+        done += l.size;
+        progress(done);
+    }
+    Ok(builder.finish())
+}
+
+fn layer_error(i: usize, l: &Descriptor, e: LayerError) -> BundleError {
+    let what = format!("layer {} ({})", i + 1, l.digest);
+    match e {
+        LayerError::Refused { entry, problem, .. } => {
+            BundleError::malformed(format!("{what}, {entry}: {problem}"))
+        }
+        LayerError::Io { source, .. } | LayerError::Sink { source, .. } => {
+            BundleError::io(what, source)
+        }
+    }
 }

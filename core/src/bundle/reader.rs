@@ -37,25 +37,47 @@ pub struct RawBundle {
 }
 
 /// Remembers whether the underlying reader failed, so tar format errors (exit 10) can be told
-/// apart from I/O errors (exit 11).
+/// apart from I/O errors (exit 11), and whether it reached the end of the stream, so a tar error
+/// after the end (a header or padding cut short) is reported as truncation.
 struct Tracking<R> {
     inner: R,
     failed: Rc<Cell<bool>>,
+    eof: Rc<Cell<bool>>,
 }
 impl<R: Read> Read for Tracking<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|_| self.failed.set(true))
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|_| self.failed.set(true))?;
+        if n == 0 && !buf.is_empty() {
+            self.eof.set(true);
+        }
+        Ok(n)
     }
 }
 
-fn tar_error(e: io::Error, failed_io: bool, at: &str) -> BundleError {
+fn tar_error(e: io::Error, failed_io: bool, eof: bool, at: &str) -> BundleError {
     if failed_io {
         return BundleError::io(format!("reading the bundle{at}"), e);
     }
-    if e.kind() == io::ErrorKind::UnexpectedEof {
-        BundleError::malformed(format!("the bundle is truncated{at}: the tar stream ends inside an entry; copy the bundle again"))
+    if eof || e.kind() == io::ErrorKind::UnexpectedEof {
+        BundleError::malformed(format!("the bundle is truncated{at}: the tar stream ends inside a header or an entry; copy the bundle again"))
     } else {
-        BundleError::malformed(format!("the bundle is not a valid tar archive{at}: {e}"))
+        // The tar crate quotes raw header bytes: escape control characters so a hostile bundle
+        // cannot send escape sequences to the terminal through an error message.
+        let msg: String = e
+            .to_string()
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        BundleError::malformed(format!("the bundle is not a valid tar archive{at}: {msg}"))
     }
 }
 
@@ -65,21 +87,25 @@ const KEEP_TOTAL_MAX: u64 = 8 << 20;
 /// Read a whole bundle stream. `progress` receives the count of blob bytes hashed so far.
 pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBundle, BundleError> {
     let failed = Rc::new(Cell::new(false));
+    let eof = Rc::new(Cell::new(false));
     let mut ar = tar::Archive::new(Tracking {
         inner: r,
         failed: failed.clone(),
+        eof: eof.clone(),
     });
     let mut raw = RawBundle::default();
     let mut seen = BTreeSet::new();
     let mut hashed = 0u64;
     let mut buf = vec![0u8; HASH_BUF_SIZE];
-    let entries = ar.entries().map_err(|e| tar_error(e, failed.get(), ""))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| tar_error(e, failed.get(), eof.get(), ""))?;
     let mut count = 0usize;
     let mut kept_total = 0u64;
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
-            Err(e) => return Err(tar_error(e, failed.get(), "")),
+            Err(e) => return Err(tar_error(e, failed.get(), eof.get(), "")),
         };
         count += 1;
         let name_bytes = entry.path_bytes().into_owned();
@@ -117,7 +143,7 @@ pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBu
             let mut v = Vec::with_capacity(size as usize);
             entry
                 .read_to_end(&mut v)
-                .map_err(|e| tar_error(e, failed.get(), &at))?;
+                .map_err(|e| tar_error(e, failed.get(), eof.get(), &at))?;
             if v.len() as u64 != size {
                 return Err(BundleError::malformed(format!(
                     "the bundle is truncated inside entry {name:?}"
@@ -168,7 +194,7 @@ pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBu
                         Ok(0) => break,
                         Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(tar_error(e, failed.get(), &at)),
+                        Err(e) => return Err(tar_error(e, failed.get(), eof.get(), &at)),
                     };
                     h.update(&buf[..n]);
                     if keep {
