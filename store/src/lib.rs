@@ -1,6 +1,32 @@
-//! Cerro Torre's content-addressed store (DESIGN §4). This crate so far decides only *where* the
-//! store lives; objects, the RocksDB index, import, gc and fsck arrive with the store issue.
+//! Cerro Torre's content-addressed store (DESIGN §4): verbatim OCI blobs by SHA-256, file
+//! objects by BLAKE3 root, and a RocksDB database for directory nodes, outboards and bundle
+//! records. Everything on disk is treated as attacker-writable: readers re-verify, `fsck` re-hashes.
+//!
+//! ```text
+//! STORE/
+//!   lock                      flock: shared for imports/readers, exclusive for gc/rm/repair
+//!   blobs/sha256/<hex>        verbatim OCI blobs (what signatures cover)
+//!   objects/<2 hex>/<62 hex>  file contents by BLAKE3 root (decompressed, stored once)
+//!   db/                       RocksDB: one column family per record type (see db/)
+//!   tmp/                      staging for imports in progress (removed when abandoned)
+//!   log/                      logs of long-running processes (mount daemons)
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod db;
+pub mod du;
+pub mod error;
+pub mod fsck;
+pub mod gc;
+pub mod import;
+pub mod lock;
+pub mod objects;
+pub mod store;
+pub mod walk;
+
+pub use error::StoreError;
+pub use lock::LockMode;
+pub use store::Store;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,87 @@
+//! `du`: the store's logical size (what the bundles would take stored separately), its stored
+//! size (each blob and object once, plus the database) and the difference, the dedup saving.
+
+use crate::db::bundles;
+use crate::error::Result;
+use crate::store::Store;
+use crate::walk::{walk_bundle, Visitor};
+use cerro_core::rootfs::{Blake3Root, DirDigest};
+use cerro_core::Sha256Digest;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Default, Serialize)]
+pub struct BundleUsage {
+    pub name: String,
+    /// Blob bytes (compressed layers, config, manifest) plus file content bytes.
+    pub logical_bytes: u64,
+    pub files: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Usage {
+    pub bundles: Vec<BundleUsage>,
+    pub logical_bytes: u64,
+    /// Unique blob and object bytes, plus the database directory.
+    pub stored_bytes: u64,
+    pub database_bytes: u64,
+    pub saving_bytes: u64,
+}
+
+struct Sum<'a> {
+    u: BundleUsage,
+    unique_blobs: &'a mut HashMap<String, u64>,
+    unique_files: &'a mut HashMap<String, u64>,
+}
+
+impl Visitor for Sum<'_> {
+    fn blob(&mut self, d: &Sha256Digest, size: u64) {
+        self.u.logical_bytes += size;
+        self.unique_blobs.insert(d.hex(), size);
+    }
+    fn file(&mut self, _: &[u8], size: u64, root: &Blake3Root) {
+        self.u.logical_bytes += size;
+        self.u.files += 1;
+        self.unique_files.insert(root.hex(), size);
+    }
+    fn problem(&mut self, _: &[u8], _: &DirDigest, _: String) {}
+}
+
+pub fn usage(store: &Store) -> Result<Usage> {
+    let mut out = Usage::default();
+    let mut blobs = HashMap::new();
+    let mut files = HashMap::new();
+    for (name, rec) in bundles::all(store.db())? {
+        let Ok(rec) = rec else { continue };
+        // Directories are walked per bundle so each bundle's logical size counts all its files.
+        let mut seen = HashSet::new();
+        let mut s = Sum {
+            u: BundleUsage {
+                name,
+                ..Default::default()
+            },
+            unique_blobs: &mut blobs,
+            unique_files: &mut files,
+        };
+        walk_bundle(store, &rec, &mut seen, &mut s)?;
+        out.logical_bytes += s.u.logical_bytes;
+        out.bundles.push(s.u);
+    }
+    out.database_bytes = dir_size(&store.root().join("db"));
+    out.stored_bytes =
+        blobs.values().sum::<u64>() + files.values().sum::<u64>() + out.database_bytes;
+    out.saving_bytes = out.logical_bytes.saturating_sub(out.stored_bytes);
+    Ok(out)
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
