@@ -41,6 +41,9 @@ pub struct Global {
     /// Print only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// The content-addressed store [default: /var/lib/cerro for root, else $XDG_DATA_HOME/cerro]
+    #[arg(long, global = true, env = "CT_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,10 +62,13 @@ The passphrase comes from --passphrase-file, else CT_PASSPHRASE, else a prompt o
     /// Pack an OCI image into a signed bundle
     #[command(
         after_help = "SOURCE is one of:\n  oci:DIR[:TAG]                 an OCI image layout (the image tagged TAG, or its only image)\n  \
-docker-archive:FILE[:NAME:TAG] a `docker save` archive\n\n\
+docker-archive:FILE[:NAME:TAG] a `docker save` archive\n  \
+docker://HOST/REPO[:TAG|@DIGEST] an image in a registry, pulled with the OCI distribution API (an image \
+index is followed to linux/<this machine's architecture>; layers are staged in a temporary directory \
+beside OUT and checked against their digests)\n\n\
 The bundle is a deterministic tar that is also an oci-archive: packing the same image with the same \
 key gives the same bytes. Every blob is re-hashed while it is copied; nothing is written to OUT unless \
-the whole bundle was written."
+the whole bundle was written. Registry failures exit with 12."
     )]
     Pack(PackArgs),
     /// Verify a bundle: structure, every blob digest, signatures, trust and policy
@@ -86,6 +92,232 @@ they are kept (each must still be valid) and the new ones added. BUNDLE is rewri
 place unless -o OUT is given. The bundle digest and every image digest stay the same."
     )]
     ReSign(ResignArgs),
+    /// Push a bundle to an OCI registry: the image as an ordinary image, the Cerro files beside it
+    #[command(after_help = PUSH_HELP)]
+    Push(PushArgs),
+    /// Fetch a bundle from an OCI registry, verify it, and write it as a .ctp
+    #[command(after_help = FETCH_HELP)]
+    Fetch(FetchArgs),
+    /// Write bundles into one archive for an air-gapped site (shared blobs stored once)
+    #[command(after_help = EXPORT_HELP)]
+    Export(ExportArgs),
+    /// Import a bundle into the store (verified first), or verify and unpack an export archive
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+    /// Inspect and maintain the content-addressed store (bundles imported with `ct import`)
+    #[command(subcommand)]
+    Store(StoreCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCmd {
+    /// List the bundles in the store
+    Ls,
+    /// Show one bundle: digests, signers, layers, rootfs, sizes
+    Info { name: String },
+    /// Remove a bundle from the store (its objects go at the next `ct store gc`)
+    Rm { name: String },
+    /// Remove every blob, file object and database node no bundle references
+    #[command(
+        after_help = "Takes the store's exclusive lock (waits for running imports). If any bundle record \
+cannot be read, nothing is removed: run `ct store fsck --repair` first."
+    )]
+    Gc,
+    /// Re-hash everything and report each problem by bundle and path (exit 1 if any)
+    #[command(
+        after_help = "Every blob is re-hashed with SHA-256, every file object with BLAKE3 and its Merkle \
+outboard recomputed, every directory node checked against its digest. Problems are reported by bundle \
+and path: flipped bits, missing or truncated objects, corrupt database values. --repair removes what \
+is corrupt and names the bundles that must be imported again."
+    )]
+    Fsck {
+        /// Remove what is corrupt (takes the exclusive lock)
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Logical size, stored size and the saving from deduplication
+    Du,
+}
+
+const PUSH_HELP: &str = "\
+DESTINATION is [docker://]HOST[:PORT]/REPO[:TAG] (TAG defaults to latest).
+
+What is pushed: the image exactly as signed — its layers, config and manifest, unchanged, so skopeo, \
+podman and crane see an ordinary image under REPO:TAG — and the Cerro files (signed manifest, summary, \
+signatures, attestations) as an OCI artifact whose subject is that image (artifactType \
+application/vnd.cerro-torre.bundle.v1). Registries with the OCI 1.1 referrers API list it there; every \
+registry also gets the tag sha256-<image digest hex>.ctp pointing to it. `ct fetch` finds it either way.
+
+Before anything is sent, the signed manifest is parsed and every signature must verify (exit 2; the \
+trust store is not consulted). Blobs the registry already has are not sent again (HEAD first; a \
+cross-repository mount is tried when the bundle was packed from the same registry); blobs over 16 MiB \
+go in 64 MiB chunks that resume from the registry's offset after a failure; --jobs blobs go at once. The \
+registry checks every blob's digest: a damaged bundle is refused there (exit 1).
+
+Registries: anonymous, basic or bearer-token authentication, with credentials from --creds, --authfile, \
+$REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json or \
+~/.docker/config.json. https is used unless --tls-verify=false (which also allows plain http, as for \
+loopback addresses). 429 and 5xx answers and dropped connections are retried with back-off (4 \
+attempts); anything else exits with 12, naming the registry, the request and the HTTP status.";
+
+const FETCH_HELP: &str = "\
+IMAGE is [docker://]HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (TAG defaults to latest).
+
+ct finds the Cerro artifact that refers to the image (the OCI referrers API, else the tag \
+sha256-<image digest hex>.ctp), checks its signatures against your trust store before downloading \
+the layers (exit 2 or 3), downloads everything — every blob is checked against its digest while it \
+streams, in constant memory, blobs staged beside OUT — and reassembles the bundle with the same \
+deterministic writer as `ct pack`, so OUT is byte for byte the bundle that was pushed. The bundle is \
+then verified exactly as `ct verify` does (same report, same exit codes; --policy, else default_policy \
+from config.toml), while it is written. OUT is only written (atomically) when it verifies: on any \
+failure nothing is left behind.
+
+With --create, IMAGE is any image (no Cerro artifact needed): it is pulled and packed and signed with \
+-k KEY, exactly as `ct pack docker://IMAGE -o OUT`.
+
+A blob whose bytes do not match its digest exits with 1; network and HTTP failures (an unreachable \
+registry, 401 without valid credentials, 5xx after 4 attempts) exit with 12 and name the registry and \
+the HTTP status. Authentication and TLS options are those of `ct push`.";
+
+const EXPORT_HELP: &str = "\
+Writes OUT (a tar, format cerro-torre/export/v1, specified in spec/export.md): an index \
+cerro-export.json, each bundle's signed manifest and signatures under bundles/<bundle digest hex>/, and \
+one pool blobs/sha256/<hex> in which a blob shared by several bundles (a common base layer) is stored \
+once. With --include-keys the trust store's public keys of the bundles' trusted signers go under keys/; \
+with --policy the policy goes in as policy.json. The archive is deterministic: the same bundles, keys \
+and policy give the same bytes, in any argument order.
+
+Every bundle is first verified exactly as `ct verify` does (with --policy when given); if one fails, \
+its report is printed, the command exits with its code, and OUT is not written. OUT is written \
+atomically. Nothing here touches the network. Carry OUT to the other site and run `ct import OUT -o DIR` \
+there.";
+
+const IMPORT_HELP: &str = "\
+Reads an archive written by `ct export`. Every bundle is reassembled in a temporary directory inside \
+DIR and verified exactly as `ct verify` does, against this machine's trust store — plus the archive's \
+keys/ only with --trust-included-keys (check their fingerprints with the sender first) — and the policy \
+given by --policy, else the archive's policy.json with --use-included-policy, else default_policy from \
+config.toml. Only when every bundle verifies are they written into DIR, byte for byte the bundles that \
+were exported; if any fails, nothing is written and the exit code is that bundle's. A file already in \
+DIR with other content is an error unless --force.
+
+Importing into the store (without -o) arrives with the store; until then -o DIR is required. Nothing \
+here touches the network.";
+
+/// How to reach registries (the flags skopeo and podman use).
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Registry credentials, instead of the auth files
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub creds: Option<String>,
+    /// Auth file to read credentials from (containers auth.json or docker config.json format)
+    /// [default: $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json,
+    /// ~/.config/containers/auth.json, ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Require https with a valid certificate; --tls-verify=false accepts any certificate and
+    /// allows plain http (loopback registries may always use plain http)
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// Extra CA certificates (*.crt, added to the system's) and a client certificate (NAME.cert
+    /// with NAME.key) for the registry, as in /etc/containers/certs.d/HOST/
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Blobs transferred at once
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_JOBS,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub jobs: u16,
+}
+
+/// Blobs transferred at once (push and fetch).
+pub const DEFAULT_JOBS: u16 = 3;
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The bundle (.ctp) to push
+    pub bundle: PathBuf,
+    /// Where: [docker://]HOST[:PORT]/REPO[:TAG]
+    #[arg(value_name = "DESTINATION")]
+    pub destination: String,
+    #[command(flatten, next_help_heading = "Registry access")]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The image: [docker://]HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]
+    pub image: String,
+    /// Where to write the bundle
+    #[arg(short, long, value_name = "OUT.ctp")]
+    pub output: PathBuf,
+    /// Evaluate this policy.json [default: default_policy from config.toml]
+    #[arg(long, value_name = "FILE", conflicts_with = "create")]
+    pub policy: Option<PathBuf>,
+    /// Replace OUT if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Pull a plain image (no Cerro artifact needed) and pack it, as `ct pack docker://IMAGE`
+    #[arg(long)]
+    pub create: bool,
+    /// With --create: sign with this key (repeat for several) [default: default_key]
+    #[arg(short, long = "key", value_name = "KEY", requires = "create")]
+    pub keys: Vec<String>,
+    /// With --create: package name [default: the repository's last component]
+    #[arg(long, requires = "create")]
+    pub name: Option<String>,
+    /// With --create: package version [default: the image's org.opencontainers.image.version label]
+    #[arg(long = "version", value_name = "VERSION", requires = "create")]
+    pub version: Option<String>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArg,
+    #[command(flatten, next_help_heading = "Registry access")]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The bundles (.ctp) to export
+    #[arg(required = true, value_name = "BUNDLE")]
+    pub bundles: Vec<PathBuf>,
+    /// Where to write the archive
+    #[arg(short, long, value_name = "OUT.tar")]
+    pub output: PathBuf,
+    /// Include the trust store's public keys of the bundles' trusted signers (keys/)
+    #[arg(long)]
+    pub include_keys: bool,
+    /// Include this policy.json (and verify every bundle against it first)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Replace OUT if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A bundle (.ctp) to import into the store, or an archive written by `ct export`
+    #[arg(value_name = "BUNDLE|ARCHIVE")]
+    pub archive: PathBuf,
+    /// Store the bundle under this name [default: the package name in its manifest]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Write the verified bundles (.ctp) into DIR (created if needed)
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Evaluate this policy.json [default: the archive's with --use-included-policy, else
+    /// default_policy from config.toml]
+    #[arg(long, value_name = "FILE", conflicts_with = "use_included_policy")]
+    pub policy: Option<PathBuf>,
+    /// Also trust the public keys the archive carries (keys/), for this import only
+    #[arg(long)]
+    pub trust_included_keys: bool,
+    /// Evaluate the policy the archive carries (policy.json)
+    #[arg(long)]
+    pub use_included_policy: bool,
+    /// Replace files in DIR that have other content
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -159,7 +391,7 @@ pub enum KeyCmd {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// The image to pack: oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG]
+    /// The image to pack: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]
     pub source: String,
     /// Where to write the bundle
     #[arg(short, long, value_name = "OUT.ctp")]
@@ -178,6 +410,8 @@ pub struct PackArgs {
     pub force: bool,
     #[command(flatten)]
     pub passphrase: PassphraseArg,
+    #[command(flatten, next_help_heading = "Registry access (docker:// sources)")]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +421,10 @@ pub struct VerifyArgs {
     /// Evaluate this policy.json [default: default_policy from config.toml]
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Also apply the layers (OCI layer rules) and check the merged root filesystem against the
+    /// signed rootfs digest; a difference exits 1, a hostile layer 10
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Args)]

@@ -82,7 +82,8 @@ impl Config {
         let bytes = std::fs::read(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Failure::usage(format!(
-                    "no secret key {id:?} in {}",
+                    "no secret key {:?} in {}",
+                    id.as_str(),
                     self.dir.join(KEYS_DIR).display()
                 ))
                 .hint("list keys with `ct key list`, or create one with `ct keygen --id NAME`")

@@ -8,9 +8,7 @@ use cerro_core::keys::KeyError;
 // `cerro_core::verify::FailureKind` (checked against this table below) or by later commands.
 pub const OK: u8 = 0;
 pub const HASH_MISMATCH: u8 = 1;
-#[allow(dead_code)]
 pub const SIGNATURE_INVALID: u8 = 2;
-#[allow(dead_code)]
 pub const KEY_NOT_TRUSTED: u8 = 3;
 #[allow(dead_code)]
 pub const POLICY_REJECTED: u8 = 4;
@@ -18,7 +16,6 @@ pub const POLICY_REJECTED: u8 = 4;
 pub const ATTESTATION_MISSING: u8 = 5;
 pub const MALFORMED: u8 = 10;
 pub const IO_ERROR: u8 = 11;
-#[allow(dead_code)]
 pub const NETWORK_ERROR: u8 = 12;
 /// Usage errors; clap's own default of 2 would collide with "signature invalid".
 pub const USAGE: u8 = 64;
@@ -88,6 +85,32 @@ impl From<KeyError> for Failure {
             KeyError::WrongPassphrase(_) => Failure::usage(e.to_string()).hint("check the passphrase given by --passphrase-file, CT_PASSPHRASE or the prompt; nothing was written"),
             KeyError::Malformed(_) => Failure::malformed(e.to_string()),
             KeyError::Random(_) => Failure::new(IO_ERROR, e.to_string()),
+        }
+    }
+}
+
+impl From<cerro_store::StoreError> for Failure {
+    fn from(e: cerro_store::StoreError) -> Self {
+        use cerro_store::StoreError as E;
+        match e {
+            E::Io { context, source } => Failure::io(context, source),
+            E::Db { .. } => Failure::new(IO_ERROR, e.to_string()).hint("the store database could not be opened or written; `ct store fsck` checks the store"),
+            E::Corrupt(_) => Failure::new(HASH_MISMATCH, e.to_string()).hint("run `ct store fsck` to see what is damaged, and `ct store fsck --repair` to remove it"),
+            E::NotFound(_) => Failure::usage(e.to_string()).hint("see `ct store ls`"),
+            E::Exists(_) => Failure::usage(e.to_string()),
+            E::Busy(_) => Failure::new(IO_ERROR, e.to_string()).hint("wait for the other ct process to finish"),
+        }
+    }
+}
+
+impl From<cerro_store::import::ImportError> for Failure {
+    fn from(e: cerro_store::import::ImportError) -> Self {
+        use cerro_store::import::ImportError as E;
+        match e {
+            E::Store(s) => s.into(),
+            E::Bundle(b) => b.into(),
+            E::RootfsMismatch { .. } => Failure::new(HASH_MISMATCH, e.to_string()).hint("the store is unchanged; do not use this bundle"),
+            E::NameTaken { .. } => Failure::usage(e.to_string()).hint("import it under another name with --name NAME, or remove the old one with `ct store rm NAME`"),
         }
     }
 }

@@ -3,11 +3,13 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod bundle_parts;
 mod cmd;
 mod config;
 mod exit;
 mod output;
 mod passphrase;
+mod registry;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -21,6 +23,19 @@ fn main() -> ExitCode {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::OK,
                 _ => exit::USAGE,
             };
+            // `--json` promises a JSON document for every outcome, argument errors included.
+            let json = std::env::args_os()
+                .skip(1)
+                .take_while(|a| a != "--")
+                .any(|a| a == "--json");
+            if code == exit::USAGE && json {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                output::Output::new(true, output::ColorChoice::Never, false).json_doc(
+                    &serde_json::json!({"ok": false, "exit_code": code, "error": {
+                        "message": first.trim_start_matches("error: "), "hint": "see `ct --help`"}}),
+                );
+            }
             let _ = e.print();
             return ExitCode::from(code);
         }

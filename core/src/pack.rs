@@ -122,9 +122,20 @@ pub fn rootfs_of(
             ))
         })?;
         let blob = src.open_blob(&l.digest, l.size)?;
-        builder
-            .apply_layer(blob, compression, sink)
-            .map_err(|e| layer_error(i, l, e))?;
+        if let Err(e) = builder.apply_layer(blob, compression, sink) {
+            // Bytes that do not hash to the layer's digest are a corrupt blob (exit 1), whatever
+            // the layer parser made of them; only intact layers are refused as malformed.
+            let (actual, size) = crate::digest::hash_reader(src.open_blob(&l.digest, l.size)?)
+                .map_err(|e| BundleError::io(format!("reading layer {}", i + 1), e))?;
+            if actual != l.digest || size != l.size {
+                return Err(BundleError::Mismatch(format!(
+                    "layer {} {}: found {size} bytes hashing to {actual}; the source is corrupt",
+                    i + 1,
+                    l.digest
+                )));
+            }
+            return Err(layer_error(i, l, e));
+        }
         done += l.size;
         progress(done);
     }

@@ -22,6 +22,10 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
         "report": rep,
     }));
     if ctx.out.json {
+        // As for every command: the failure's readable line also goes to stderr.
+        if let Some(f) = &rep.failure {
+            eprintln!("{} {}", ctx.out.bad("FAILED:"), f.message);
+        }
         return Ok(rep.exit_code());
     }
     let o = &ctx.out;
@@ -49,6 +53,10 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
             m.source.reference, m.source.digest
         ));
         o.line(format!("  image       {}  — the OCI manifest digest; `skopeo inspect oci-archive:{}` shows the same", m.image.digest, a.bundle.display()));
+        o.line(format!(
+            "  rootfs      {}  — the merged root filesystem the layers give, signed (`ct verify --deep` recomputes it)",
+            m.rootfs.digest
+        ));
         o.line(format!(
             "  bundle      {}  — SHA-256 of the signed manifest (cerro/manifest.toml)",
             rep.bundle_digest.map(|d| d.to_string()).unwrap_or_default()

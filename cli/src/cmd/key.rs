@@ -21,7 +21,8 @@ pub fn keygen(ctx: &Ctx, a: KeygenArgs) -> CmdResult {
     for p in [&sk_path, &pk_path] {
         if p.exists() {
             return Err(Failure::usage(format!(
-                "a key named {id:?} already exists ({})",
+                "a key named {:?} already exists ({})",
+                id.as_str(),
                 p.display()
             ))
             .hint(
@@ -318,7 +319,8 @@ fn remove(ctx: &Ctx, name: &str, delete_secret: bool) -> CmdResult {
     let (has_pk, has_sk) = (pk_path.exists(), sk_path.exists());
     if !(has_pk || has_sk && delete_secret) {
         return Err(
-            Failure::usage(format!("no trusted key named {id:?}")).hint("see `ct key list`")
+            Failure::usage(format!("no trusted key named {:?}", id.as_str()))
+                .hint("see `ct key list`"),
         );
     }
     if has_pk {

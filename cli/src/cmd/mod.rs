@@ -1,10 +1,16 @@
 //! One module per subcommand; `run` loads the configuration and dispatches.
 
+mod assemble;
 mod explain;
+mod export;
+mod fetch;
+mod import;
 mod key;
 mod pack;
 mod policy;
+mod push;
 mod resign;
+mod store;
 mod verify;
 
 use crate::app::{Cli, Cmd};
@@ -25,7 +31,14 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         out.json = true;
         out.progress = false;
     }
-    let ctx = Ctx { cfg, out };
+    let store = cerro_store::resolve_location(
+        cli.global.store.as_deref(),
+        None,
+        nix::unistd::geteuid().is_root(),
+        std::env::var("XDG_DATA_HOME").ok().as_deref(),
+        std::env::var("HOME").ok().as_deref(),
+    );
+    let ctx = Ctx { cfg, out, store };
     match cli.cmd {
         Cmd::Keygen(a) => key::keygen(&ctx, a).map(|_| 0),
         Cmd::Key(k) => key::run(&ctx, k).map(|_| 0),
@@ -34,6 +47,11 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Explain(a) => explain::run(&ctx, a),
         Cmd::Policy(p) => policy::run(&ctx, p).map(|_| 0),
         Cmd::ReSign(a) => resign::run(&ctx, a).map(|_| 0),
+        Cmd::Store(c) => store::run(&ctx, c),
+        Cmd::Push(a) => push::run(&ctx, a).map(|_| 0),
+        Cmd::Fetch(a) => fetch::run(&ctx, a),
+        Cmd::Export(a) => export::run(&ctx, a),
+        Cmd::Import(a) => import::run(&ctx, a),
     }
 }
 
@@ -41,4 +59,6 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
 pub struct Ctx {
     pub cfg: Config,
     pub out: Output,
+    /// Where the store is (`--store`, `CT_STORE`, or the default); opened only by commands that use it.
+    pub store: std::path::PathBuf,
 }

@@ -2,10 +2,12 @@
 //! to a temporary file beside OUT and rename it into place only when all of it was written.
 
 use super::Ctx;
-use crate::app::PackArgs;
+use crate::app::{PackArgs, RegistryArgs};
 use crate::exit::{CmdResult, Failure};
 use crate::output::{human_bytes, Progress};
 use crate::passphrase;
+use crate::registry::source::RegistrySource;
+use crate::registry::RegistryOptions;
 use cerro_core::bundle::{write_bundle, BlobSource, BundleContents};
 use cerro_core::pack::{plan, PackOptions};
 use cerro_core::sign::{SignatureFile, Signer};
@@ -15,10 +17,16 @@ use serde::Serialize;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-const SOURCES: &str = "oci:DIR[:TAG] or docker-archive:FILE[:NAME:TAG]";
+const SOURCES: &str = "oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]";
 
-/// Open the image a SOURCE string names.
-pub fn open_source(source: &str) -> CmdResult<Box<dyn ImageSource>> {
+/// Open the image a SOURCE string names. A `docker://` source is downloaded into a temporary
+/// directory in `tmp_parent` (beside the output).
+pub fn open_source(
+    source: &str,
+    registry: &RegistryArgs,
+    tmp_parent: &Path,
+    out: &crate::output::Output,
+) -> CmdResult<Box<dyn ImageSource>> {
     let (transport, rest) = source
         .split_once(':')
         .ok_or_else(|| Failure::usage(format!("{source:?} names no transport; use {SOURCES}")))?;
@@ -31,14 +39,28 @@ pub fn open_source(source: &str) -> CmdResult<Box<dyn ImageSource>> {
     match transport {
         "oci" => {
             let (dir, tag) = split(rest);
-            Ok(Box::new(OciDir::open(Path::new(&dir), tag.as_deref()).map_err(|e| Failure::from(e).context(format!("source {source}")))?))
+            Ok(Box::new(
+                OciDir::open(Path::new(&dir), tag.as_deref())
+                    .map_err(|e| Failure::from(e).context(format!("source {source}")))?,
+            ))
         }
         "docker-archive" => {
             let (file, tag) = split(rest);
-            Ok(Box::new(DockerArchive::open(Path::new(&file), tag.as_deref()).map_err(|e| Failure::from(e).context(format!("source {source}")))?))
+            Ok(Box::new(
+                DockerArchive::open(Path::new(&file), tag.as_deref())
+                    .map_err(|e| Failure::from(e).context(format!("source {source}")))?,
+            ))
         }
-        "docker" => Err(Failure::usage("packing straight from a registry (docker://) is not supported by this version of ct").hint("copy the image to a layout first: `skopeo copy docker://IMAGE oci:DIR:TAG`, then `ct pack oci:DIR:TAG`")),
-        other => Err(Failure::usage(format!("unknown source transport {other:?}; use {SOURCES}"))),
+        "docker" => Ok(Box::new(RegistrySource::open(
+            source,
+            &RegistryOptions::from(registry),
+            tmp_parent,
+            usize::from(registry.jobs),
+            out,
+        )?)),
+        other => Err(Failure::usage(format!(
+            "unknown source transport {other:?}; use {SOURCES}"
+        ))),
     }
 }
 
@@ -95,7 +117,12 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
     }
     // Unlock keys first: a wrong passphrase should fail before any work.
     let signers = signers(ctx, &a.keys, a.passphrase.passphrase_file.as_deref())?;
-    let mut src = open_source(&a.source)?;
+    let parent = a
+        .output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut src = open_source(&a.source, &a.registry, parent, &ctx.out)?;
     let manifest = plan(
         src.as_mut(),
         &PackOptions {

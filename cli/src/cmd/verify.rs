@@ -5,8 +5,13 @@ use super::Ctx;
 use crate::app::VerifyArgs;
 use crate::exit::{CmdResult, Failure};
 use crate::output::{human_bytes, Progress};
+use cerro_core::bundle::file::BundleFile;
 use cerro_core::bundle::{scan_bundle, RawBundle};
+use cerro_core::manifest::Manifest;
+use cerro_core::pack::rootfs_of;
 use cerro_core::policy::{Policy, Verdict};
+use cerro_core::rootfs::{HashSink, Limits, RootfsDigest};
+use cerro_core::verify::FailureKind;
 use cerro_core::verify::{verify, VerifyContext, VerifyReport};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -58,26 +63,80 @@ pub fn check(ctx: &Ctx, bundle: &Path, policy: Option<&Policy>) -> CmdResult<Ver
 
 pub fn run(ctx: &Ctx, a: VerifyArgs) -> CmdResult<u8> {
     let policy = load_policy(ctx, a.policy.as_deref())?;
-    let rep = check(ctx, &a.bundle, policy.as_ref().map(|(_, p)| p))?;
+    let mut rep = check(ctx, &a.bundle, policy.as_ref().map(|(_, p)| p))?;
+    let mut deep = None;
+    if a.deep && rep.ok() {
+        let m = rep
+            .manifest
+            .clone()
+            .expect("a verified report has its manifest");
+        let derived = deep_check(ctx, &a.bundle, &m)?;
+        if derived != m.rootfs.digest {
+            rep.failure = Some(cerro_core::verify::Failure {
+                kind: FailureKind::HashMismatch,
+                exit_code: FailureKind::HashMismatch.exit_code(),
+                message: format!(
+                    "the layers give root filesystem {derived}, but the signed manifest says {}",
+                    m.rootfs.digest
+                ),
+                hint: "the bundle was packed by a tool that applies layers differently, or its rootfs digest was forged; do not mount it".into(),
+            });
+        }
+        deep = Some(serde_json::json!({"signed": m.rootfs.digest, "derived": derived}));
+    }
     ctx.out.json_doc(&serde_json::json!({
         "ok": rep.ok(),
         "exit_code": rep.exit_code(),
         "bundle": a.bundle,
         "policy_file": policy.as_ref().map(|(p, _)| p),
+        "deep": deep,
         "report": rep,
     }));
-    print_report(
+
+    print_report_deep(
         ctx,
         &a.bundle,
         &rep,
         policy.as_ref().map(|(p, _)| p.as_path()),
+        deep.is_some() && rep.ok(),
     );
     Ok(rep.exit_code())
 }
 
-fn print_report(ctx: &Ctx, bundle: &Path, rep: &VerifyReport, policy: Option<&Path>) {
+/// Apply the bundle's layers in order and return the rootfs digest they give (`--deep`).
+fn deep_check(ctx: &Ctx, bundle: &Path, m: &Manifest) -> CmdResult<RootfsDigest> {
+    let mut src = BundleFile::open(bundle)?;
+    let total = m.layers.iter().map(|l| l.size).sum();
+    let mut progress = Progress::new(&ctx.out, "applying layers", total);
+    let rootfs = rootfs_of(
+        &mut src,
+        &m.layers,
+        &mut HashSink,
+        &Limits::default(),
+        &mut |n| progress.update(n),
+    )
+    .map_err(|e| Failure::from(e).context(format!("bundle {}", bundle.display())))?;
+    Ok(rootfs.digest)
+}
+
+pub fn print_report(ctx: &Ctx, bundle: &Path, rep: &VerifyReport, policy: Option<&Path>) {
+    print_report_deep(ctx, bundle, rep, policy, false)
+}
+
+/// `print_report`, plus a line for the `--deep` rootfs check when it passed.
+fn print_report_deep(
+    ctx: &Ctx,
+    bundle: &Path,
+    rep: &VerifyReport,
+    policy: Option<&Path>,
+    deep_ok: bool,
+) {
     let o = &ctx.out;
     if o.json {
+        // The report is on stdout; a failure still gets its one readable line on stderr.
+        if let Some(f) = &rep.failure {
+            eprintln!("{} {}", o.bad("FAILED:"), f.message);
+        }
         return;
     }
     let tick = o.good("✓");
@@ -158,7 +217,15 @@ fn print_report(ctx: &Ctx, bundle: &Path, rep: &VerifyReport, policy: Option<&Pa
         _ => {}
     }
     match &rep.failure {
-        None => o.line(o.good("VERIFIED")),
+        None => {
+            if deep_ok {
+                o.line(format!(
+                    "  {} layers applied: the root filesystem matches the signed rootfs digest",
+                    o.good("✓")
+                ));
+            }
+            o.line(o.good("VERIFIED"))
+        }
         Some(f) => {
             eprintln!("{} {}", o.bad("FAILED:"), f.message);
             eprintln!("  {} {}", o.dim("hint:"), f.hint);

@@ -1,0 +1,953 @@
+//! An OCI distribution API client over `ureq`: picks https (or http for loopback and with
+//! `--tls-verify=false`), authenticates (anonymous, basic, bearer token through the
+//! `WWW-Authenticate` challenge), retries 429/5xx and dropped connections with bounded back-off,
+//! and turns every other failure into exit 12 with the registry, the request and the HTTP status.
+
+use super::auth::{self, Challenge, Credentials};
+use super::reference::Reference;
+use crate::exit::{CmdResult, Failure, NETWORK_ERROR};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+use ureq::http::{self, Method, Response};
+
+/// Attempts per request for retryable failures (429, 5xx, dropped connections).
+const MAX_ATTEMPTS: u32 = 4;
+/// Back-off before attempt 2, 3, 4 (grows; total well under 30 s even with Retry-After).
+const BACKOFF: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_millis(1500),
+    Duration::from_secs(4),
+];
+/// Longest `Retry-After` honoured (seconds); longer waits are cut to this.
+const MAX_RETRY_AFTER_SECS: u64 = 8;
+/// Connection set-up limit.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A stalled transfer (no byte in either direction for this long) is a failure.
+const IO_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The registry may hash a whole blob before answering a PUT: allow it time.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Largest error body or token response read into memory.
+pub const SMALL_BODY_MAX: u64 = 1 << 20;
+/// The system CA bundle on Debian; `--cert-dir` adds to it.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+const USER_AGENT: &str = concat!("cerro-torre/", env!("CARGO_PKG_VERSION"), " (ct)");
+
+/// How to reach registries: the `--creds`, `--authfile`, `--tls-verify`, `--cert-dir` flags.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    pub creds: Option<String>,
+    pub authfile: Option<PathBuf>,
+    pub tls_verify: bool,
+    pub cert_dir: Option<PathBuf>,
+}
+
+/// A request body the client can send again on a retry.
+#[derive(Clone, Copy)]
+pub enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    /// `len` bytes of `file` from `offset` (read with pread, so threads can share the file);
+    /// `progress` is told of every chunk read.
+    Region {
+        file: &'a File,
+        offset: u64,
+        len: u64,
+        progress: &'a (dyn Fn(u64) + Sync),
+    },
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::Region { len, .. } => *len,
+        }
+    }
+}
+
+/// Reads a file region through `pread`.
+pub struct RegionReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<'a> RegionReader<'a> {
+    pub fn new(file: &'a File, offset: u64, len: u64, progress: &'a (dyn Fn(u64) + Sync)) -> Self {
+        Self {
+            file,
+            pos: offset,
+            end: offset + len,
+            progress,
+        }
+    }
+}
+
+impl Read for RegionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the bundle file is shorter than its index says",
+            ));
+        }
+        self.pos += n as u64;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
+/// One request. `retry: false` for requests that must not be repeated blindly (chunk PATCHes,
+/// whose caller resumes from the registry's upload offset instead).
+pub struct Req<'a> {
+    pub method: Method,
+    /// A path (`/v2/…`) on this registry, or an absolute URL from a `Location` header.
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body<'a>,
+    pub retry: bool,
+}
+
+impl<'a> Req<'a> {
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Self {
+            method,
+            url: url.into(),
+            headers: vec![],
+            body: Body::Empty,
+            retry: true,
+        }
+    }
+    pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.headers.push((k, v.into()));
+        self
+    }
+    pub fn body(mut self, b: Body<'a>) -> Self {
+        self.body = b;
+        self
+    }
+    pub fn no_retry(mut self) -> Self {
+        self.retry = false;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+enum AuthState {
+    /// Anonymous (the registry did not ask, or has not yet).
+    None,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        token: Option<String>,
+    },
+}
+
+/// A connection to one registry, authorised for a set of scopes.
+pub struct Client {
+    agent: ureq::Agent,
+    /// The registry as the user wrote it (for messages).
+    pub registry: String,
+    /// `https://HOST` or `http://HOST`, chosen when connecting.
+    base: String,
+    creds: Option<Credentials>,
+    searched: Vec<PathBuf>,
+    scopes: Vec<String>,
+    state: Mutex<AuthState>,
+}
+
+/// Exit 12 with a message naming the registry.
+pub fn net_failure(registry: &str, msg: impl std::fmt::Display) -> Failure {
+    Failure::new(NETWORK_ERROR, format!("registry {registry}: {msg}"))
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost"
+        || h.parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+fn tls_config(opts: &RegistryOptions) -> CmdResult<ureq::tls::TlsConfig> {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let mut b = TlsConfig::builder().disable_verification(!opts.tls_verify);
+    if let Some(dir) = &opts.cert_dir {
+        let mut roots: Vec<Certificate<'static>> = Vec::new();
+        let pem_certs = |bytes: &[u8]| -> Vec<Certificate<'static>> {
+            ureq::tls::parse_pem(bytes)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
+                    _ => None,
+                })
+                .collect()
+        };
+        if let Ok(bytes) = std::fs::read(SYSTEM_CA_BUNDLE) {
+            roots.extend(pem_certs(&bytes));
+        }
+        let rd = std::fs::read_dir(dir)
+            .map_err(|e| Failure::io(format!("reading --cert-dir {}", dir.display()), e))?;
+        let mut names: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        names.sort();
+        let mut client_cert = None;
+        for p in &names {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let read =
+                || std::fs::read(p).map_err(|e| Failure::io(format!("reading {}", p.display()), e));
+            match ext {
+                // As containers/image: *.crt are CA roots; NAME.cert with NAME.key is a client cert.
+                "crt" => {
+                    let certs = pem_certs(&read()?);
+                    if certs.is_empty() {
+                        return Err(Failure::malformed(format!(
+                            "{} holds no PEM certificate",
+                            p.display()
+                        )));
+                    }
+                    roots.extend(certs);
+                }
+                "cert" => {
+                    let key_path = p.with_extension("key");
+                    let chain = pem_certs(&read()?);
+                    let key_bytes = std::fs::read(&key_path).map_err(|e| {
+                        Failure::io(
+                            format!(
+                                "reading {} (the key for {})",
+                                key_path.display(),
+                                p.display()
+                            ),
+                            e,
+                        )
+                    })?;
+                    let key = PrivateKey::from_pem(&key_bytes)
+                        .map_err(|e| Failure::malformed(format!("{}: {e}", key_path.display())))?;
+                    client_cert = Some(ClientCert::new_with_certs(&chain, key.to_owned()));
+                }
+                _ => {}
+            }
+        }
+        b = b
+            .root_certs(RootCerts::new_with_certs(&roots))
+            .client_cert(client_cert);
+    }
+    Ok(b.build())
+}
+
+fn build_agent(opts: &RegistryOptions) -> CmdResult<ureq::Agent> {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .user_agent(USER_AGENT)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_per_read(Some(IO_STALL_TIMEOUT))
+        .timeout_per_write(Some(IO_STALL_TIMEOUT))
+        .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+        .max_redirects(5)
+        .max_idle_connections_per_host(8)
+        .tls_config(tls_config(opts)?)
+        .build();
+    Ok(ureq::Agent::new_with_config(config))
+}
+
+/// The scope a bearer token must grant for `repository` (`pull` or `pull,push`).
+pub fn repo_scope(repository: &str, push: bool) -> String {
+    format!(
+        "repository:{repository}:{}",
+        if push { "pull,push" } else { "pull" }
+    )
+}
+
+impl Client {
+    /// Connect to the registry of `r`: pick the scheme, find credentials, and learn how the
+    /// registry wants to be authenticated (`GET /v2/`). `scopes` are the token scopes needed.
+    pub fn connect(r: &Reference, opts: &RegistryOptions, scopes: Vec<String>) -> CmdResult<Self> {
+        let agent = build_agent(opts)?;
+        let (creds, searched) = match &opts.creds {
+            Some(c) => (Some(Credentials::from_flag(c)?), vec![]),
+            None => {
+                let files = match &opts.authfile {
+                    Some(f) => {
+                        if !f.exists() {
+                            return Err(Failure::usage(format!(
+                                "--authfile {} does not exist",
+                                f.display()
+                            )));
+                        }
+                        vec![f.clone()]
+                    }
+                    None => auth::default_auth_files(),
+                };
+                (auth::lookup(&files, &r.registry, &r.repository)?, files)
+            }
+        };
+        let host = r.api_host().to_string();
+        let mut client = Self {
+            agent,
+            registry: r.registry.clone(),
+            base: format!("https://{host}"),
+            creds,
+            searched,
+            scopes,
+            state: Mutex::new(AuthState::None),
+        };
+        let plain_http_ok = !opts.tls_verify || is_loopback(&host);
+        let first = client.ping();
+        let resp = match first {
+            Ok(r) => r,
+            Err(e) if plain_http_ok => {
+                client.base = format!("http://{host}");
+                let r = client.ping().map_err(|e2| {
+                    net_failure(
+                        &client.registry,
+                        format!("cannot reach it over https ({e}) nor http ({e2})"),
+                    )
+                    .hint(HINT_UNREACHABLE)
+                })?;
+                if r.status().as_u16() == 400 {
+                    // An https-only server answers plain http with 400: the https error is the story.
+                    return Err(net_failure(&client.registry, format!("https://{host}/v2/: {e}"))
+                        .hint("for a registry without valid TLS pass --tls-verify=false, or --cert-dir DIR with its CA certificate"));
+                }
+                r
+            }
+            Err(e) => {
+                return Err(net_failure(&client.registry, format!("cannot reach https://{host}/v2/: {e}"))
+                    .hint("check that the registry is running and reachable; for a registry without valid TLS pass --tls-verify=false (or --cert-dir DIR with its CA certificate)"))
+            }
+        };
+        match resp.status().as_u16() {
+            200..=299 => {}
+            401 => {
+                let challenges = challenges_of(&resp);
+                client.adopt_challenge(&challenges, "GET /v2/")?;
+                client.check_credentials()?;
+            }
+            s => {
+                return Err(client.status_failure("GET /v2/", resp).hint(if s == 404 {
+                    "this does not look like an OCI registry (GET /v2/ is not found)"
+                } else {
+                    HINT_UNREACHABLE
+                }))
+            }
+        }
+        Ok(client)
+    }
+
+    /// Fail early, with a clear message, when the registry wants credentials we do not have or
+    /// refuses the ones we have (instead of on the first blob).
+    fn check_credentials(&self) -> CmdResult {
+        let st = self.state.lock().expect("auth state lock").clone();
+        match st {
+            AuthState::Basic => {
+                let Some(c) = &self.creds else {
+                    return Err(net_failure(&self.registry, "GET /v2/ answered 401 Unauthorized: the registry requires a user name and password")
+                        .hint(self.creds_hint()));
+                };
+                let req = http::Request::builder()
+                    .method(Method::GET)
+                    .uri(format!("{}/v2/", self.base))
+                    .header("authorization", c.basic_header())
+                    .body(())
+                    .expect("static request is valid");
+                let resp = self.agent.run(req).map_err(|e| {
+                    net_failure(&self.registry, format!("GET /v2/ failed: {e}"))
+                        .hint(HINT_UNREACHABLE)
+                })?;
+                if resp.status().as_u16() == 401 {
+                    return Err(self
+                        .status_failure("GET /v2/ (with credentials)", resp)
+                        .hint(self.creds_hint()));
+                }
+                Ok(())
+            }
+            // A token for our scopes now: the token service checks the credentials (or grants
+            // anonymous access) once, and every request reuses the token.
+            AuthState::Bearer { .. } => self.fetch_token(None),
+            AuthState::None => Ok(()),
+        }
+    }
+
+    fn ping(&self) -> Result<Response<ureq::Body>, ureq::Error> {
+        let req = http::Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}/v2/", self.base))
+            .body(())
+            .expect("static request is valid");
+        self.agent.run(req)
+    }
+
+    fn abs(&self, url: &str) -> String {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_string()
+        } else {
+            format!("{}{url}", self.base)
+        }
+    }
+
+    /// Resolve a `Location` header (absolute or relative to the registry).
+    pub fn location(&self, resp: &Response<ureq::Body>, what: &str) -> CmdResult<String> {
+        let loc = header(resp, "location").ok_or_else(|| {
+            net_failure(
+                &self.registry,
+                format!("{what}: the answer has no Location header"),
+            )
+        })?;
+        Ok(self.abs(&loc))
+    }
+
+    fn adopt_challenge(&self, challenges: &[Challenge], what: &str) -> CmdResult {
+        let mut st = self.state.lock().expect("auth state lock");
+        if let Some(c) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let realm = c.params.get("realm").cloned().ok_or_else(|| {
+                net_failure(
+                    &self.registry,
+                    format!("{what}: a Bearer challenge without realm"),
+                )
+            })?;
+            let prev_token = match &*st {
+                AuthState::Bearer { token, .. } => token.clone(),
+                _ => None,
+            };
+            *st = AuthState::Bearer {
+                realm,
+                service: c.params.get("service").cloned(),
+                token: prev_token,
+            };
+            return Ok(());
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            *st = AuthState::Basic;
+            return Ok(());
+        }
+        Err(net_failure(
+            &self.registry,
+            format!(
+                "{what}: 401 Unauthorized with no authentication scheme ct supports (Basic or Bearer){}",
+                if challenges.is_empty() { String::new() } else { format!("; offered: {}", challenges.iter().map(|c| c.scheme.as_str()).collect::<Vec<_>>().join(", ")) }
+            ),
+        ))
+    }
+
+    /// Get a bearer token for our scopes (plus any the challenge names).
+    fn fetch_token(&self, challenge_scope: Option<&str>) -> CmdResult<()> {
+        let (realm, service) = match &*self.state.lock().expect("auth state lock") {
+            AuthState::Bearer { realm, service, .. } => (realm.clone(), service.clone()),
+            _ => return Ok(()),
+        };
+        let mut scopes: Vec<String> = self.scopes.clone();
+        if let Some(s) = challenge_scope {
+            for s in s.split(' ') {
+                if !s.is_empty() && !scopes.iter().any(|x| x == s) {
+                    scopes.push(s.to_string());
+                }
+            }
+        }
+        let mut url = realm.clone();
+        let mut sep = if url.contains('?') { '&' } else { '?' };
+        if let Some(s) = &service {
+            url.push_str(&format!("{sep}service={}", query_escape(s)));
+            sep = '&';
+        }
+        for s in &scopes {
+            url.push_str(&format!("{sep}scope={}", query_escape(s)));
+            sep = '&';
+        }
+        let mut b = http::Request::builder().method(Method::GET).uri(&url);
+        if let Some(c) = &self.creds {
+            b = b.header("authorization", c.basic_header());
+        }
+        let req = b.body(()).map_err(|e| {
+            net_failure(
+                &self.registry,
+                format!("token realm {realm:?} is not a usable URL: {e}"),
+            )
+        })?;
+        let mut resp = self.agent.run(req).map_err(|e| {
+            net_failure(&self.registry, format!("getting a token from {realm}: {e}"))
+                .hint(HINT_UNREACHABLE)
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let mut f = net_failure(
+                &self.registry,
+                format!(
+                    "the token service {realm} answered {} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("")
+                ),
+            );
+            if status.as_u16() == 401 {
+                f = f.hint(self.creds_hint());
+            }
+            return Err(f);
+        }
+        let v: serde_json::Value = resp
+            .body_mut()
+            .with_config()
+            .limit(SMALL_BODY_MAX)
+            .read_to_vec()
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                net_failure(
+                    &self.registry,
+                    format!("the token service {realm} sent no JSON: {e}"),
+                )
+            })?;
+        let token = v
+            .get("token")
+            .or_else(|| v.get("access_token"))
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                net_failure(
+                    &self.registry,
+                    format!("the token service {realm} sent no token"),
+                )
+            })?
+            .to_string();
+        if let AuthState::Bearer { token: t, .. } =
+            &mut *self.state.lock().expect("auth state lock")
+        {
+            *t = Some(token);
+        }
+        Ok(())
+    }
+
+    fn creds_hint(&self) -> String {
+        match &self.creds {
+            Some(c) => format!(
+                "the registry refused user {:?} (credentials from {}); check them, or pass --creds USER:PASSWORD",
+                c.username, c.origin
+            ),
+            None => {
+                let files: Vec<String> = self.searched.iter().map(|p| p.display().to_string()).collect();
+                format!(
+                    "no credentials for {} were found{}; pass --creds USER:PASSWORD or --authfile FILE (as written by `podman login` / `skopeo login` / `docker login`)",
+                    self.registry,
+                    if files.is_empty() { String::new() } else { format!(" (searched {})", files.join(", ")) }
+                )
+            }
+        }
+    }
+
+    fn auth_header(&self, url: &str) -> Option<String> {
+        // Credentials go only to the registry itself, never to a redirect target elsewhere.
+        if !url.starts_with(&self.base) {
+            return None;
+        }
+        match &*self.state.lock().expect("auth state lock") {
+            AuthState::None => None,
+            AuthState::Basic => self.creds.as_ref().map(Credentials::basic_header),
+            AuthState::Bearer { token, .. } => token.as_ref().map(|t| format!("Bearer {t}")),
+        }
+    }
+
+    fn describe(&self, req: &Req<'_>) -> String {
+        let url = self.abs(&req.url);
+        let path = url
+            .strip_prefix(&self.base)
+            .unwrap_or(&url)
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        format!("{} {path}", req.method)
+    }
+
+    /// Send a request: authenticate on 401, retry on 429/5xx and dropped connections (when
+    /// `req.retry`). Returns any other response for the caller to judge.
+    pub fn send(&self, req: &Req<'_>) -> CmdResult<Response<ureq::Body>> {
+        let url = self.abs(&req.url);
+        let what = self.describe(req);
+        let mut attempt = 0u32;
+        let mut auth_rounds = 0u32;
+        loop {
+            attempt += 1;
+            let mut b = http::Request::builder()
+                .method(req.method.clone())
+                .uri(&url);
+            for (k, v) in &req.headers {
+                b = b.header(*k, v.as_str());
+            }
+            if let Some(a) = self.auth_header(&url) {
+                b = b.header("authorization", a);
+            }
+            let has_body = matches!(req.method, Method::PUT | Method::POST | Method::PATCH);
+            if has_body {
+                b = b.header("content-length", req.body.len().to_string());
+            }
+            let noop = |_| {};
+            let result = match req.body {
+                Body::Empty if has_body => self.agent.run(
+                    b.body(&[][..])
+                        .map_err(|e| net_failure(&self.registry, format!("{what}: {e}")))?,
+                ),
+                Body::Empty => self.agent.run(
+                    b.body(())
+                        .map_err(|e| net_failure(&self.registry, format!("{what}: {e}")))?,
+                ),
+                Body::Bytes(bytes) => self.agent.run(
+                    b.body(bytes)
+                        .map_err(|e| net_failure(&self.registry, format!("{what}: {e}")))?,
+                ),
+                Body::Region {
+                    file,
+                    offset,
+                    len,
+                    progress,
+                } => {
+                    // A retried upload must not count its bytes twice.
+                    let p: &(dyn Fn(u64) + Sync) = if attempt == 1 { progress } else { &noop };
+                    let mut r = RegionReader::new(file, offset, len, p);
+                    let body = ureq::SendBody::from_reader(&mut r);
+                    self.agent.run(
+                        b.body(body)
+                            .map_err(|e| net_failure(&self.registry, format!("{what}: {e}")))?,
+                    )
+                }
+            };
+            let resp = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    if req.retry && attempt < MAX_ATTEMPTS && retryable_error(&e) {
+                        std::thread::sleep(BACKOFF[(attempt - 1) as usize]);
+                        continue;
+                    }
+                    return Err(net_failure(
+                        &self.registry,
+                        format!("{what} failed{}: {e}", tries(attempt)),
+                    )
+                    .hint(HINT_UNREACHABLE));
+                }
+            };
+            let status = resp.status().as_u16();
+            if status == 401 && auth_rounds < 2 {
+                auth_rounds += 1;
+                attempt -= 1; // authentication is not a failed attempt
+                let challenges = challenges_of(&resp);
+                let had_auth = self.auth_header(&url).is_some();
+                self.adopt_challenge(&challenges, &what)?;
+                let bearer_scope = challenges
+                    .iter()
+                    .find(|c| c.scheme == "bearer")
+                    .and_then(|c| c.params.get("scope").cloned());
+                let st = self.state.lock().expect("auth state lock").clone();
+                match st {
+                    AuthState::Basic if self.creds.is_some() && !had_auth => continue,
+                    AuthState::Bearer { .. } if auth_rounds == 1 || !had_auth => {
+                        self.fetch_token(bearer_scope.as_deref())?;
+                        continue;
+                    }
+                    _ => {}
+                }
+                return Err(self.status_failure(&what, resp).hint(self.creds_hint()));
+            }
+            if status == 401 {
+                return Err(self.status_failure(&what, resp).hint(self.creds_hint()));
+            }
+            if req.retry
+                && attempt < MAX_ATTEMPTS
+                && (status == 429 || (500..=599).contains(&status) && status != 501)
+            {
+                let wait = header(&resp, "retry-after")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER_SECS)))
+                    .unwrap_or(BACKOFF[(attempt - 1) as usize]);
+                drop(resp);
+                std::thread::sleep(wait);
+                continue;
+            }
+            if req.retry && attempt > 1 && (status == 429 || status >= 500) {
+                return Err(self.status_failure(&format!("{what}{}", tries(attempt)), resp));
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Exit 12 naming the registry, the request and the HTTP status (with the registry's error
+    /// code and message when it sent the standard error JSON).
+    pub fn status_failure(&self, what: &str, mut resp: Response<ureq::Body>) -> Failure {
+        let status = resp.status();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(SMALL_BODY_MAX)
+            .read_to_vec()
+            .unwrap_or_default();
+        let detail = error_detail(&body);
+        let mut f = net_failure(
+            &self.registry,
+            format!(
+                "{what} answered {} {}{}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or(""),
+                detail.map(|d| format!(" ({d})")).unwrap_or_default()
+            ),
+        );
+        if status.as_u16() == 429 || status.is_server_error() {
+            f = f.hint("the registry is overloaded or failing; try again later");
+        }
+        f
+    }
+}
+
+const HINT_UNREACHABLE: &str =
+    "check that the registry is running and reachable from here (address, port, proxy, firewall), then try again";
+
+fn tries(attempt: u32) -> String {
+    if attempt > 1 {
+        format!(" (after {attempt} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+fn retryable_error(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            ConnectionRefused
+                | ConnectionReset
+                | ConnectionAborted
+                | BrokenPipe
+                | UnexpectedEof
+                | TimedOut
+                | Interrupted
+        ),
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// A response header as a string.
+pub fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn challenges_of(resp: &Response<ureq::Body>) -> Vec<Challenge> {
+    resp.headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(auth::parse_challenges)
+        .collect()
+}
+
+/// `CODE: message` from the distribution error JSON (`{"errors":[{"code","message"}]}`).
+pub fn error_detail(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let errs = v.get("errors")?.as_array()?;
+    let parts: Vec<String> = errs
+        .iter()
+        .map(|e| {
+            let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+            let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
+            match (code.is_empty(), msg.is_empty()) {
+                (false, false) => format!("{code}: {msg}"),
+                (false, true) => code.to_string(),
+                _ => msg.to_string(),
+            }
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// Percent-encode a query value (RFC 3986 unreserved characters pass).
+pub fn query_escape(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+/// Append `k=v` to a URL that may already have a query.
+pub fn with_query(url: &str, k: &str, v: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{k}={}", query_escape(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    /// A fake registry with a bearer token service on one loopback port: `/v2/…` wants
+    /// `Bearer tok`, `/token` hands out `tok` for basic `u:p`. Records every request line and its
+    /// Authorization header.
+    /// Request paths with their Authorization header, as the fake server saw them.
+    type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+    fn fake_token_registry() -> (u16, Seen) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in l.incoming().take(64) {
+                let Ok(mut s) = stream else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() || !line.starts_with("GET ") {
+                    continue; // a TLS hello, or anything else: hang up
+                }
+                let mut auth = String::new();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("authorization") {
+                            auth = v.trim().to_string();
+                        }
+                    }
+                }
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                log.lock().unwrap().push((path.clone(), auth.clone()));
+                let basic = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode("u:p")
+                );
+                let (status, extra, body) = if path.starts_with("/token") {
+                    if auth == basic {
+                        ("200 OK", String::new(), r#"{"token":"tok"}"#)
+                    } else {
+                        ("401 Unauthorized", String::new(), "{}")
+                    }
+                } else if auth == "Bearer tok" {
+                    ("200 OK", String::new(), "{}")
+                } else {
+                    ("401 Unauthorized", format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\"\r\n"), "{}")
+                };
+                let _ = write!(s, "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        (port, seen)
+    }
+
+    #[test]
+    fn bearer_challenge_gets_a_scoped_token_with_basic_credentials() {
+        let (port, seen) = fake_token_registry();
+        let r = Reference::parse(&format!("127.0.0.1:{port}/team/app:1")).unwrap();
+        let opts = RegistryOptions {
+            creds: Some("u:p".into()),
+            tls_verify: true,
+            ..Default::default()
+        };
+        let c = Client::connect(&r, &opts, vec![repo_scope("team/app", true)]).unwrap();
+        let resp = c
+            .send(&Req::new(Method::GET, "/v2/team/app/manifests/1"))
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let seen = seen.lock().unwrap().clone();
+        let token_req = seen
+            .iter()
+            .find(|(p, _)| p.starts_with("/token"))
+            .expect("a token request");
+        assert!(token_req.0.contains("service=fake"), "{token_req:?}");
+        assert!(
+            token_req
+                .0
+                .contains("scope=repository%3Ateam%2Fapp%3Apull%2Cpush"),
+            "{token_req:?}"
+        );
+        // After the token, requests carry it; the token is fetched once.
+        assert_eq!(
+            seen.iter().filter(|(p, _)| p.starts_with("/token")).count(),
+            1,
+            "{seen:?}"
+        );
+        assert_eq!(
+            seen.last().unwrap(),
+            &(
+                "/v2/team/app/manifests/1".to_string(),
+                "Bearer tok".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn a_token_service_refusing_the_credentials_is_exit_12() {
+        let (port, _) = fake_token_registry();
+        let r = Reference::parse(&format!("127.0.0.1:{port}/x:1")).unwrap();
+        let opts = RegistryOptions {
+            creds: Some("u:wrong".into()),
+            tls_verify: true,
+            ..Default::default()
+        };
+        let f = Client::connect(&r, &opts, vec![repo_scope("x", false)])
+            .err()
+            .expect("refused");
+        assert_eq!(f.code, NETWORK_ERROR);
+        assert!(
+            f.message.contains("token service") && f.message.contains("401"),
+            "{}",
+            f.message
+        );
+        assert!(f.hint.unwrap().contains("--creds"));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "127.0.0.1:5000",
+            "localhost",
+            "localhost:80",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["registry.example.org", "10.0.0.1:5000", "quay.io"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn error_json_and_escaping() {
+        let b = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":null}]}"#;
+        assert_eq!(
+            error_detail(b).unwrap(),
+            "MANIFEST_UNKNOWN: manifest unknown"
+        );
+        assert_eq!(error_detail(b"404 page not found"), None);
+        assert_eq!(
+            query_escape("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
+        assert_eq!(
+            with_query("/x?_state=1", "digest", "sha256:ab"),
+            "/x?_state=1&digest=sha256%3Aab"
+        );
+    }
+}
