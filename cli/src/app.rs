@@ -201,8 +201,9 @@ config.toml. Only when every bundle verifies are they written into DIR, byte for
 were exported; if any fails, nothing is written and the exit code is that bundle's. A file already in \
 DIR with other content is an error unless --force.
 
-Importing into the store (without -o) arrives with the store; until then -o DIR is required. Nothing \
-here touches the network.";
+A single bundle (BUNDLE.ctp, without -o) is verified and imported into the store instead. An export \
+archive cannot go straight into the store yet: write it out with -o DIR, then import each bundle. \
+Nothing here touches the network.";
 
 /// How to reach registries (the flags skopeo and podman use).
 #[derive(Debug, Clone, Args)]

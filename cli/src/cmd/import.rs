@@ -2,7 +2,7 @@
 //! in a staging directory inside DIR with the deterministic bundle writer while `ct verify`'s
 //! reader checks it, and only when all of them verify move them into DIR — all or nothing. Trust
 //! is this machine's store, plus the archive's keys only when asked. No network.
-//! (Importing into the store, without `-o`, arrives with the store.)
+//! A single bundle given without `-o` goes to the store instead (`super::store`).
 
 use super::assemble::{persist, write_verified, Assembled, WriteError};
 use super::export::{

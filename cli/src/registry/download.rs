@@ -449,3 +449,63 @@ impl<'a> Downloads<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::fake::{serve, Answer};
+    use crate::registry::{Reference, RegistryOptions};
+
+    fn data() -> Vec<u8> {
+        (0..2_000_000u32).map(|i| (i * 13 % 253) as u8).collect()
+    }
+
+    /// A blob whose first answer breaks off part-way is finished with a `Range` request, and the
+    /// file gets exactly the blob; a registry serving other bytes is exit 1 and leaves no file.
+    #[test]
+    fn broken_downloads_resume_and_wrong_bytes_are_refused() {
+        let blob = data();
+        let digest = Sha256Digest::of(&blob);
+        let served = blob.clone();
+        let port = serve(move |r| match r.header("range") {
+            _ if r.path == "/v2/" => Answer::new(200),
+            None if r.path.contains("/bad/") => {
+                let mut b = served.clone();
+                b[5] ^= 1;
+                Answer::new(200).body(b)
+            }
+            None => Answer {
+                cut_after: Some(700_000),
+                ..Answer::new(200).body(served.clone())
+            },
+            Some(range) => {
+                let from: usize = range
+                    .trim_start_matches("bytes=")
+                    .trim_end_matches('-')
+                    .parse()
+                    .unwrap();
+                Answer::new(206).body(served[from..].to_vec())
+            }
+        });
+        let r = Reference::parse(&format!("127.0.0.1:{port}/x:1")).unwrap();
+        let c = Client::connect(
+            &r,
+            &RegistryOptions {
+                tls_verify: true,
+                ..Default::default()
+            },
+            vec![],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("blob");
+        get_blob_to_file(&c, "x", &digest, blob.len() as u64, &out, &|_| {}).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), blob);
+
+        let bad = dir.path().join("bad");
+        let f = get_blob_to_file(&c, "bad", &digest, blob.len() as u64, &bad, &|_| {}).unwrap_err();
+        assert_eq!(f.code, HASH_MISMATCH);
+        assert!(f.message.contains(&digest.to_string()), "{}", f.message);
+        assert!(!bad.exists());
+    }
+}

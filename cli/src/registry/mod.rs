@@ -7,10 +7,13 @@ pub mod artifact;
 pub mod auth;
 pub mod client;
 pub mod download;
+#[cfg(test)]
+pub mod fake;
 pub mod manifests;
 pub mod progress;
 pub mod reference;
 pub mod source;
+pub mod transport;
 pub mod upload;
 
 pub use client::{Client, RegistryOptions};

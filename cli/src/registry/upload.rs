@@ -260,6 +260,86 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::fake::{serve, Answer};
+    use crate::registry::{Client, Reference, RegistryOptions};
+    use std::sync::{Arc, Mutex};
+
+    /// A chunked upload whose second PATCH fails half-way resumes from the offset the registry
+    /// reports (GET on the upload URL) and ends with the right bytes and one final PUT.
+    #[test]
+    fn a_broken_chunk_resumes_from_the_registry_offset() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let digest = Sha256Digest::of(&data);
+        let stored = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let log = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (st, lg) = (stored.clone(), log.clone());
+        let patches = Arc::new(Mutex::new(0));
+        let port = serve(move |r| {
+            lg.lock().unwrap().push(format!("{} {}", r.method, r.path));
+            let mut have = st.lock().unwrap();
+            let range = |n: usize| format!("0-{}", n.max(1) - 1);
+            match (r.method.as_str(), r.path.as_str()) {
+                ("GET", "/v2/") => Answer::new(200),
+                ("HEAD", _) => Answer::new(404),
+                ("POST", _) => Answer::new(202).header("Location", "/up/1"),
+                ("PATCH", _) => {
+                    let mut n = patches.lock().unwrap();
+                    *n += 1;
+                    if *n == 2 {
+                        // Keep half of this chunk, then fail.
+                        have.extend_from_slice(&r.body[..r.body.len() / 2]);
+                        return Answer::new(500);
+                    }
+                    have.extend_from_slice(&r.body);
+                    Answer::new(202)
+                        .header("Location", "/up/1")
+                        .header("Range", range(have.len()))
+                }
+                ("GET", p) if p.starts_with("/up/1") => Answer::new(204)
+                    .header("Location", "/up/1")
+                    .header("Range", range(have.len())),
+                ("PUT", p) if p.contains("digest=") => {
+                    if Sha256Digest::of(&have) == digest {
+                        Answer::new(201).header("Docker-Content-Digest", digest.to_string())
+                    } else {
+                        Answer::new(400).body(
+                            r#"{"errors":[{"code":"DIGEST_INVALID","message":"digest invalid"}]}"#,
+                        )
+                    }
+                }
+                _ => Answer::new(404),
+            }
+        });
+        let r = Reference::parse(&format!("127.0.0.1:{port}/x:1")).unwrap();
+        let c = Client::connect(
+            &r,
+            &RegistryOptions {
+                tls_verify: true,
+                ..Default::default()
+            },
+            vec![],
+        )
+        .unwrap();
+        let b = Blob {
+            digest,
+            size: data.len() as u64,
+            data: Data::Bytes(&data),
+            mount_from: None,
+        };
+        let out = push_blob_with(&c, "x", &b, &|_| {}, 1000, 100_000).unwrap();
+        assert_eq!(out, Outcome::Uploaded);
+        assert_eq!(*stored.lock().unwrap(), data);
+        let log = log.lock().unwrap().clone();
+        assert!(
+            log.iter().any(|l| l == "GET /up/1"),
+            "the upload status was asked for: {log:?}"
+        );
+        assert_eq!(
+            log.iter().filter(|l| l.starts_with("PUT")).count(),
+            1,
+            "{log:?}"
+        );
+    }
 
     #[test]
     fn range_headers() {
