@@ -201,9 +201,10 @@ config.toml. Only when every bundle verifies are they written into DIR, byte for
 were exported; if any fails, nothing is written and the exit code is that bundle's. A file already in \
 DIR with other content is an error unless --force.
 
-A single bundle (BUNDLE.ctp, without -o) is verified and imported into the store instead. An export \
-archive cannot go straight into the store yet: write it out with -o DIR, then import each bundle. \
-Nothing here touches the network.";
+Without -o, the bundles go into the store: all of them are verified first, exactly as above, and only \
+then imported one by one (each import is all or nothing; if one fails for an I/O reason, those imported \
+before it stay). A single bundle (BUNDLE.ctp) is verified and imported into the store, under its package \
+name or --name. Nothing here touches the network.";
 
 /// How to reach registries (the flags skopeo and podman use).
 #[derive(Debug, Clone, Args)]

@@ -141,6 +141,19 @@ fn export_shares_blobs_is_deterministic_and_imports_byte_identically_elsewhere()
         .ok()
         .json();
     assert_eq!(v["bundles"].as_array().unwrap().len(), 3);
+    // Straight into an empty store: all three land, sharing their blobs and objects.
+    let store = site.path("store");
+    let st = store.to_str().unwrap();
+    site.ct(&["--store", st, "import", "site.tar"])
+        .fails(3, &["alice"]);
+    site.ct(&["--store", st, "import", "site.tar", "--trust-included-keys"])
+        .ok();
+    let ls = site
+        .ct(&["--json", "--store", st, "store", "ls"])
+        .ok()
+        .json();
+    assert_eq!(ls["bundles"].as_array().unwrap().len(), 3, "{ls}");
+    site.ct(&["--store", st, "store", "fsck"]).ok();
     for (f, pack) in ["one.ctp", "two.ctp", "three.ctp"].iter().zip(&packs) {
         assert_eq!(
             fs::read(site.path("in").join(f)).unwrap(),
@@ -220,6 +233,23 @@ fn one_bundle_failing_policy_refuses_the_whole_archive() {
         !env.path("new").exists(),
         "a directory ct created is removed again"
     );
+    // Into the store: the same refusal, and not one bundle lands.
+    let store = env.path("store");
+    let st = store.to_str().unwrap();
+    env.ct(&[
+        "--store",
+        st,
+        "import",
+        "site.tar",
+        "--policy",
+        "policy.json",
+    ])
+    .fails(4, &["pin"]);
+    let ls = env
+        .ct(&["--json", "--store", st, "store", "ls"])
+        .ok()
+        .json();
+    assert_eq!(ls["bundles"].as_array().unwrap().len(), 0, "{ls}");
 
     // Export checks the same policy before writing anything.
     env.ct(&[
@@ -276,7 +306,13 @@ fn a_damaged_archive_imports_nothing() {
     // Not an archive at all, a bundle, and no -o: clear refusals.
     env.ct(&["import", "one.ctp", "-o", "in"])
         .fails(64, &["export archives"]);
-    env.ct(&["import", "site.tar"]).fails(64, &["-o DIR"]);
+    // Without -o the archive goes into the store: the damaged one is refused, the store stays empty.
+    let store = env.path("store");
+    env.ct(&["--store", store.to_str().unwrap(), "import", "site.tar"])
+        .fails(1, &[&layer]);
+    assert!(fs::read_dir(store.join("objects"))
+        .map(|d| d.count() == 0)
+        .unwrap_or(true));
     fs::write(env.path("junk.tar"), b"not a tar").unwrap();
     env.ct(&["import", "junk.tar", "-o", "in"]).assert_code(10);
 }

@@ -255,15 +255,18 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
             "--name applies to a single bundle, not to an export archive",
         ));
     }
-    let Some(out_dir) = a.output.clone() else {
-        return Err(
-            Failure::usage("importing an export archive straight into the store is not supported yet; use -o DIR").hint(
-                format!(
-                    "`ct import {} -o DIR` verifies every bundle and writes them into DIR; then `ct import DIR/NAME.ctp` each",
-                    a.archive.display()
-                ),
-            ),
-        );
+    // Without -o the bundles go into the store: they are assembled and verified in a temporary
+    // directory first (all of them, before anything lands), then imported one by one.
+    let store_tmp = match &a.output {
+        Some(_) => None,
+        None => Some(
+            tempfile::tempdir().map_err(|e| Failure::io("creating a temporary directory", e))?,
+        ),
+    };
+    let out_dir = match (&a.output, &store_tmp) {
+        (Some(d), _) => d.clone(),
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => unreachable!("one of them is set"),
     };
     let ar = Archive::open(&a.archive)?;
     let bad = |m: String| Failure::malformed(format!("archive {}: {m}", a.archive.display()));
@@ -384,6 +387,32 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
                     .hint("nothing was imported")));
             }
         }
+    }
+
+    // Into the store: every bundle verified above; write each assembled bundle, then import it.
+    if store_tmp.is_some() {
+        let mut imported = Vec::new();
+        for s in staged {
+            let path = out_dir.join(&s.file);
+            persist(s.assembled, &path)?;
+            let raw = super::verify::scan(ctx, &path, "reading")?;
+            let code = super::store::import_verified(ctx, &path, &raw, None).map_err(|f| {
+                f.context(format!(
+                    "archive {}, bundle {}",
+                    a.archive.display(),
+                    s.file
+                ))
+                .hint(format!(
+                    "bundles imported before it stay in the store: {}",
+                    imported.join(", ")
+                ))
+            })?;
+            if code != 0 {
+                return Ok(code);
+            }
+            imported.push(s.name.clone());
+        }
+        return Ok(0);
     }
 
     // Every bundle verified: check the targets, then move them all into place.

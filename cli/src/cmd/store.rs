@@ -7,6 +7,7 @@ use crate::app::StoreCmd;
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH};
 use crate::output::{human_bytes, Progress};
 use cerro_core::bundle::file::BundleFile;
+use cerro_core::bundle::RawBundle;
 use cerro_core::manifest::Manifest;
 use cerro_core::rootfs::Limits;
 use cerro_core::verify::{verify, VerifyContext};
@@ -236,8 +237,24 @@ pub fn import_bundle(
         print_report(ctx, bundle, &rep, policy.as_ref().map(|(p, _)| p.as_path()));
         return Ok(rep.exit_code());
     }
-    let manifest_bytes = raw.manifest.as_deref().expect("verified");
-    let m = rep.manifest.clone().expect("verified");
+    import_verified(ctx, bundle, &raw, name)
+}
+
+/// Import a bundle that has already been verified (signatures, trust, policy) from `raw`, its
+/// scan. The import itself still re-hashes every byte and re-derives the rootfs.
+pub fn import_verified(
+    ctx: &Ctx,
+    bundle: &Path,
+    raw: &RawBundle,
+    name: Option<&str>,
+) -> CmdResult<u8> {
+    let manifest_bytes = raw
+        .manifest
+        .as_deref()
+        .ok_or_else(|| Failure::malformed(format!("{}: no manifest", bundle.display())))?;
+    let m = Manifest::parse(manifest_bytes)
+        .map_err(|e| Failure::malformed(format!("{}: {e}", bundle.display())))?;
+    let bundle_digest = cerro_core::Sha256Digest::of(manifest_bytes);
     let name = name.unwrap_or(&m.package.name);
     if !cerro_core::manifest::is_valid_name(name) {
         return Err(Failure::usage(format!(
@@ -261,11 +278,11 @@ pub fn import_bundle(
     )
     .map_err(|e| Failure::from(e).context(format!("importing {}", bundle.display())))?;
     progress.finish();
-    ctx.out.json_doc(&serde_json::json!({"ok": true, "name": name, "store": ctx.store, "bundle_digest": rep.bundle_digest, "rootfs": m.rootfs.digest, "stats": stats}));
+    ctx.out.json_doc(&serde_json::json!({"ok": true, "name": name, "store": ctx.store, "bundle_digest": bundle_digest, "rootfs": m.rootfs.digest, "stats": stats}));
     if stats.already_present {
         ctx.out.line(format!(
             "{name} is already in the store ({}); nothing to do",
-            rep.bundle_digest.map(|d| d.to_string()).unwrap_or_default()
+            bundle_digest
         ));
     } else {
         ctx.out.line(format!(
