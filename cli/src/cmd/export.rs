@@ -38,9 +38,6 @@ pub const KEY_FILE_MAX_BYTES: u64 = 64 << 10;
 /// Largest policy accepted on import.
 pub const POLICY_MAX_BYTES: u64 = 1 << 20;
 
-const FILE_MODE: u32 = 0o644;
-const DIR_MODE: u32 = 0o755;
-
 /// `cerro-export.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,25 +75,9 @@ pub struct ExportedKey {
     pub fingerprint: cerro_core::Fingerprint,
 }
 
-/// A ustar header with the bundle rules (mtime 0, uid/gid 0, fixed modes); names over 100
-/// bytes go into the ustar prefix field.
+/// A ustar header with the bundle rules (the bundle writer's own, so both tars agree).
 pub fn header(path: &str, size: u64, dir: bool) -> CmdResult<tar::Header> {
-    let mut h = tar::Header::new_ustar();
-    h.set_path(path).map_err(|e| {
-        Failure::malformed(format!("cannot store path {path:?} in a tar header: {e}"))
-    })?;
-    h.set_size(size);
-    h.set_mode(if dir { DIR_MODE } else { FILE_MODE });
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_entry_type(if dir {
-        tar::EntryType::Directory
-    } else {
-        tar::EntryType::Regular
-    });
-    h.set_cksum();
-    Ok(h)
+    Ok(cerro_core::bundle::writer::header(path, size, dir)?)
 }
 
 /// A valid bundle file name in an archive: a plain name ending in `.ctp`.

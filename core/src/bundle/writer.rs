@@ -32,7 +32,9 @@ pub struct BundleContents<'a> {
     pub signatures: &'a [SignatureFile],
 }
 
-fn header(path: &str, size: u64, dir: bool) -> Result<tar::Header, BundleError> {
+/// A ustar header under the bundle rules (spec/bundle.md §2.1): mtime 0, uid/gid 0, mode 0644
+/// for files and 0755 for directories. Shared by every deterministic tar ct writes.
+pub fn header(path: &str, size: u64, dir: bool) -> Result<tar::Header, BundleError> {
     let mut h = tar::Header::new_ustar();
     h.set_path(path).map_err(|e| {
         BundleError::malformed(format!("cannot store path {path:?} in a tar header: {e}"))
