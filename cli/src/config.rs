@@ -149,7 +149,28 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> CmdResult {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     ensure_dir(parent, 0o700)?;
-    let mut tmp = tempfile::Builder::new()
+    write_file_atomic(path, mode, |f| {
+        (&*f)
+            .write_all(data)
+            .map_err(|e| Failure::io(format!("writing {}", path.display()), e))
+    })
+    .map(|_| ())
+}
+
+/// Create `path` atomically: `fill` writes the whole content into a temporary file beside it,
+/// created with permissions `mode` before any byte is written; only when `fill` succeeds is the
+/// file synced and renamed into place. On any failure `path` is untouched and the temporary file
+/// is removed. Returns the file's size.
+pub fn write_file_atomic(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&std::fs::File) -> CmdResult,
+) -> CmdResult<u64> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
         .prefix(".ct-tmp-")
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(parent)
@@ -159,10 +180,10 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> CmdResult {
                 e,
             )
         })?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Failure::io(format!("writing {}", path.display()), e))?;
-    tmp.persist(path)
-        .map_err(|e| Failure::io(format!("writing {}", path.display()), e.error))?;
-    Ok(())
+    fill(tmp.as_file())?;
+    let io_err = |e| Failure::io(format!("writing {}", path.display()), e);
+    tmp.as_file().sync_all().map_err(io_err)?;
+    let size = tmp.as_file().metadata().map(|m| m.len()).map_err(io_err)?;
+    tmp.persist(path).map_err(|e| io_err(e.error))?;
+    Ok(size)
 }

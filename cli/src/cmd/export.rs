@@ -264,26 +264,11 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
     index_bytes.push(b'\n');
 
     // 4. Write the archive.
-    let parent = a
-        .output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".ct-export-")
-        .suffix(".tmp")
-        .tempfile_in(parent)
-        .map_err(|e| {
-            Failure::io(
-                format!("creating a temporary file in {}", parent.display()),
-                e,
-            )
-        })?;
     let io_err = |e: io::Error| Failure::io(format!("writing {}", a.output.display()), e);
     let total: u64 = pool.values().map(|(_, s, _)| s).sum();
     let mut progress = Progress::new(&ctx.out, "exporting", total);
-    {
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let size = crate::config::write_file_atomic(&a.output, 0o644, |file| {
+        let mut w = BufWriter::with_capacity(1 << 20, file);
         let small = |w: &mut BufWriter<&std::fs::File>, path: &str, data: &[u8]| -> CmdResult {
             w.write_all(header(path, data.len() as u64, false)?.as_bytes())
                 .map_err(io_err)?;
@@ -380,16 +365,9 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
             w.write_all(&[0u8; 512][..pad(*size)]).map_err(io_err)?;
         }
         w.write_all(&[0u8; 1024]).map_err(io_err)?;
-        w.flush().map_err(io_err)?;
-    }
+        w.flush().map_err(io_err)
+    })?;
     progress.finish();
-    tmp.as_file().sync_all().map_err(io_err)?;
-    let size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.persist(&a.output).map_err(|e| io_err(e.error))?;
 
     let bundle_bytes: u64 = inputs.iter().map(|i| i.file_size).sum();
     ctx.out.json_doc(&serde_json::json!({

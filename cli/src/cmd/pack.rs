@@ -200,35 +200,13 @@ pub fn write_bundle_file(
     src: &mut dyn BlobSource,
     label: &str,
 ) -> CmdResult<u64> {
-    let parent = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".ct-bundle-")
-        .suffix(".tmp")
-        .tempfile_in(parent)
-        .map_err(|e| {
-            Failure::io(
-                format!("creating a temporary file in {}", parent.display()),
-                e,
-            )
-        })?;
-    let mut progress = Progress::new(&ctx.out, label, contents.manifest.image_size());
-    let w = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    let mut w = write_bundle(w, contents, src, &mut |n| progress.update(n))?;
-    progress.finish();
-    let io_err = |e| Failure::io(format!("writing {}", output.display()), e);
-    w.flush().map_err(io_err)?;
-    drop(w);
-    tmp.as_file().sync_all().map_err(io_err)?;
-    let size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-    // Bundles are not secrets: make them readable like any file the user creates.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.persist(output)
-        .map_err(|e| Failure::io(format!("writing {}", output.display()), e.error))?;
-    Ok(size)
+    // Bundles are not secrets: readable like any file the user creates.
+    crate::config::write_file_atomic(output, 0o644, |f| {
+        let mut progress = Progress::new(&ctx.out, label, contents.manifest.image_size());
+        let w = BufWriter::with_capacity(1 << 20, f);
+        let mut w = write_bundle(w, contents, src, &mut |n| progress.update(n))?;
+        progress.finish();
+        w.flush()
+            .map_err(|e| Failure::io(format!("writing {}", output.display()), e))
+    })
 }
