@@ -10,7 +10,10 @@ use rootfs_support::{apply, compression_of, listing};
 use std::path::{Path, PathBuf};
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/vectors/rootfs")
+    Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../spec/vectors/rootfs")
 }
 
 fn layers_of(dir: &Path) -> Vec<(Vec<u8>, cerro_core::source::Compression)> {

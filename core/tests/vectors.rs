@@ -8,7 +8,10 @@ use cerro_core::{Fingerprint, KeyId, Sha256Digest};
 use std::path::{Path, PathBuf};
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/vectors")
+    Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../spec/vectors")
 }
 
 fn json(p: &Path) -> serde_json::Value {

@@ -56,11 +56,18 @@ pub fn ct_bin() -> &'static Path {
     })
 }
 
-/// The repository root (`tests/..`).
+/// The repository root (`tests/..`). Taken from the `CARGO_MANIFEST_DIR` that `cargo test` sets
+/// at run time, not the compile-time one: the target directory is shared between clones (see
+/// .cargo/config.toml), and cargo may reuse a test binary another clone built, whose baked-in
+/// path points into that clone.
 pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        dir.parent().expect("tests/ has a parent").to_path_buf()
+    })
 }
 
 /// A directory private to this test process, under which every fixture and test directory
