@@ -27,6 +27,7 @@ pub struct ConfigFile {
     pub output: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct Config {
     pub dir: PathBuf,
     pub file: ConfigFile,

@@ -795,4 +795,5 @@ pub fn has_sgr(s: &str) -> bool {
     })
 }
 
+pub mod mount;
 pub mod registry;
