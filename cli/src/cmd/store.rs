@@ -9,7 +9,6 @@ use crate::output::{human_bytes, Progress};
 use cerro_core::bundle::file::BundleFile;
 use cerro_core::bundle::RawBundle;
 use cerro_core::manifest::Manifest;
-use cerro_core::rootfs::Limits;
 use cerro_core::verify::{verify, VerifyContext};
 use cerro_store::import::{import, ImportRequest};
 use cerro_store::{LockMode, Store};
@@ -273,10 +272,13 @@ pub fn import_verified(
             manifest: &m,
             signatures: &raw.signatures,
         },
-        &Limits::default(),
+        &ctx.cfg.limits(),
         &mut |n| progress.update(n),
     )
-    .map_err(|e| Failure::from(e).context(format!("importing {}", bundle.display())))?;
+    .map_err(|e| {
+        ctx.cfg
+            .limit_hint(Failure::from(e).context(format!("importing {}", bundle.display())))
+    })?;
     progress.finish();
     ctx.out.json_doc(&serde_json::json!({"ok": true, "name": name, "store": ctx.store, "bundle_digest": bundle_digest, "rootfs": m.rootfs.digest, "stats": stats}));
     if stats.already_present {
