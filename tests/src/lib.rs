@@ -714,3 +714,4 @@ pub fn has_sgr(s: &str) -> bool {
 pub mod forge;
 pub mod rawtar;
 pub mod registry;
+pub mod tree;

@@ -1,5 +1,6 @@
-//! `ct store ls|info|rm|gc|fsck|du` — look into and maintain the content-addressed store, and
-//! `import_bundle`, the store side of `ct import` (verify first, then import all or nothing).
+//! `ct store ls|info|rm|gc|fsck|du` — look into and maintain the content-addressed store (`tree`
+//! is in `store_tree`) — and `import_bundle`, the store side of `ct import` (verify first, then
+//! import all or nothing).
 
 use super::verify::{load_policy, print_report, scan};
 use super::Ctx;
@@ -14,7 +15,7 @@ use cerro_store::import::{import, ImportRequest};
 use cerro_store::{LockMode, Store};
 use std::path::Path;
 
-fn open(ctx: &Ctx, mode: LockMode) -> CmdResult<Store> {
+pub(super) fn open(ctx: &Ctx, mode: LockMode) -> CmdResult<Store> {
     Store::open(&ctx.store, mode)
         .map_err(|e| Failure::from(e).context(format!("store {}", ctx.store.display())))
 }
@@ -23,6 +24,7 @@ pub fn run(ctx: &Ctx, cmd: StoreCmd) -> CmdResult<u8> {
     match cmd {
         StoreCmd::Ls => ls(ctx),
         StoreCmd::Info { name } => info(ctx, &name),
+        StoreCmd::Tree { name } => super::store_tree::run(ctx, &name),
         StoreCmd::Rm { name } => {
             let s = open(ctx, LockMode::Exclusive)?;
             let r = s.remove_bundle(&name)?;
