@@ -711,6 +711,7 @@ pub fn has_sgr(s: &str) -> bool {
     })
 }
 
+pub mod fixtures;
 pub mod forge;
 pub mod rawtar;
 pub mod registry;
