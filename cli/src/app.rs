@@ -253,7 +253,32 @@ themselves; by-digest/HEX links to bundles/NAME by bundle digest. The view is th
 mount time. Same life cycle as `ct mount`: `ct umount MOUNTPOINT` ends it."
     )]
     Mount(StoreMountArgs),
+    /// List every entry of a bundle's root filesystem, verified as it is walked
+    #[command(after_help = STORE_TREE_HELP)]
+    Tree {
+        /// The bundle's name in the store (see `ct store ls`)
+        name: String,
+    },
 }
+
+const STORE_TREE_HELP: &str = "\
+Walks the root filesystem that `ct import` recorded for NAME: the root record is checked against the \
+signed manifest's rootfs digest, and every directory node against the digest its parent names, before \
+any entry of it is shown. A missing or corrupt node stops the walk with exit 1, naming the path. File \
+contents are not re-hashed here (`ct store fsck` does that); each file's content hash is the signed \
+one.
+
+One line per entry, the root first, then sorted by path bytes: type and permissions, link count, \
+uid, gid, size (or major,minor for a device), modification time (UTC), path, `-> target` for a \
+symbolic link, and `[xattrs: NAME…]` when it has extended attributes.
+
+With --json: {\"ok\", \"name\", \"rootfs\", \"entries\": [...]}, each entry with path, type (file, dir, \
+symlink, char, block, fifo), mode (permission bits, as a number), uid, gid, mtime (seconds) and \
+mtime_nsec, nlink (for a directory: 2 plus its subdirectories), and as they apply: size and content \
+(blake3:HEX, what b3sum prints) for a file, link_group (shared by the paths of one hard-linked \
+inode), target for a symlink, rdev {major, minor} for a device, xattrs {NAME: hex value}. Paths, \
+targets and xattr names that are not plain UTF-8 are written with each byte outside a valid UTF-8 \
+sequence (and any control character) as \\xNN, and a backslash as \\\\.";
 
 const PUSH_HELP: &str = "\
 DESTINATION is [docker://]HOST[:PORT]/REPO[:TAG] (TAG defaults to latest).

@@ -1,10 +1,11 @@
 //! The user's configuration directory: `config.toml` (default key, default policy, output
-//! format), secret keys under `keys/` (0600) and the trust store under `trust/`.
+//! format, bounds on untrusted layers), secret keys under `keys/` (0600) and the trust store under `trust/`.
 //! Location: `--config-dir`, else `CT_CONFIG_DIR`, else `$XDG_CONFIG_HOME/cerro`, else
 //! `~/.config/cerro`. Every write is atomic (temporary file, then rename).
 
 use crate::exit::{CmdResult, Failure};
 use cerro_core::keys::{PublicKeyFile, SecretKeyFile};
+use cerro_core::rootfs::Limits;
 use cerro_core::{Fingerprint, KeyId};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -25,6 +26,42 @@ pub struct ConfigFile {
     pub default_policy: Option<PathBuf>,
     /// `human` (default) or `json`.
     pub output: Option<String>,
+    /// `[limits]`: bounds on untrusted layers for `ct pack`, `ct verify --deep` and `ct import`.
+    pub limits: Option<LimitsTable>,
+}
+
+/// The `[limits]` table: each key overrides one bound of [`Limits`] (the defaults are generous
+/// but finite). Exceeding one refuses the layer with exit 10, and the message names the key.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsTable {
+    /// Decompressed bytes of one layer's tar stream (stops decompression bombs).
+    pub max_layer_bytes: Option<u64>,
+    /// Tar headers in one layer.
+    pub max_layer_entries: Option<u64>,
+    /// Inodes alive in the merged root filesystem.
+    pub max_inodes: Option<u64>,
+}
+
+/// What `ct` says when `config.toml` does not parse.
+const KNOWN_KEYS: &str = "known keys are default_key, default_policy, output, and a [limits] \
+table with max_layer_bytes, max_layer_entries and max_inodes";
+
+/// The config.toml key of the configurable limit that a layer refusal reports, if any. The
+/// phrases are core's (`cerro_core::rootfs`); a unit test below keeps them in step.
+pub fn exceeded_limit(message: &str) -> Option<&'static str> {
+    if !message.contains("limit exceeded: ") {
+        return None;
+    }
+    if message.contains("the layer decompresses to more than") {
+        Some("max_layer_bytes")
+    } else if message.contains("entries in one layer") {
+        Some("max_layer_entries")
+    } else if message.contains("inodes in the rootfs") {
+        Some("max_inodes")
+    } else {
+        None
+    }
 }
 
 #[derive(Clone)]
@@ -50,7 +87,7 @@ impl Config {
         let file = match std::fs::read_to_string(&path) {
             Ok(s) => toml::from_str(&s).map_err(|e| {
                 Failure::malformed(format!("{}: {}", path.display(), e.message()))
-                    .hint("fix the file; known keys are default_key, default_policy, output")
+                    .hint(format!("fix the file; {KNOWN_KEYS}"))
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
             Err(e) => return Err(Failure::io(format!("reading {}", path.display()), e)),
@@ -63,7 +100,58 @@ impl Config {
                 )));
             }
         }
+        if let Some(l) = &file.limits {
+            for (k, v) in [
+                ("max_layer_bytes", l.max_layer_bytes),
+                ("max_layer_entries", l.max_layer_entries),
+                ("max_inodes", l.max_inodes),
+            ] {
+                if v == Some(0) {
+                    return Err(Failure::malformed(format!(
+                        "{}: [limits] {k} = 0 (a limit must be at least 1)",
+                        path.display()
+                    ))
+                    .hint(format!(
+                        "remove the key to use the default, {}",
+                        default_limit(k)
+                    )));
+                }
+            }
+        }
         Ok(Self { dir, file })
+    }
+
+    /// The bounds on untrusted layers: `[limits]` of config.toml over the defaults.
+    pub fn limits(&self) -> Limits {
+        let d = Limits::default();
+        let l = self.file.limits.clone().unwrap_or_default();
+        Limits {
+            max_layer_bytes: l.max_layer_bytes.unwrap_or(d.max_layer_bytes),
+            max_layer_entries: l.max_layer_entries.unwrap_or(d.max_layer_entries),
+            max_inodes: l.max_inodes.unwrap_or(d.max_inodes),
+        }
+    }
+
+    /// Add to `f`, when it is a layer refused for exceeding a configurable limit, a hint saying
+    /// which key of which file raises it.
+    pub fn limit_hint(&self, f: Failure) -> Failure {
+        match exceeded_limit(&f.message) {
+            Some(key) => {
+                let now = match key {
+                    "max_layer_bytes" => self.limits().max_layer_bytes,
+                    "max_layer_entries" => self.limits().max_layer_entries,
+                    _ => self.limits().max_inodes,
+                };
+                let path = self.dir.join(CONFIG_FILE);
+                f.hint(format!(
+                    "the limit is {key} = {now}; if this layer is legitimate, raise it in the \
+                     [limits] table of {} (for example `{key} = {}`)",
+                    path.display(),
+                    now.saturating_mul(4)
+                ))
+            }
+            None => f,
+        }
     }
 
     pub fn save(&self) -> CmdResult {
@@ -134,6 +222,16 @@ impl Config {
     }
 }
 
+fn default_limit(key: &str) -> String {
+    let d = Limits::default();
+    let v = match key {
+        "max_layer_bytes" => d.max_layer_bytes,
+        "max_layer_entries" => d.max_layer_entries,
+        _ => d.max_inodes,
+    };
+    format!("{key} = {v}")
+}
+
 /// Make `dir` (and parents) with mode `mode` where it is created.
 pub fn ensure_dir(dir: &Path, mode: u32) -> CmdResult {
     std::fs::DirBuilder::new()
@@ -187,4 +285,85 @@ pub fn write_file_atomic(
     let size = tmp.as_file().metadata().map(|m| m.len()).map_err(io_err)?;
     tmp.persist(path).map_err(|e| io_err(e.error))?;
     Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cerro_core::rootfs::{HashSink, RootfsBuilder};
+    use cerro_core::source::Compression;
+
+    /// An uncompressed layer of four 4 KiB files.
+    fn layer() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..4 {
+            let mut h = tar::Header::new_ustar();
+            h.set_path(format!("f{i}")).unwrap();
+            h.set_size(4096);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, &[b'x'; 4096][..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn refusal(limits: Limits) -> String {
+        RootfsBuilder::new(limits)
+            .apply_layer(&layer()[..], Compression::None, &mut HashSink)
+            .expect_err("the layer exceeds the limit")
+            .to_string()
+    }
+
+    #[test]
+    fn each_configurable_limit_is_recognised_in_cores_refusal() {
+        let d = Limits::default();
+        let cases = [
+            (
+                Limits {
+                    max_layer_bytes: 5000,
+                    ..d
+                },
+                "max_layer_bytes",
+            ),
+            (
+                Limits {
+                    max_layer_entries: 2,
+                    ..d
+                },
+                "max_layer_entries",
+            ),
+            (Limits { max_inodes: 2, ..d }, "max_inodes"),
+        ];
+        for (limits, key) in cases {
+            let msg = refusal(limits);
+            assert_eq!(exceeded_limit(&msg), Some(key), "{msg}");
+        }
+        assert_eq!(
+            exceeded_limit("limit exceeded: 2000 xattrs on one entry (limit 1024)"),
+            None
+        );
+    }
+
+    fn load(text: &str) -> CmdResult<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+        Config::load(dir.path().to_path_buf())
+    }
+
+    #[test]
+    fn limits_table_overrides_the_defaults_key_by_key() {
+        let c = load("[limits]\nmax_layer_bytes = 1048576\n").unwrap();
+        let l = c.limits();
+        assert_eq!(l.max_layer_bytes, 1 << 20);
+        assert_eq!(l.max_layer_entries, Limits::default().max_layer_entries);
+        assert_eq!(l.max_inodes, Limits::default().max_inodes);
+        assert_eq!(load("").unwrap().limits(), Limits::default());
+        let typo = load("[limits]\nmax_layer_byte = 1\n").err().unwrap();
+        assert_eq!(typo.code, crate::exit::MALFORMED);
+        assert!(typo.hint.unwrap().contains("max_layer_entries"));
+        let zero = load("[limits]\nmax_inodes = 0\n").err().unwrap();
+        assert!(zero.message.contains("max_inodes = 0"), "{}", zero.message);
+        let negative = load("[limits]\nmax_inodes = -1\n").err().unwrap();
+        assert_eq!(negative.code, crate::exit::MALFORMED);
+    }
 }

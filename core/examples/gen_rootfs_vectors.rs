@@ -84,6 +84,8 @@ fn valid_cases() -> Vec<Case> {
         .dir("was-file", 0o755)
         .file(b"was-file/now-inside", 0o644, b"inside")
         .file(b"was-dir", 0o644, b"now a file")
+        // What umoci writes for a directory turned file: whiteouts below the new file, no-ops.
+        .file(b"was-dir/.wh.inner", 0o644, b"")
         .file(b"was-link", 0o644, b"now a file too")
         .file(b".wh..wh.plnk", 0o644, b"");
     let mut l2 = Layer::new();

@@ -22,6 +22,8 @@ pub const EPOCH: &str = "1970-01-01T00:00:00Z";
 pub struct PackOptions {
     pub name: Option<String>,
     pub version: Option<String>,
+    /// Bounds on the layers while the rootfs is derived (a layer past one is refused).
+    pub limits: Limits,
 }
 
 /// Build the manifest for `src`. Reads each layer's first bytes to check its compression.
@@ -66,13 +68,7 @@ pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Manifest, B
             .map_err(|e| BundleError::io(format!("reading layer {}", i + 1), e))?;
         check_layer_magic(i + 1, l, &head)?;
     }
-    let rootfs = rootfs_of(
-        src,
-        &img.layers,
-        &mut HashSink,
-        &Limits::default(),
-        &mut |_| {},
-    )?;
+    let rootfs = rootfs_of(src, &img.layers, &mut HashSink, &opts.limits, &mut |_| {})?;
     let m = Manifest {
         format: MANIFEST_FORMAT_V1.into(),
         package: Package {

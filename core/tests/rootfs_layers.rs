@@ -165,6 +165,37 @@ fn whiteouts_hide_only_lower_layers_whatever_their_position() {
 }
 
 #[test]
+fn a_whiteout_under_what_is_now_a_file_does_nothing() {
+    // What umoci 0.4.7 writes when a layer turns the directory `d` into a file: the file, then
+    // a whiteout for each child the directory had (whose parent is now that file).
+    let mut l0 = Layer::new();
+    l0.dir("d", 0o755).file(b"d/child", 0o644, b"c");
+    let mut l1 = Layer::new();
+    l1.file(b"d", 0o644, b"now a file")
+        .file(b"d/.wh.child", 0o644, b"");
+    let layers = [
+        (l0.finish(), Compression::None),
+        (l1.finish(), Compression::None),
+    ];
+    let r = apply(&layers, Limits::default()).unwrap();
+    let w = r.walk().unwrap();
+    assert_eq!(w.len(), 1);
+    assert_eq!(
+        w[0].1.payload,
+        Payload::File {
+            size: 10,
+            root: Blake3Root::of(b"now a file"),
+            link: cerro_core::rootfs::Link::SINGLE
+        }
+    );
+    // A whiteout whose parent is a symbolic link is still refused.
+    let mut l2 = Layer::new();
+    l2.symlink(b"s", b"/etc").file(b"s/.wh.passwd", 0o644, b"");
+    let e = apply(&[(l2.finish(), Compression::None)], Limits::default()).unwrap_err();
+    assert_eq!(e.refusal().map(|r| r.class()), Some("through_symlink"));
+}
+
+#[test]
 fn a_directory_entry_over_a_directory_keeps_its_children() {
     let mut l0 = Layer::new();
     l0.dir("d", 0o755).file(b"d/f", 0o644, b"f");

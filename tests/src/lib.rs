@@ -205,53 +205,85 @@ impl Run {
 }
 
 /// Run `cmd` to completion with piped output, killing it after [`TIMEOUT`].
-pub fn run_command(mut cmd: Command) -> Run {
-    let cmdline = format!("{cmd:?}");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
-    // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("stdout piped")));
-    let err = drain(Box::new(child.stderr.take().expect("stderr piped")));
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{cmdline} did not finish within {TIMEOUT:?}; it was killed");
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => panic!("waiting for {cmdline}: {e}"),
+pub fn run_command(cmd: Command) -> Run {
+    run_command_timeout(cmd, TIMEOUT)
+}
+
+/// Run `cmd` to completion with piped output, killing it after `timeout` (for the few commands
+/// that legitimately take longer than [`TIMEOUT`], such as building a fixture with debootstrap).
+pub fn run_command_timeout(cmd: Command, timeout: Duration) -> Run {
+    Running::start(cmd).wait(timeout)
+}
+
+/// A child process started with piped output, whose pipes are drained while it runs.
+pub struct Running {
+    cmdline: String,
+    child: std::process::Child,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    /// Start `cmd` (stdin closed, stdout and stderr piped).
+    pub fn start(mut cmd: Command) -> Self {
+        let cmdline = format!("{cmd:?}");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
+        // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        };
+        let out = drain(Box::new(child.stdout.take().expect("stdout piped")));
+        let err = drain(Box::new(child.stderr.take().expect("stderr piped")));
+        Self {
+            cmdline,
+            child,
+            out,
+            err,
         }
-    };
-    let text = |h: std::thread::JoinHandle<Vec<u8>>| {
-        String::from_utf8_lossy(&h.join().expect("pipe reader thread")).into_owned()
-    };
-    let (stdout, stderr) = (text(out), text(err));
-    let code = status.code().unwrap_or_else(|| {
-        use std::os::unix::process::ExitStatusExt;
-        panic!(
-            "{cmdline} was killed by signal {:?}\n--- stderr ---\n{stderr}",
-            status.signal()
-        )
-    });
-    Run {
-        cmdline,
-        code,
-        stdout,
-        stderr,
+    }
+
+    /// Wait for the process, killing it (and failing the test) after `timeout`.
+    pub fn wait(mut self, timeout: Duration) -> Run {
+        let cmdline = self.cmdline;
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("{cmdline} did not finish within {timeout:?}; it was killed");
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("waiting for {cmdline}: {e}"),
+            }
+        };
+        let text = |h: std::thread::JoinHandle<Vec<u8>>| {
+            String::from_utf8_lossy(&h.join().expect("pipe reader thread")).into_owned()
+        };
+        let (stdout, stderr) = (text(self.out), text(self.err));
+        let code = status.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            panic!(
+                "{cmdline} was killed by signal {:?}\n--- stderr ---\n{stderr}",
+                status.signal()
+            )
+        });
+        Run {
+            cmdline,
+            code,
+            stdout,
+            stderr,
+        }
     }
 }
 
@@ -402,12 +434,16 @@ impl CtCmd {
         self
     }
     pub fn run(self) -> Run {
+        self.start().wait(TIMEOUT)
+    }
+    /// Start `ct` without waiting for it (for tests that run several at once).
+    pub fn start(self) -> Running {
         let mut c = Command::new(ct_bin());
         c.args(&self.args)
             .env_clear()
             .envs(&self.env)
             .current_dir(&self.cwd);
-        run_command(c)
+        Running::start(c)
     }
     /// Run under a pseudo-terminal (util-linux `script`), so stdin, stdout and stderr are a tty.
     /// Returns what the terminal showed (stdout and stderr interleaved, CR LF line ends).
@@ -636,126 +672,6 @@ pub fn mode_of(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
-// ---------------------------------------------------------------------------------------------
-// Raw tar: read a bundle's entries, change them, write them back
-
-/// Read and write tar archives entry by entry, keeping each header as it was, so an unchanged
-/// list re-assembles byte for byte and a changed one differs only where it was changed. Names and
-/// link names are written raw (the `tar` crate would refuse `..` and absolute paths).
-pub mod rawtar {
-    use std::path::Path;
-
-    /// One tar entry: its header (as read) and its data.
-    #[derive(Clone)]
-    pub struct Entry {
-        pub header: tar::Header,
-        pub data: Vec<u8>,
-    }
-
-    impl Entry {
-        /// A fresh ustar entry like the ones ct writes (mode 0644/0755, uid/gid 0, mtime 0).
-        pub fn new(name: &str, kind: tar::EntryType, data: &[u8]) -> Self {
-            let mut header = tar::Header::new_ustar();
-            header.set_mode(if kind == tar::EntryType::Directory {
-                0o755
-            } else {
-                0o644
-            });
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(0);
-            header.set_entry_type(kind);
-            let mut e = Self {
-                header,
-                data: vec![],
-            };
-            e.set_name(name);
-            e.set_data(data);
-            e
-        }
-        pub fn file(name: &str, data: &[u8]) -> Self {
-            Self::new(name, tar::EntryType::Regular, data)
-        }
-        /// A symbolic link entry `name` → `target`.
-        pub fn symlink(name: &str, target: &str) -> Self {
-            let mut e = Self::new(name, tar::EntryType::Symlink, b"");
-            let field = &mut e.header.as_old_mut().linkname;
-            field.fill(0);
-            field[..target.len()].copy_from_slice(target.as_bytes());
-            e.header.set_cksum();
-            e
-        }
-        pub fn name(&self) -> String {
-            String::from_utf8_lossy(&self.header.path_bytes()).into_owned()
-        }
-        /// Set the name field raw (ustar `name`, at most 100 bytes, no prefix).
-        pub fn set_name(&mut self, name: &str) {
-            assert!(name.len() <= 100, "test names fit the ustar name field");
-            if let Some(u) = self.header.as_ustar_mut() {
-                u.prefix.fill(0);
-            }
-            let field = &mut self.header.as_old_mut().name;
-            field.fill(0);
-            field[..name.len()].copy_from_slice(name.as_bytes());
-            self.header.set_cksum();
-        }
-        pub fn set_data(&mut self, data: &[u8]) {
-            self.data = data.to_vec();
-            self.header.set_size(data.len() as u64);
-            self.header.set_cksum();
-        }
-    }
-
-    /// Every entry of the archive at `path`, in order.
-    pub fn read(path: &Path) -> Vec<Entry> {
-        let f = std::fs::File::open(path).unwrap();
-        let mut ar = tar::Archive::new(f);
-        let mut out = Vec::new();
-        for e in ar.entries().unwrap() {
-            let mut e = e.unwrap();
-            let header = e.header().clone();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-            out.push(Entry { header, data });
-        }
-        out
-    }
-
-    /// The archive bytes for `entries` (headers as given, data padded, two zero blocks at the end).
-    pub fn bytes(entries: &[Entry]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for e in entries {
-            b.append(&e.header, e.data.as_slice()).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
-
-    pub fn write(path: &Path, entries: &[Entry]) {
-        std::fs::write(path, bytes(entries)).unwrap();
-    }
-
-    /// Index of the entry named `name` (panics if absent).
-    pub fn find(entries: &[Entry], name: &str) -> usize {
-        entries
-            .iter()
-            .position(|e| e.name() == name)
-            .unwrap_or_else(|| panic!("no entry {name:?} in the bundle"))
-    }
-
-    /// Offset in the archive file of the first data byte of entry `name`.
-    pub fn data_offset(path: &Path, name: &str) -> u64 {
-        let f = std::fs::File::open(path).unwrap();
-        let mut ar = tar::Archive::new(f);
-        for e in ar.entries().unwrap() {
-            let e = e.unwrap();
-            if e.path_bytes().as_ref() == name.as_bytes() {
-                return e.raw_file_position();
-            }
-        }
-        panic!("no entry {name:?} in {}", path.display());
-    }
-}
-
 /// The name of the bundle entry holding the blob `digest`.
 pub fn blob_entry(digest: &str) -> String {
     format!(
@@ -795,5 +711,9 @@ pub fn has_sgr(s: &str) -> bool {
     })
 }
 
+pub mod fixtures;
+pub mod forge;
 pub mod mount;
+pub mod rawtar;
 pub mod registry;
+pub mod tree;

@@ -13,6 +13,7 @@ mod policy;
 mod push;
 mod resign;
 mod store;
+mod store_tree;
 mod verify;
 
 use crate::app::{Cli, Cmd};

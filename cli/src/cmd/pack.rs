@@ -129,9 +129,13 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
         &PackOptions {
             name: a.name.clone(),
             version: a.version.clone(),
+            limits: ctx.cfg.limits(),
         },
     )
-    .map_err(|e| Failure::from(e).context(format!("source {}", a.source)))?;
+    .map_err(|e| {
+        ctx.cfg
+            .limit_hint(Failure::from(e).context(format!("source {}", a.source)))
+    })?;
     let manifest_bytes = manifest.encode();
     let sigs: Vec<SignatureFile> = signers.iter().map(|s| s.sign(&manifest_bytes)).collect();
 

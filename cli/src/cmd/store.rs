@@ -1,5 +1,6 @@
-//! `ct store ls|info|rm|gc|fsck|du` — look into and maintain the content-addressed store, and
-//! `import_bundle`, the store side of `ct import` (verify first, then import all or nothing).
+//! `ct store ls|info|rm|gc|fsck|du` — look into and maintain the content-addressed store (`tree`
+//! is in `store_tree`) — and `import_bundle`, the store side of `ct import` (verify first, then
+//! import all or nothing).
 
 use super::verify::{load_policy, print_report, scan};
 use super::Ctx;
@@ -9,13 +10,12 @@ use crate::output::{human_bytes, Progress};
 use cerro_core::bundle::file::BundleFile;
 use cerro_core::bundle::RawBundle;
 use cerro_core::manifest::Manifest;
-use cerro_core::rootfs::Limits;
 use cerro_core::verify::{verify, VerifyContext};
 use cerro_store::import::{import, ImportRequest};
 use cerro_store::{LockMode, Store};
 use std::path::Path;
 
-fn open(ctx: &Ctx, mode: LockMode) -> CmdResult<Store> {
+pub(super) fn open(ctx: &Ctx, mode: LockMode) -> CmdResult<Store> {
     Store::open(&ctx.store, mode)
         .map_err(|e| Failure::from(e).context(format!("store {}", ctx.store.display())))
 }
@@ -25,6 +25,7 @@ pub fn run(ctx: &Ctx, cmd: StoreCmd) -> CmdResult<u8> {
         StoreCmd::Ls => ls(ctx),
         StoreCmd::Mount(a) => super::mount::store_mount(ctx, a),
         StoreCmd::Info { name } => info(ctx, &name),
+        StoreCmd::Tree { name } => super::store_tree::run(ctx, &name),
         StoreCmd::Rm { name } => {
             let s = open(ctx, LockMode::Exclusive)?;
             let r = s.remove_bundle(&name)?;
@@ -297,10 +298,13 @@ fn import_verified_named(
             manifest: &m,
             signatures: &raw.signatures,
         },
-        &Limits::default(),
+        &ctx.cfg.limits(),
         &mut |n| progress.update(n),
     )
-    .map_err(|e| Failure::from(e).context(format!("importing {}", bundle.display())))?;
+    .map_err(|e| {
+        ctx.cfg
+            .limit_hint(Failure::from(e).context(format!("importing {}", bundle.display())))
+    })?;
     progress.finish();
     ctx.out.json_doc(&serde_json::json!({"ok": true, "name": name, "store": ctx.store, "bundle_digest": bundle_digest, "rootfs": m.rootfs.digest, "stats": stats}));
     if stats.already_present {

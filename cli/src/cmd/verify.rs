@@ -10,7 +10,7 @@ use cerro_core::bundle::{scan_bundle, RawBundle};
 use cerro_core::manifest::Manifest;
 use cerro_core::pack::rootfs_of;
 use cerro_core::policy::{Policy, Verdict};
-use cerro_core::rootfs::{HashSink, Limits, RootfsDigest};
+use cerro_core::rootfs::{HashSink, RootfsDigest};
 use cerro_core::verify::FailureKind;
 use cerro_core::verify::{verify, VerifyContext, VerifyReport};
 use std::io::BufReader;
@@ -112,10 +112,13 @@ fn deep_check(ctx: &Ctx, bundle: &Path, m: &Manifest) -> CmdResult<RootfsDigest>
         &mut src,
         &m.layers,
         &mut HashSink,
-        &Limits::default(),
+        &ctx.cfg.limits(),
         &mut |n| progress.update(n),
     )
-    .map_err(|e| Failure::from(e).context(format!("bundle {}", bundle.display())))?;
+    .map_err(|e| {
+        ctx.cfg
+            .limit_hint(Failure::from(e).context(format!("bundle {}", bundle.display())))
+    })?;
     Ok(rootfs.digest)
 }
 

@@ -160,6 +160,9 @@ pub(crate) struct TarReader<R> {
     headers: u64,
     max_headers: u64,
     ended: bool,
+    /// The last entry returned (path, header offset): a header that does not parse right after
+    /// it usually means its data ran past what its header claimed, so errors name it too.
+    prev: Option<(Vec<u8>, u64)>,
 }
 
 /// Where a header error happened: the header offset and, once known, the entry path.
@@ -173,6 +176,7 @@ impl<R: Read> TarReader<R> {
             padding: 0,
             headers: 0,
             max_headers,
+            prev: None,
             ended: false,
         }
     }
@@ -264,7 +268,16 @@ impl<R: Read> TarReader<R> {
                 }
                 .into()));
             }
-            let h = Header::parse(&block).map_err(|r| at(r.into()))?;
+            let prev = &self.prev;
+            let h = Header::parse(&block).map_err(|r| match (r, prev) {
+                (Refusal::BadHeader { reason }, Some((path, at_byte))) => at(bad_header(format!(
+                    "{reason}; the entry before it, {} (header at byte {at_byte}), may hold more \
+                     data than its header claims",
+                    super::error::show(path)
+                ))
+                .into()),
+                (r, _) => at(r.into()),
+            })?;
             match h.typeflag {
                 b'x' | b'g' | b'L' | b'K' => {
                     let max = if matches!(h.typeflag, b'x' | b'g') {
@@ -316,6 +329,7 @@ impl<R: Read> TarReader<R> {
                     let e = self.entry(h, pending, offset)?;
                     self.remaining = e.size;
                     self.padding = pad(e.size);
+                    self.prev = Some((e.path.clone(), offset));
                     return Ok(Some(e));
                 }
             }

@@ -289,8 +289,13 @@ impl Tree {
     /// Whiteout `dir/name` in `layer`: hide what lower layers wrote there (§3.5). A missing
     /// directory or name is no error.
     pub fn whiteout(&mut self, dir: &[Vec<u8>], name: &[u8], layer: u32) -> Result<(), Refusal> {
-        let Some(parent) = self.walk_dirs(dir, false, layer)? else {
-            return Ok(());
+        // Nothing exists under a missing path or a non-directory, so there is nothing to hide
+        // (§3.5). umoci writes such whiteouts when a layer turns a directory into a file: the
+        // file `d`, then `d/.wh.CHILD` for each child the directory had.
+        let parent = match self.walk_dirs(dir, false, layer) {
+            Ok(Some(p)) => p,
+            Ok(None) | Err(Refusal::ParentNotDirectory { .. }) => return Ok(()),
+            Err(e) => return Err(e),
         };
         if let Some(c) = self.children(parent).get(name).copied() {
             if !self.prune(c, layer) {
