@@ -15,7 +15,7 @@ Exit codes (the same for every command):
 #[command(
     name = "ct",
     version,
-    about = "Cerro Torre: pack OCI images into signed bundles and verify them",
+    about = "Cerro Torre: pack OCI images into signed bundles, verify them, and mount them verified",
     long_about = "Cerro Torre packs an OCI image into a signed, deterministic bundle (.ctp) that is also a valid \
 oci-archive, and verifies bundles down to every blob: structure, signatures, trust and policy.",
     after_help = EXIT_CODES
@@ -107,6 +107,112 @@ place unless -o OUT is given. The bundle digest and every image digest stay the 
     /// Inspect and maintain the content-addressed store (bundles imported with `ct import`)
     #[command(subcommand)]
     Store(StoreCmd),
+    /// Mount a bundle's root filesystem read-only; every block is verified as it is read
+    #[command(after_help = MOUNT_HELP)]
+    Mount(MountArgs),
+    /// Unmount what `ct mount` or `ct store mount` mounted (also when its daemon died)
+    #[command(
+        after_help = "Unmounts MOUNTPOINT and waits for its daemon to exit. A mount whose daemon died \
+(\"Transport endpoint is not connected\") is cleaned up the same way. A mount in use fails with exit 11 \
+and names what to do; --lazy detaches it at once (it goes away when the last user lets go). Only \
+ct's own mounts are touched."
+    )]
+    Umount(UmountArgs),
+    /// List what ct has mounted, with the state of each daemon
+    #[command(
+        after_help = "Status: ok (daemon serving), broken (the daemon died: `ct umount` cleans it up), \
+stale (registration left behind, nothing mounted), unregistered (a Cerro mount this store does not know)."
+    )]
+    Mounts,
+    #[command(name = "__mount-daemon", hide = true)]
+    MountDaemon(DaemonArgs),
+}
+
+const MOUNT_HELP: &str = "\
+BUNDLE is a .ctp file or the name of a bundle in the store. A file is verified exactly as `ct verify` \
+does (same exit codes) and imported into the store if the store lacks it (`ct import`); a name is \
+checked from the store's record: its signatures, that a signer is trusted, and the policy (--policy, \
+else default_policy from config.toml). Nothing is mounted unless that passes.
+
+The mount is read-only and lazy: it starts from the signed root record, checks each directory node \
+against its digest the first time it is looked up, and each 64 KiB block of a file against the file's \
+BLAKE3 root (through its Merkle outboard) before the kernel sees a byte of it. A block that fails is \
+never served: the read fails with EIO and the failure is logged with bundle, path and block (then \
+`ct store fsck` names the damaged object). Writes fail with EROFS. The kernel enforces the image's \
+modes and owners (default_permissions); --allow-other lets other users in, within those modes.
+
+ct mount returns once the mount answers; the daemon keeps serving it in the background, logging to \
+STORE/log/mount-ID.log. --foreground keeps it attached (Ctrl-C unmounts). MOUNTPOINT is created if \
+missing. End it with `ct umount MOUNTPOINT`; `ct mounts` lists mounts.";
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// A bundle file (.ctp), or the name of a bundle in the store
+    #[arg(value_name = "BUNDLE|NAME")]
+    pub bundle: String,
+    /// Where to mount it (created if missing)
+    pub mountpoint: PathBuf,
+    /// Store an imported bundle under this name [default: its package name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Evaluate this policy.json [default: default_policy from config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Stay attached to the terminal and log there; Ctrl-C unmounts
+    #[arg(long)]
+    pub foreground: bool,
+    /// Let other users reach the mount (the image's modes and owners still apply)
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Threads serving requests [default: twice the cores, 4 to 16]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreMountArgs {
+    /// Where to mount the store (created if missing)
+    pub mountpoint: PathBuf,
+    /// Evaluate this policy.json for every bundle [default: default_policy from config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Stay attached to the terminal and log there; Ctrl-C unmounts
+    #[arg(long)]
+    pub foreground: bool,
+    /// Let other users reach the mount (the images' modes and owners still apply)
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Threads serving requests [default: twice the cores, 4 to 16]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct UmountArgs {
+    /// The mount point
+    pub mountpoint: PathBuf,
+    /// Detach now even if the mount is in use (it goes away when its last user lets go)
+    #[arg(long)]
+    pub lazy: bool,
+}
+
+/// Arguments of the detached daemon (`ct mount` passes them; not for people).
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[arg(long, value_enum)]
+    pub kind: crate::cmd::daemon::Kind,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub mountpoint: PathBuf,
+    #[arg(long)]
+    pub allow_other: bool,
+    #[arg(long)]
+    pub suid: bool,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +243,16 @@ is corrupt and names the bundles that must be imported again."
     },
     /// Logical size, stored size and the saving from deduplication
     Du,
+    /// Mount the whole store read-only: bundles/NAME/{rootfs,manifest.toml,signatures}, by-digest/
+    #[command(
+        after_help = "For immutable-OS hosts that browse every verified image. Each bundle's record is \
+checked as `ct mount NAME` checks it (signatures, trust, policy, root record); a bundle that fails is \
+left out and named in the log. Every directory node and file block below bundles/NAME/rootfs/ is \
+verified when read, exactly as in `ct mount`; manifest.toml and signatures/KEY.sig are the signed bytes \
+themselves; by-digest/HEX links to bundles/NAME by bundle digest. The view is the store as it was at \
+mount time. Same life cycle as `ct mount`: `ct umount MOUNTPOINT` ends it."
+    )]
+    Mount(StoreMountArgs),
     /// List every entry of a bundle's root filesystem, verified as it is walked
     #[command(after_help = STORE_TREE_HELP)]
     Tree {

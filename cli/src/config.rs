@@ -64,6 +64,7 @@ pub fn exceeded_limit(message: &str) -> Option<&'static str> {
     }
 }
 
+#[derive(Clone)]
 pub struct Config {
     pub dir: PathBuf,
     pub file: ConfigFile,

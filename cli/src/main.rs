@@ -7,6 +7,7 @@ mod bundle_parts;
 mod cmd;
 mod config;
 mod exit;
+mod mountinfo;
 mod output;
 mod passphrase;
 mod registry;

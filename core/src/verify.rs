@@ -116,6 +116,47 @@ pub fn verify_content(raw: &RawBundle) -> VerifyReport {
     report(raw, None)
 }
 
+/// Verify a signed manifest kept apart from its blobs (a store's bundle record): the manifest
+/// parses, every signature file is well formed and verifies over the manifest bytes, one signer
+/// is trusted, and the policy admits it. The blobs are not looked at: whoever reads them checks
+/// them against this manifest (the store's Merkle tree, `ct unpack`'s re-hashing).
+pub fn verify_signed_manifest(
+    mbytes: &[u8],
+    signatures: &std::collections::BTreeMap<String, Vec<u8>>,
+    ctx: &VerifyContext<'_>,
+) -> VerifyReport {
+    let mut rep = VerifyReport {
+        bundle_digest: Some(Sha256Digest::of(mbytes)),
+        manifest: None,
+        signatures: vec![],
+        blobs: vec![],
+        policy: None,
+        failure: None,
+    };
+    let result = (|| {
+        let m = Manifest::parse(mbytes).map_err(|e| {
+            fail(
+                FailureKind::Malformed,
+                format!("{}: {e}", layout::MANIFEST_TOML),
+                HINT_MALFORMED,
+            )
+        })?;
+        rep.manifest = Some(m.clone());
+        let sigs = parse_signatures(signatures)?;
+        let valid = check_signers(&sigs, mbytes, ctx, &mut rep)?;
+        check_policy(&m, &valid, ctx, &mut rep)
+    })();
+    if let Err(Fail(kind, message, hint)) = result {
+        rep.failure = Some(Failure {
+            kind,
+            exit_code: kind.exit_code(),
+            message,
+            hint,
+        });
+    }
+    rep
+}
+
 fn report(raw: &RawBundle, ctx: Option<&VerifyContext<'_>>) -> VerifyReport {
     let mut report = VerifyReport {
         bundle_digest: None,
@@ -216,8 +257,28 @@ fn run(
     )?;
 
     // 2. Signatures.
+    let sigs = parse_signatures(&raw.signatures)?;
+    let Some(ctx) = ctx else {
+        check_blobs(raw, &m, rep)?;
+        return check_image_manifest(raw, &m);
+    };
+    let valid = check_signers(&sigs, mbytes, ctx, rep)?;
+
+    // 4. Blobs against the signed manifest.
+    check_blobs(raw, &m, rep)?;
+    check_image_manifest(raw, &m)?;
+
+    // 5. Policy.
+    check_policy(&m, &valid, ctx, rep)
+}
+
+/// Parse every signature file; each must name the key id its file name says.
+fn parse_signatures(
+    files: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<SignatureFile>, Fail> {
+    use FailureKind::*;
     let mut sigs = Vec::new();
-    for (file_id, bytes) in &raw.signatures {
+    for (file_id, bytes) in files {
         let s = SignatureFile::parse(bytes).map_err(|e| {
             fail(
                 Malformed,
@@ -237,13 +298,21 @@ fn run(
         }
         sigs.push(s);
     }
-    let Some(ctx) = ctx else {
-        check_blobs(raw, &m, rep)?;
-        return check_image_manifest(raw, &m);
-    };
+    Ok(sigs)
+}
+
+/// Steps 2–3: every signature verifies over the manifest bytes, and one is from a trusted key.
+/// Returns the valid signatures with whether each is trusted.
+fn check_signers<'s>(
+    sigs: &'s [SignatureFile],
+    mbytes: &[u8],
+    ctx: &VerifyContext<'_>,
+    rep: &mut VerifyReport,
+) -> Result<Vec<(&'s SignatureFile, bool)>, Fail> {
+    use FailureKind::*;
     let mut first_invalid = None;
     let mut valid = Vec::new();
-    for s in &sigs {
+    for s in sigs {
         let mut r = SignatureReport {
             key_id: s.key_id.to_string(),
             fingerprint: Some(s.fingerprint),
@@ -300,12 +369,17 @@ fn run(
             "if you trust the signer, import their public key with `ct key import FILE` after checking its fingerprint with them",
         ));
     }
+    Ok(valid)
+}
 
-    // 4. Blobs against the signed manifest.
-    check_blobs(raw, &m, rep)?;
-    check_image_manifest(raw, &m)?;
-
-    // 5. Policy.
+/// Step 5: the policy, when one is given.
+fn check_policy(
+    m: &Manifest,
+    valid: &[(&SignatureFile, bool)],
+    ctx: &VerifyContext<'_>,
+    rep: &mut VerifyReport,
+) -> Result<(), Fail> {
+    use FailureKind::*;
     if let Some(policy) = ctx.policy {
         let created = m
             .created()

@@ -247,7 +247,8 @@ pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
                 rep.removed.push(p.display().to_string());
             }
         }
-        let mut batch = store.db().batch();
+        let writer = store.writer()?;
+        let mut batch = writer.batch();
         for v in &corrupt_values {
             if let Some(h) = v.strip_prefix("outboard:") {
                 if let Ok(k) = hex::decode(h) {

@@ -60,6 +60,20 @@ pub fn gc(store: &Store) -> Result<GcStats> {
         walk_bundle(store, &rec, &mut seen, &mut marks)?;
         stats.bundles += 1;
     }
+    // What live mounts serve stays, even when its bundle record was removed meanwhile.
+    for m in crate::mounts::list(store.root())? {
+        if !m.alive {
+            continue;
+        }
+        let info = m.info.map_err(|e| {
+            StoreError::Corrupt(format!(
+                "{e}; nothing was removed — a live mount's registration cannot be read"
+            ))
+        })?;
+        for rec in &info.records {
+            walk_bundle(store, rec, &mut seen, &mut marks)?;
+        }
+    }
     if let Some(p) = marks.problems.first() {
         // A missing directory hides what lies below it: removing anything could lose data.
         return Err(StoreError::Corrupt(format!(
@@ -101,7 +115,8 @@ pub fn gc(store: &Store) -> Result<GcStats> {
         let _ = fs::remove_dir(sub.path()); // only succeeds when empty
     }
     // Sweep database nodes.
-    let mut batch = store.db().batch();
+    let writer = store.writer()?;
+    let mut batch = writer.batch();
     for k in nodes::dir_keys(store.db())? {
         let keep = <[u8; 32]>::try_from(k.as_slice())
             .map(|a| marks.dirs.contains(&DirDigest::from_bytes(a)))

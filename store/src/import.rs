@@ -155,7 +155,19 @@ pub fn import(
     // Verified: move objects into place, make them durable, then publish in one batch.
     staging.commit()?;
     sync_store(store.root())?;
-    let db = store.db();
+    // The database is opened read-write only now, for this one batch, so that imports running
+    // side by side wait for each other only here. Everything is checked again against the
+    // database as it is now: another import may have published the same name meanwhile.
+    let db = store.writer()?;
+    if let Some(existing) = bundles::get(&db, req.name)? {
+        if existing.bundle_digest != bundle_digest {
+            return Err(ImportError::NameTaken {
+                name: req.name.into(),
+                existing: existing.bundle_digest,
+            });
+        }
+    }
+    let db = &db;
     let mut batch = db.batch();
     for (digest, node) in &rootfs.dirs {
         if !nodes::has_dir(db, digest.as_bytes())? {

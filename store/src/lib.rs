@@ -10,6 +10,7 @@
 //!   db/                       RocksDB: one column family per record type (see db/)
 //!   tmp/                      staging for imports in progress (removed when abandoned)
 //!   log/                      logs of long-running processes (mount daemons)
+//!   mounts/<id>.json          live mounts, each locked by its daemon (see mounts.rs)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -20,8 +21,10 @@ pub mod fsck;
 pub mod gc;
 pub mod import;
 pub mod lock;
+pub mod mounts;
 pub mod objects;
 pub mod store;
+pub mod tree;
 pub mod walk;
 
 pub use error::StoreError;

@@ -16,11 +16,19 @@ pub enum LockMode {
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
 pub struct StoreLock {
-    _file: File,
+    _file: Option<File>,
     pub mode: LockMode,
 }
 
 impl StoreLock {
+    /// No lock at all, for readers that only ever read verified data (see `Store::open_reader`).
+    pub fn none() -> Self {
+        Self {
+            _file: None,
+            mode: LockMode::Shared,
+        }
+    }
+
     /// Take the lock, waiting for it unless `wait` is false (then a held lock is `Busy`).
     pub fn acquire(store: &Path, mode: LockMode, wait: bool) -> Result<Self> {
         let path = store.join("lock");
@@ -46,7 +54,10 @@ impl StoreLock {
             },
         };
         match res {
-            Ok(true) => Ok(Self { _file: file, mode }),
+            Ok(true) => Ok(Self {
+                _file: Some(file),
+                mode,
+            }),
             Ok(false) => Err(StoreError::Busy(format!(
                 "the store at {} is in use by another ct process",
                 store.display()

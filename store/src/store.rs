@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub struct Store {
     root: PathBuf,
+    /// A read-only view of the database as of `open`; writes go through [`Store::writer`].
     db: Db,
     _lock: StoreLock,
 }
@@ -22,13 +23,38 @@ impl Store {
         let lock = StoreLock::acquire(root, mode, true)?;
         objects::create_layout(root)?;
         objects::clean_abandoned_staging(root)?;
-        let db = Db::open(&root.join("db"))?;
-        db::meta::check_or_init(&db)?;
+        let path = root.join("db");
+        if !path.join("CURRENT").exists() {
+            // A new store: create the database and record its format, then let go of it.
+            db::meta::check_or_init(&Db::open(&path)?)?;
+        }
+        let db = Db::open_read_only(&path)?;
+        db::meta::check(&db)?;
         Ok(Self {
             root: root.to_path_buf(),
             db,
             _lock: lock,
         })
+    }
+
+    /// Open a store for reading only, without taking the store lock: for long-lived readers
+    /// (mount daemons) that must not keep `gc` or `fsck --repair` waiting. Nothing is created;
+    /// what is read is verified against signed digests as always.
+    pub fn open_reader(root: &Path) -> Result<Self> {
+        let lock = StoreLock::none();
+        let db = Db::open_read_only(&root.join("db"))?;
+        db::meta::check(&db)?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            db,
+            _lock: lock,
+        })
+    }
+
+    /// The database opened read-write, for one batch. Waits while another process writes; drop
+    /// it as soon as the batch is written.
+    pub fn writer(&self) -> Result<Db> {
+        Db::open(&self.root.join("db"))
     }
 
     pub fn root(&self) -> &Path {
@@ -52,8 +78,9 @@ impl Store {
 
     /// Remove a bundle's record. Its objects stay until `gc` finds them unreferenced.
     pub fn remove_bundle(&self, name: &str) -> Result<BundleRecord> {
-        let r = self.bundle(name)?;
-        let mut b = self.db.batch();
+        let w = self.writer()?;
+        let r = bundles::get(&w, name)?.ok_or_else(|| StoreError::NotFound(name.to_string()))?;
+        let mut b = w.batch();
         bundles::delete(&mut b, name);
         b.write()?;
         Ok(r)

@@ -238,7 +238,8 @@ mod tests {
             attestations: vec![],
         };
         let s = Store::open(root, LockMode::Exclusive).unwrap();
-        let mut b = s.db().batch();
+        let w = s.writer().unwrap();
+        let mut b = w.batch();
         for n in [&e, &a, &z, &top] {
             nodes::put_dir(&mut b, n.digest().as_bytes(), &n.encode());
         }
@@ -256,6 +257,10 @@ mod tests {
             },
         );
         b.write().unwrap();
+        drop(w);
+        drop(s);
+        // A store opened now sees what was written (each open reads the database as it is).
+        let s = Store::open(root, LockMode::Exclusive).unwrap();
         (s, e.digest())
     }
 
@@ -283,9 +288,15 @@ mod tests {
         let other = DirNode {
             entries: vec![file("f", b"forged")],
         };
-        s.db()
+        s.writer()
+            .unwrap()
             .put_raw(CF_DIRS, e.as_bytes(), &other.encode())
             .unwrap();
+        let reopen = |s: Store| {
+            drop(s);
+            Store::open(t.path(), LockMode::Exclusive).unwrap()
+        };
+        let s = reopen(s);
         let err = rootfs_entries(&s, &r).unwrap_err().to_string();
         // The node sits at two paths; the walk names the one where it met it first.
         assert!(
@@ -294,9 +305,13 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("is corrupt"), "{err}");
-        let mut b = s.db().batch();
-        nodes::delete_dir(&mut b, e.as_bytes());
-        b.write().unwrap();
+        {
+            let w = s.writer().unwrap();
+            let mut b = w.batch();
+            nodes::delete_dir(&mut b, e.as_bytes());
+            b.write().unwrap();
+        }
+        let s = reopen(s);
         let err = rootfs_entries(&s, &r).unwrap_err().to_string();
         assert!(err.contains("is missing from the database"), "{err}");
     }

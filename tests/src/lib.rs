@@ -713,6 +713,7 @@ pub fn has_sgr(s: &str) -> bool {
 
 pub mod fixtures;
 pub mod forge;
+pub mod mount;
 pub mod rawtar;
 pub mod registry;
 pub mod tree;

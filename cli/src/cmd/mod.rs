@@ -1,11 +1,13 @@
 //! One module per subcommand; `run` loads the configuration and dispatches.
 
 mod assemble;
+pub mod daemon;
 mod explain;
 mod export;
 mod fetch;
 mod import;
 mod key;
+mod mount;
 mod pack;
 mod policy;
 mod push;
@@ -53,6 +55,10 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Fetch(a) => fetch::run(&ctx, a),
         Cmd::Export(a) => export::run(&ctx, a),
         Cmd::Import(a) => import::run(&ctx, a),
+        Cmd::Mount(a) => mount::mount(&ctx, a),
+        Cmd::Umount(a) => mount::umount(&ctx, a),
+        Cmd::Mounts => mount::list(&ctx),
+        Cmd::MountDaemon(a) => daemon::daemon_main(&ctx, a),
     }
 }
 

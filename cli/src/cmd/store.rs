@@ -23,6 +23,7 @@ pub(super) fn open(ctx: &Ctx, mode: LockMode) -> CmdResult<Store> {
 pub fn run(ctx: &Ctx, cmd: StoreCmd) -> CmdResult<u8> {
     match cmd {
         StoreCmd::Ls => ls(ctx),
+        StoreCmd::Mount(a) => super::mount::store_mount(ctx, a),
         StoreCmd::Info { name } => info(ctx, &name),
         StoreCmd::Tree { name } => super::store_tree::run(ctx, &name),
         StoreCmd::Rm { name } => {
@@ -222,6 +223,19 @@ pub fn import_bundle(
     name: Option<&str>,
     policy_arg: Option<&Path>,
 ) -> CmdResult<u8> {
+    Ok(import_bundle_named(ctx, bundle, name, policy_arg)?
+        .err()
+        .unwrap_or(0))
+}
+
+/// [`import_bundle`], answering the name the bundle is stored under, or the verification's
+/// exit code when it was refused (its report already printed).
+pub fn import_bundle_named(
+    ctx: &Ctx,
+    bundle: &Path,
+    name: Option<&str>,
+    policy_arg: Option<&Path>,
+) -> CmdResult<Result<String, u8>> {
     let policy = load_policy(ctx, policy_arg)?;
     let raw = scan(ctx, bundle, "verifying")?;
     let trust = ctx.cfg.trust_lookup()?;
@@ -236,9 +250,9 @@ pub fn import_bundle(
     if !rep.ok() {
         ctx.out.json_doc(&serde_json::json!({"ok": false, "exit_code": rep.exit_code(), "bundle": bundle, "report": rep}));
         print_report(ctx, bundle, &rep, policy.as_ref().map(|(p, _)| p.as_path()));
-        return Ok(rep.exit_code());
+        return Ok(Err(rep.exit_code()));
     }
-    import_verified(ctx, bundle, &raw, name)
+    import_verified_named(ctx, bundle, &raw, name).map(Ok)
 }
 
 /// Import a bundle that has already been verified (signatures, trust, policy) from `raw`, its
@@ -249,6 +263,16 @@ pub fn import_verified(
     raw: &RawBundle,
     name: Option<&str>,
 ) -> CmdResult<u8> {
+    import_verified_named(ctx, bundle, raw, name).map(|_| 0)
+}
+
+/// [`import_verified`], answering the name the bundle is stored under.
+fn import_verified_named(
+    ctx: &Ctx,
+    bundle: &Path,
+    raw: &RawBundle,
+    name: Option<&str>,
+) -> CmdResult<String> {
     let manifest_bytes = raw
         .manifest
         .as_deref()
@@ -310,5 +334,5 @@ pub fn import_verified(
             human_bytes(stats.new_blob_bytes)
         ));
     }
-    Ok(0)
+    Ok(name.to_string())
 }

@@ -7,6 +7,7 @@
 //! - `sink`: where file contents go while a layer is read;
 //! - `outboard`: block verification against a content root (§4);
 //! - `node`: directory nodes and the root record, encoded, decoded and hashed (§5–6);
+//! - `verified`: reading a stored tree through verification (the trait readers use);
 //! - `ids`, `error`: typed identifiers and errors.
 
 pub mod error;
@@ -17,6 +18,7 @@ pub mod outboard;
 pub mod sink;
 mod tar;
 mod tree;
+pub mod verified;
 
 pub use error::{EntryRef, LayerError, Refusal};
 pub use ids::{Blake3Root, BlockIndex, DirDigest, IdParseError, RootfsDigest};
@@ -29,3 +31,4 @@ pub use outboard::{
 pub use sink::{hash_content, ContentSink, HashSink, MemorySink};
 pub use tar::{MAX_PATH_BYTES_V1, MAX_PAX_BYTES_V1};
 pub use tree::IMPLICIT_DIR_MODE_V1;
+pub use verified::{ContentReader, MemoryTree, TreeError, TreeStore, VerifiedFile, VerifiedTree};

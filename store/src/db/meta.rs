@@ -20,10 +20,20 @@ pub fn check_or_init(db: &Db) -> Result<()> {
             b.put(CF_META, KEY_FORMAT, STORE_FORMAT_V1.as_bytes());
             b.write()
         }
+        Some(_) => check(db),
+    }
+}
+
+/// Check the format of an existing store (read-only views cannot record it).
+pub fn check(db: &Db) -> Result<()> {
+    match db.get(CF_META, KEY_FORMAT)? {
         Some(v) if v == STORE_FORMAT_V1.as_bytes() => Ok(()),
         Some(v) => Err(StoreError::Corrupt(format!(
             "the store has format {:?}; this ct understands format {STORE_FORMAT_V1}",
             String::from_utf8_lossy(&v[..v.len().min(32)])
         ))),
+        None => Err(StoreError::Corrupt(
+            "the store database records no format version".into(),
+        )),
     }
 }

@@ -9,6 +9,9 @@
 //! outboards       BLAKE3 file root (32 bytes)  Merkle outboard                   nodes.rs
 //! meta            ASCII key                    store format version, …           meta.rs
 //! ```
+//! Readers open a read-only view ([`Db::open_read_only`]: no lock, any number at once, beside a
+//! writer); writers open read-write only for their batch ([`Db::open`] waits for another
+//! process's batch), so long-running readers such as mount daemons never block imports.
 //! Values are untrusted at rest: decoders are bounded and never panic, and whatever is read
 //! is verified against a digest from a signed manifest before use.
 
@@ -19,6 +22,7 @@ pub mod nodes;
 use crate::error::{Result, StoreError};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub const CF_BUNDLES: &str = "bundles";
 pub const CF_DIRS: &str = "dirs";
@@ -31,7 +35,22 @@ pub struct Db {
     path: PathBuf,
 }
 
+/// How long a writer waits for another process's write to finish. Writers hold the database
+/// only for one batch (milliseconds), so waiting this long means something is wrong.
+const WRITER_WAIT: Duration = Duration::from_secs(120);
+
+fn cf_descriptors() -> impl Iterator<Item = ColumnFamilyDescriptor> {
+    ALL_CFS.iter().map(|n| {
+        let mut o = Options::default();
+        o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        ColumnFamilyDescriptor::new(*n, o)
+    })
+}
+
 impl Db {
+    /// Open read-write (creating the database if needed). RocksDB admits one read-write opener
+    /// per database, across processes: callers hold it only for one batch, and a second writer
+    /// waits here (up to [`WRITER_WAIT`]) instead of failing.
     pub fn open(path: &Path) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -39,15 +58,50 @@ impl Db {
         // Bounded memory: the store is read by short-lived commands and long-lived mounts alike.
         opts.set_max_open_files(256);
         opts.set_keep_log_file_num(4);
-        let cfs = ALL_CFS.iter().map(|n| {
-            let mut o = Options::default();
-            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            ColumnFamilyDescriptor::new(*n, o)
-        });
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| StoreError::Db {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let deadline = Instant::now() + WRITER_WAIT;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match DB::open_cf_descriptors(&opts, path, cf_descriptors()) {
+                Ok(db) => {
+                    return Ok(Self {
+                        db,
+                        path: path.to_path_buf(),
+                    })
+                }
+                Err(e) if is_lock_contention(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => {
+                    return Err(StoreError::Db {
+                        path: path.to_path_buf(),
+                        message: if is_lock_contention(&e) {
+                            format!(
+                                "another process has held the database for over {}s: {e}",
+                                WRITER_WAIT.as_secs()
+                            )
+                        } else {
+                            e.to_string()
+                        },
+                    })
+                }
+            }
+        }
+    }
+
+    /// Open a read-only view of the database as it is now: takes no lock, so any number of
+    /// readers (listings, fsck, mount daemons) run beside a writer. Every table file is opened
+    /// up front and kept open, so a later compaction by a writer cannot pull a file away from
+    /// under a long-lived reader.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.set_max_open_files(-1);
+        let db = DB::open_cf_descriptors_read_only(&opts, path, cf_descriptors(), false).map_err(
+            |e| StoreError::Db {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            },
+        )?;
         Ok(Self {
             db,
             path: path.to_path_buf(),
@@ -111,6 +165,12 @@ impl Db {
             .put_cf(self.cf(cf), key, value)
             .map_err(|e| self.err(e))
     }
+}
+
+/// True for RocksDB's "another process has the database open read-write" error.
+fn is_lock_contention(e: &rocksdb::Error) -> bool {
+    let m = e.to_string();
+    m.contains("LOCK") && m.contains("unavailable")
 }
 
 /// A set of changes applied atomically and durably (`sync`) by `write`.

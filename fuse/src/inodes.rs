@@ -1,0 +1,442 @@
+//! The inode table: every path the kernel has reached, numbered once and for the life of the
+//! mount. Directories are loaded lazily: a directory's node is fetched and verified the first
+//! time anything needs its children (a lookup in it, a listing, or its own `nlink`), and all of
+//! its entries get inode numbers then. Hard-linked entries (one link group of one rootfs) share
+//! one inode number. Nodes never change once made, so readers clone an `Arc` and drop the lock.
+
+use crate::view::{StoreBundle, TreeRoot, View};
+use cerro_core::rootfs::{
+    Blake3Root, DirDigest, Metadata, Payload, TreeError, TreeStore, VerifiedTree,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// FUSE inode number of the mount's root.
+pub const ROOT_INO: u64 = 1;
+/// Tree index of synthetic nodes (the store view's own directories and files).
+pub const SYNTHETIC: u32 = u32::MAX;
+/// Size reported for directories (like most disk filesystems; no program relies on it).
+const DIR_SIZE: u64 = 4096;
+
+/// The kind of an inode, as `stat` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink,
+    CharDevice,
+    BlockDevice,
+    Fifo,
+}
+
+/// `stat` facts of an inode (a directory's `nlink` is filled in from its children).
+#[derive(Debug, Clone)]
+pub struct Attr {
+    pub kind: Kind,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub nlink: u32,
+    pub rdev: u32,
+}
+
+/// What an inode holds.
+#[derive(Debug)]
+pub enum Body {
+    /// A directory of a rootfs (`digest`) or a synthetic one (`None`, children set at creation).
+    Dir {
+        digest: Option<DirDigest>,
+        children: OnceLock<Arc<Children>>,
+    },
+    /// A regular file of a rootfs, read through verification.
+    File {
+        root: Blake3Root,
+        size: u64,
+    },
+    /// A synthetic file held in memory (a signed manifest or signature file, already checked).
+    Memory(Arc<Vec<u8>>),
+    Symlink(Vec<u8>),
+    /// Devices and FIFOs: nothing to read through the mount.
+    Special,
+}
+
+/// A directory's entries, sorted by name.
+#[derive(Debug, Default)]
+pub struct Children {
+    pub entries: Vec<(Vec<u8>, u64)>,
+    pub subdirs: u32,
+}
+
+impl Children {
+    pub fn find(&self, name: &[u8]) -> Option<u64> {
+        self.entries
+            .binary_search_by(|(n, _)| n.as_slice().cmp(name))
+            .ok()
+            .map(|i| self.entries[i].1)
+    }
+}
+
+/// One inode.
+#[derive(Debug)]
+pub struct Node {
+    pub parent: u64,
+    /// The name it was first reached by (for paths in logs).
+    pub name: Vec<u8>,
+    /// Which rootfs it belongs to (an index into the table's roots), or [`SYNTHETIC`].
+    pub tree: u32,
+    pub attr: Attr,
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub body: Body,
+}
+
+/// Why a directory could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    NotFound,
+    NotDir,
+    /// The directory node failed verification or could not be read.
+    Tree(Box<TreeError>),
+}
+
+pub struct Table<S: ?Sized> {
+    tree: VerifiedTree<S>,
+    nodes: RwLock<Vec<Arc<Node>>>,
+    /// Inode of each link group seen so far, by (rootfs, link id).
+    links: Mutex<HashMap<(u32, u64), u64>>,
+    /// Serialises directory loads, so two threads never number one directory twice.
+    loading: Mutex<()>,
+    labels: Vec<String>,
+}
+
+fn time(secs: i64, nanos: u32) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nanos)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(nanos as u64)
+    }
+}
+
+fn meta_attr(m: &Metadata, kind: Kind, size: u64, nlink: u32, rdev: u32) -> Attr {
+    Attr {
+        kind,
+        perm: (m.mode & 0o7777) as u16,
+        uid: m.uid,
+        gid: m.gid,
+        size,
+        mtime: time(m.mtime.secs, m.mtime.nanos),
+        nlink,
+        rdev,
+    }
+}
+
+/// `makedev` as Linux encodes it for `st_rdev` in FUSE attributes (32 bits).
+fn rdev(major: u32, minor: u32) -> u32 {
+    ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & !0xff) << 12)
+}
+
+fn synthetic_attr(kind: Kind, perm: u16, size: u64) -> Attr {
+    Attr {
+        kind,
+        perm,
+        uid: 0,
+        gid: 0,
+        size,
+        mtime: UNIX_EPOCH,
+        nlink: 1,
+        rdev: 0,
+    }
+}
+
+impl<S: TreeStore + ?Sized> Table<S> {
+    /// A table whose root is `view`. Nothing is read from the store yet.
+    pub fn new(tree: VerifiedTree<S>, view: &View) -> Self {
+        let mut t = Self {
+            tree,
+            nodes: RwLock::new(Vec::new()),
+            links: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
+            labels: Vec::new(),
+        };
+        match view {
+            View::Rootfs(r) => {
+                t.labels.push(r.label.clone());
+                let root = t.push_tree_root(r, ROOT_INO, b"".to_vec());
+                debug_assert_eq!(root, ROOT_INO);
+            }
+            View::Store(bundles) => t.build_store_view(bundles),
+        }
+        t
+    }
+
+    fn push(&self, node: Node) -> u64 {
+        let mut nodes = self.nodes.write().expect("inode table lock");
+        nodes.push(Arc::new(node));
+        nodes.len() as u64
+    }
+
+    fn push_tree_root(&mut self, r: &TreeRoot, parent: u64, name: Vec<u8>) -> u64 {
+        let tree = (self.labels.len() - 1) as u32;
+        debug_assert_eq!(self.labels[tree as usize], r.label);
+        self.push(Node {
+            parent,
+            name,
+            tree,
+            attr: meta_attr(&r.root.meta, Kind::Dir, DIR_SIZE, 2, 0),
+            xattrs: r.root.meta.xattrs.clone(),
+            body: Body::Dir {
+                digest: Some(r.root.dir),
+                children: OnceLock::new(),
+            },
+        })
+    }
+
+    fn synthetic_dir(&self, parent: u64, name: &[u8]) -> u64 {
+        self.push(Node {
+            parent,
+            name: name.to_vec(),
+            tree: SYNTHETIC,
+            attr: synthetic_attr(Kind::Dir, 0o555, DIR_SIZE),
+            xattrs: BTreeMap::new(),
+            body: Body::Dir {
+                digest: None,
+                children: OnceLock::new(),
+            },
+        })
+    }
+
+    fn synthetic_leaf(&self, parent: u64, name: &[u8], kind: Kind, body: Body) -> u64 {
+        let size = match &body {
+            Body::Memory(b) => b.len() as u64,
+            Body::Symlink(t) => t.len() as u64,
+            _ => 0,
+        };
+        let perm = if kind == Kind::Symlink { 0o777 } else { 0o444 };
+        self.push(Node {
+            parent,
+            name: name.to_vec(),
+            tree: SYNTHETIC,
+            attr: synthetic_attr(kind, perm, size),
+            xattrs: BTreeMap::new(),
+            body,
+        })
+    }
+
+    fn set_children(&self, dir: u64, mut entries: Vec<(Vec<u8>, u64)>) {
+        entries.sort();
+        let subdirs = entries
+            .iter()
+            .filter(|(_, i)| self.get(*i).is_some_and(|n| n.attr.kind == Kind::Dir))
+            .count() as u32;
+        if let Some(n) = self.get(dir) {
+            if let Body::Dir { children, .. } = &n.body {
+                let _ = children.set(Arc::new(Children { entries, subdirs }));
+            }
+        }
+    }
+
+    fn build_store_view(&mut self, bundles: &[StoreBundle]) {
+        let root = self.synthetic_dir(ROOT_INO, b"");
+        debug_assert_eq!(root, ROOT_INO);
+        let bdir = self.synthetic_dir(root, b"bundles");
+        let ddir = self.synthetic_dir(root, b"by-digest");
+        let mut bentries = Vec::new();
+        let mut dentries = Vec::new();
+        for b in bundles {
+            let me = self.synthetic_dir(bdir, b.name.as_bytes());
+            self.labels.push(b.name.clone());
+            let rootfs = self.push_tree_root(
+                &TreeRoot {
+                    label: b.name.clone(),
+                    root: b.root.clone(),
+                },
+                me,
+                b"rootfs".to_vec(),
+            );
+            let manifest = self.synthetic_leaf(
+                me,
+                b"manifest.toml",
+                Kind::File,
+                Body::Memory(Arc::new(b.manifest.clone())),
+            );
+            let sdir = self.synthetic_dir(me, b"signatures");
+            let sigs: Vec<(Vec<u8>, u64)> = b
+                .signatures
+                .iter()
+                .map(|(k, v)| {
+                    let name = format!("{k}.sig").into_bytes();
+                    let ino = self.synthetic_leaf(
+                        sdir,
+                        &name,
+                        Kind::File,
+                        Body::Memory(Arc::new(v.clone())),
+                    );
+                    (name, ino)
+                })
+                .collect();
+            self.set_children(sdir, sigs);
+            self.set_children(
+                me,
+                vec![
+                    (b"manifest.toml".to_vec(), manifest),
+                    (b"rootfs".to_vec(), rootfs),
+                    (b"signatures".to_vec(), sdir),
+                ],
+            );
+            bentries.push((b.name.as_bytes().to_vec(), me));
+            let target = format!("../bundles/{}", b.name).into_bytes();
+            let link = self.synthetic_leaf(
+                ddir,
+                b.digest_hex.as_bytes(),
+                Kind::Symlink,
+                Body::Symlink(target),
+            );
+            dentries.push((b.digest_hex.as_bytes().to_vec(), link));
+        }
+        self.set_children(bdir, bentries);
+        self.set_children(ddir, dentries);
+        self.set_children(
+            root,
+            vec![(b"bundles".to_vec(), bdir), (b"by-digest".to_vec(), ddir)],
+        );
+    }
+
+    /// The node numbered `ino`.
+    pub fn get(&self, ino: u64) -> Option<Arc<Node>> {
+        let i = ino.checked_sub(1)? as usize;
+        self.nodes.read().expect("inode table lock").get(i).cloned()
+    }
+
+    /// Number of inodes numbered so far.
+    pub fn len(&self) -> usize {
+        self.nodes.read().expect("inode table lock").len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The label (bundle name) of a node's rootfs.
+    pub fn label(&self, node: &Node) -> &str {
+        self.labels
+            .get(node.tree as usize)
+            .map(String::as_str)
+            .unwrap_or("store")
+    }
+
+    /// The path of `ino` from the mount's root (for logs), as text.
+    pub fn path(&self, ino: u64) -> String {
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        for _ in 0..4096 {
+            let Some(n) = self.get(cur) else { break };
+            if cur == ROOT_INO {
+                break;
+            }
+            parts.push(String::from_utf8_lossy(&n.name).into_owned());
+            cur = n.parent;
+        }
+        parts.reverse();
+        format!("/{}", parts.join("/"))
+    }
+
+    /// The children of directory `ino`, loading (and verifying) its node on first use.
+    pub fn children(&self, ino: u64) -> Result<Arc<Children>, LoadError> {
+        let node = self.get(ino).ok_or(LoadError::NotFound)?;
+        let Body::Dir { digest, children } = &node.body else {
+            return Err(LoadError::NotDir);
+        };
+        if let Some(c) = children.get() {
+            return Ok(c.clone());
+        }
+        let _guard = self.loading.lock().expect("load lock");
+        if let Some(c) = children.get() {
+            return Ok(c.clone());
+        }
+        let digest = digest.expect("synthetic directories are filled at creation");
+        let dir = self
+            .tree
+            .dir(&digest)
+            .map_err(|e| LoadError::Tree(Box::new(e)))?;
+        let mut entries = Vec::with_capacity(dir.entries.len());
+        let mut subdirs = 0;
+        for e in dir.entries {
+            let (kind, size, rdev_, body) = match e.payload {
+                Payload::Directory { digest } => {
+                    subdirs += 1;
+                    (
+                        Kind::Dir,
+                        DIR_SIZE,
+                        0,
+                        Body::Dir {
+                            digest: Some(digest),
+                            children: OnceLock::new(),
+                        },
+                    )
+                }
+                Payload::File { size, root, .. } => {
+                    (Kind::File, size, 0, Body::File { root, size })
+                }
+                Payload::Symlink { ref target, .. } => (
+                    Kind::Symlink,
+                    target.len() as u64,
+                    0,
+                    Body::Symlink(target.clone()),
+                ),
+                Payload::CharDevice { major, minor, .. } => {
+                    (Kind::CharDevice, 0, rdev(major, minor), Body::Special)
+                }
+                Payload::BlockDevice { major, minor, .. } => {
+                    (Kind::BlockDevice, 0, rdev(major, minor), Body::Special)
+                }
+                Payload::Fifo { .. } => (Kind::Fifo, 0, 0, Body::Special),
+            };
+            let link = e.payload.link().filter(|l| l.nlink > 1);
+            if let Some(l) = link {
+                if let Some(&existing) = self
+                    .links
+                    .lock()
+                    .expect("links lock")
+                    .get(&(node.tree, l.id))
+                {
+                    entries.push((e.name, existing));
+                    continue;
+                }
+            }
+            let nlink = link.map_or(if kind == Kind::Dir { 2 } else { 1 }, |l| l.nlink);
+            let ino_new = self.push(Node {
+                parent: ino,
+                name: e.name.clone(),
+                tree: node.tree,
+                attr: meta_attr(&e.meta, kind, size, nlink, rdev_),
+                xattrs: e.meta.xattrs,
+                body,
+            });
+            if let Some(l) = link {
+                self.links
+                    .lock()
+                    .expect("links lock")
+                    .insert((node.tree, l.id), ino_new);
+            }
+            entries.push((e.name, ino_new));
+        }
+        let c = Arc::new(Children { entries, subdirs });
+        let _ = children.set(c.clone());
+        Ok(c)
+    }
+
+    /// The attributes of `ino`; for a directory this loads it, for its `nlink`.
+    pub fn attr(&self, ino: u64) -> Result<(Arc<Node>, Attr), LoadError> {
+        let node = self.get(ino).ok_or(LoadError::NotFound)?;
+        let mut a = node.attr.clone();
+        if a.kind == Kind::Dir {
+            a.nlink = 2 + self.children(ino)?.subdirs;
+        }
+        Ok((node, a))
+    }
+
+    pub fn tree(&self) -> &VerifiedTree<S> {
+        &self.tree
+    }
+}
