@@ -23,11 +23,17 @@ done
 # Where cargo puts binaries (honours CARGO_TARGET_DIR and .cargo/config).
 TARGET_DIR=$(cargo metadata --no-deps --format-version 1 | jq -r .target_directory)
 BENCH_CACHE=$TARGET_DIR/bench-cache
-CT=$TARGET_DIR/release/ct
+CT=${CT_BIN:-$TARGET_DIR/release/ct}
 mkdir -p "$BENCH_CACHE"
 
-# Builds the release `ct` (incremental: quick when nothing changed).
+# Builds the release `ct` (incremental: quick when nothing changed), unless CT_BIN names a
+# binary to measure instead (say so when quoting its numbers: the dev profile is opt-level 1).
 bench_build_ct() {
+    if [ -n "${CT_BIN:-}" ]; then
+        bench_say "measuring CT_BIN=$CT_BIN (not building)"
+        [ -x "$CT" ] || bench_die "CT_BIN=$CT_BIN is not an executable"
+        return
+    fi
     bench_say "building ct (cargo build --release -p cerro-cli)"
     cargo build --release -p cerro-cli --quiet
     [ -x "$CT" ] || bench_die "no binary at $CT after the build"
