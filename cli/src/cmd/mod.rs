@@ -13,6 +13,7 @@ mod policy;
 mod push;
 mod resign;
 mod store;
+mod unpack;
 mod verify;
 
 use crate::app::{Cli, Cmd};
@@ -57,6 +58,7 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Mount(a) => mount::mount(&ctx, a),
         Cmd::Umount(a) => mount::umount(&ctx, a),
         Cmd::Mounts => mount::list(&ctx),
+        Cmd::Unpack(a) => unpack::run(&ctx, a),
         Cmd::MountDaemon(a) => daemon::daemon_main(&ctx, a),
     }
 }
