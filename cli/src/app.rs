@@ -124,8 +124,47 @@ ct's own mounts are touched."
 stale (registration left behind, nothing mounted), unregistered (a Cerro mount this store does not know)."
     )]
     Mounts,
+    /// Write a verified image out of the store: an OCI layout, a docker archive, or its rootfs
+    #[command(after_help = UNPACK_HELP)]
+    Unpack(UnpackArgs),
     #[command(name = "__mount-daemon", hide = true)]
     MountDaemon(DaemonArgs),
+}
+
+const UNPACK_HELP: &str = "\
+BUNDLE is a .ctp file (verified and imported first, as `ct mount` does) or a bundle name in the store; \
+the store record is checked (signatures, trust, policy) before anything is written. oci: an OCI layout \
+with the signed blobs, each re-hashed as it is copied, and cerro/ with the manifest and signatures. \
+docker: a `docker save` archive at OUT. rootfs: the merged tree, every block verified; what could \
+not be preserved with this process's privileges is listed. A mismatch exits 1 and leaves no output. \
+An existing OUT that is not an empty directory is refused unless --force.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnpackFormat {
+    Oci,
+    Docker,
+    Rootfs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// A bundle file (.ctp), or the name of a bundle in the store
+    #[arg(value_name = "BUNDLE|NAME")]
+    pub bundle: String,
+    /// Where to write (a directory; a file for --format docker)
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    #[arg(long, value_enum, default_value = "oci")]
+    pub format: UnpackFormat,
+    /// Replace an existing output
+    #[arg(long)]
+    pub force: bool,
+    /// Store an imported bundle under this name [default: its package name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Evaluate this policy.json [default: default_policy from config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 const MOUNT_HELP: &str = "\

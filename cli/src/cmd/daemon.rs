@@ -105,9 +105,9 @@ pub enum DaemonReport {
 
 /// What will be served: checked records and the view made of them.
 pub struct Plan {
-    store: Store,
-    view: View,
-    records: Vec<BundleRecord>,
+    pub store: Store,
+    pub view: View,
+    pub records: Vec<BundleRecord>,
 }
 
 /// Where a mount's daemon logs.

@@ -14,6 +14,7 @@ mod push;
 mod resign;
 mod store;
 mod store_tree;
+mod unpack;
 mod verify;
 
 use crate::app::{Cli, Cmd};
@@ -58,6 +59,7 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Mount(a) => mount::mount(&ctx, a),
         Cmd::Umount(a) => mount::umount(&ctx, a),
         Cmd::Mounts => mount::list(&ctx),
+        Cmd::Unpack(a) => unpack::run(&ctx, a),
         Cmd::MountDaemon(a) => daemon::daemon_main(&ctx, a),
     }
 }

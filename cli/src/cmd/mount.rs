@@ -79,40 +79,7 @@ fn prepare_mountpoint(mp: &Path) -> CmdResult<PathBuf> {
 /// `ct mount BUNDLE|NAME MOUNTPOINT`.
 pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
     let mp = prepare_mountpoint(&a.mountpoint)?;
-    let target = Path::new(&a.bundle);
-    let name = if target.is_file() {
-        // A bundle file: verify it and import it (nothing happens if the store has it already).
-        let quiet = Ctx {
-            cfg: ctx.cfg.clone(),
-            out: crate::output::Output {
-                json: false,
-                quiet: ctx.out.quiet || ctx.out.json,
-                ..ctx.out.clone()
-            },
-            store: ctx.store.clone(),
-        };
-        match import_bundle_named(&quiet, target, a.name.as_deref(), a.policy.as_deref())? {
-            Ok(name) => name,
-            Err(code) => {
-                return Err(Failure::new(
-                    code,
-                    format!("{} did not verify; nothing was mounted", target.display()),
-                )
-                .hint(format!(
-                    "`ct verify {}` shows the full report",
-                    target.display()
-                )))
-            }
-        }
-    } else if a.bundle.contains('/') || a.bundle.ends_with(".ctp") {
-        return Err(Failure::usage(format!(
-            "{} is not a bundle file (and not a bundle name in the store)",
-            a.bundle
-        ))
-        .hint("check the path, or see `ct store ls` for the names in the store"));
-    } else {
-        a.bundle.clone()
-    };
+    let name = resolve_bundle(ctx, &a.bundle, a.name.as_deref(), a.policy.as_deref())?;
     start(
         ctx,
         &daemon::Request {
@@ -126,6 +93,51 @@ pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
         },
         a.foreground,
     )
+}
+
+/// The store name of `bundle`: a .ctp file is verified and imported (its verify exit code if
+/// it fails), anything else is taken as a name in the store.
+pub fn resolve_bundle(
+    ctx: &Ctx,
+    bundle: &str,
+    name: Option<&str>,
+    policy: Option<&Path>,
+) -> CmdResult<String> {
+    let target = Path::new(bundle);
+    let name = if target.is_file() {
+        // A bundle file: verify it and import it (nothing happens if the store has it already).
+        let quiet = Ctx {
+            cfg: ctx.cfg.clone(),
+            out: crate::output::Output {
+                json: false,
+                quiet: ctx.out.quiet || ctx.out.json,
+                ..ctx.out.clone()
+            },
+            store: ctx.store.clone(),
+        };
+        match import_bundle_named(&quiet, target, name, policy)? {
+            Ok(name) => name,
+            Err(code) => {
+                return Err(Failure::new(
+                    code,
+                    format!("{} did not verify; nothing was mounted", target.display()),
+                )
+                .hint(format!(
+                    "`ct verify {}` shows the full report",
+                    target.display()
+                )))
+            }
+        }
+    } else if bundle.contains('/') || bundle.ends_with(".ctp") {
+        return Err(Failure::usage(format!(
+            "{} is not a bundle file (and not a bundle name in the store)",
+            bundle
+        ))
+        .hint("check the path, or see `ct store ls` for the names in the store"));
+    } else {
+        bundle.to_string()
+    };
+    Ok(name)
 }
 
 /// `ct store mount MOUNTPOINT`.

@@ -39,6 +39,9 @@ pub struct Db {
 /// only for one batch (milliseconds), so waiting this long means something is wrong.
 const WRITER_WAIT: Duration = Duration::from_secs(120);
 
+/// Attempts of a read-only open that races a writer's file switch (about 2 s in all).
+const READER_RETRIES: u32 = 20;
+
 fn cf_descriptors() -> impl Iterator<Item = ColumnFamilyDescriptor> {
     ALL_CFS.iter().map(|n| {
         let mut o = Options::default();
@@ -96,16 +99,29 @@ impl Db {
     pub fn open_read_only(path: &Path) -> Result<Self> {
         let mut opts = Options::default();
         opts.set_max_open_files(-1);
-        let db = DB::open_cf_descriptors_read_only(&opts, path, cf_descriptors(), false).map_err(
-            |e| StoreError::Db {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            },
-        )?;
-        Ok(Self {
-            db,
-            path: path.to_path_buf(),
-        })
+        // A writer in another process may be switching its MANIFEST or deleting a file just
+        // as we read the list of them: that race is transient, so try again a few times.
+        let mut attempt = 0;
+        loop {
+            match DB::open_cf_descriptors_read_only(&opts, path, cf_descriptors(), false) {
+                Ok(db) => {
+                    return Ok(Self {
+                        db,
+                        path: path.to_path_buf(),
+                    })
+                }
+                Err(_) if attempt < READER_RETRIES && path.join("CURRENT").exists() => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(10 * attempt as u64));
+                }
+                Err(e) => {
+                    return Err(StoreError::Db {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
     }
 
     fn err(&self, e: rocksdb::Error) -> StoreError {
