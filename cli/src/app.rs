@@ -127,6 +127,20 @@ stale (registration left behind, nothing mounted), unregistered (a Cerro mount t
     /// Write a verified image out of the store: an OCI layout, a docker archive, or its rootfs
     #[command(after_help = UNPACK_HELP)]
     Unpack(UnpackArgs),
+    /// Check this host: FUSE, runtimes, overlayfs, the store, keys, policy, clock — with fixes
+    #[command(
+        after_help = "Checks the FUSE device (`[doctor] fuse_device` in config.toml, default /dev/fuse) \
+and fusermount3, runc/crun (and whether crun 1.8 can run on this host's cgroups), overlayfs, the store \
+(opens read-only, whether its lock is free, every bundle record consistent with its signed manifest; \
+--quick skips that), the trust store (present, not writable by others), secret keys (0600), the default \
+key, the default policy (parses) and the clock. Each problem is printed with what to do about it. \
+Exit 0 when all is well, 1 when anything is wrong."
+    )]
+    Doctor {
+        /// Skip the store's consistency check
+        #[arg(long)]
+        quick: bool,
+    },
     #[command(name = "__mount-daemon", hide = true)]
     MountDaemon(DaemonArgs),
 }

@@ -28,6 +28,16 @@ pub struct ConfigFile {
     pub output: Option<String>,
     /// `[limits]`: bounds on untrusted layers for `ct pack`, `ct verify --deep` and `ct import`.
     pub limits: Option<LimitsTable>,
+    /// `[doctor]`: where `ct doctor` looks for what it checks.
+    pub doctor: Option<DoctorTable>,
+}
+
+/// The `[doctor]` table: paths `ct doctor` checks, for hosts that keep them elsewhere.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorTable {
+    /// The FUSE device [default: /dev/fuse].
+    pub fuse_device: Option<PathBuf>,
 }
 
 /// The `[limits]` table: each key overrides one bound of [`Limits`] (the defaults are generous
@@ -44,8 +54,8 @@ pub struct LimitsTable {
 }
 
 /// What `ct` says when `config.toml` does not parse.
-const KNOWN_KEYS: &str = "known keys are default_key, default_policy, output, and a [limits] \
-table with max_layer_bytes, max_layer_entries and max_inodes";
+const KNOWN_KEYS: &str = "known keys are default_key, default_policy, output, a [limits] \
+table with max_layer_bytes, max_layer_entries and max_inodes, and a [doctor] table with fuse_device";
 
 /// The config.toml key of the configurable limit that a layer refusal reports, if any. The
 /// phrases are core's (`cerro_core::rootfs`); a unit test below keeps them in step.

@@ -2,6 +2,7 @@
 
 mod assemble;
 pub mod daemon;
+mod doctor;
 mod explain;
 mod export;
 mod fetch;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Mount(a) => mount::mount(&ctx, a),
         Cmd::Umount(a) => mount::umount(&ctx, a),
         Cmd::Mounts => mount::list(&ctx),
+        Cmd::Doctor { quick } => doctor::run(&ctx, quick),
         Cmd::Unpack(a) => unpack::run(&ctx, a),
         Cmd::MountDaemon(a) => daemon::daemon_main(&ctx, a),
     }

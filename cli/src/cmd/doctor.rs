@@ -1,0 +1,395 @@
+//! `ct doctor`: checks what mounting, running and verifying need on this host — the FUSE device
+//! and fusermount3, container runtimes, overlayfs, the store, the trust store and keys, the
+//! default policy, the clock — and says how to fix each problem. Exit 0 when all is well, 1 if not.
+
+use super::verify::load_policy;
+use super::Ctx;
+use crate::config::{KEYS_DIR, TRUST_DIR};
+use crate::exit::CmdResult;
+use serde::Serialize;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where the FUSE device is unless `[doctor] fuse_device` says otherwise.
+const FUSE_DEVICE: &str = "/dev/fuse";
+/// Exit code when a check fails (the issue's contract: 0 all well, 1 otherwise).
+const PROBLEMS_FOUND: u8 = 1;
+/// Earliest plausible clock (signatures and policies carry dates; a clock before this is wrong).
+const EARLIEST_PLAUSIBLE: i64 = 1_704_067_200; // 2024-01-01
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    /// What was found.
+    detail: String,
+    /// What to do, for a problem.
+    fix: Option<String>,
+}
+
+fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: true,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn bad(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+fn runs(program: &Path, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn check_fuse(ctx: &Ctx) -> Vec<Check> {
+    let dev = ctx
+        .cfg
+        .file
+        .doctor
+        .as_ref()
+        .and_then(|d| d.fuse_device.clone())
+        .unwrap_or_else(|| PathBuf::from(FUSE_DEVICE));
+    let mut out = Vec::new();
+    out.push(match std::fs::metadata(&dev) {
+        Err(e) => bad(
+            "fuse device",
+            format!("{}: {e}", dev.display()),
+            "load the module (`modprobe fuse`); in a container, pass the device (--device /dev/fuse)",
+        ),
+        Ok(m) if !m.file_type().is_char_device() => bad(
+            "fuse device",
+            format!("{} is not a character device", dev.display()),
+            "recreate it: `mknod -m 0666 /dev/fuse c 10 229`",
+        ),
+        Ok(_) => match std::fs::OpenOptions::new().read(true).write(true).open(&dev) {
+            Ok(_) => ok("fuse device", format!("{} opens read-write", dev.display())),
+            Err(e) => bad(
+                "fuse device",
+                format!("{} cannot be opened: {e}", dev.display()),
+                "run as root, or make the device usable by your user (mode 0666 is Debian's default)",
+            ),
+        },
+    });
+    let root = nix::unistd::geteuid().is_root();
+    out.push(match on_path("fusermount3") {
+        Some(p) => ok("fusermount3", p.display().to_string()),
+        None if root => ok(
+            "fusermount3",
+            "not installed; not needed as root (install Debian's fuse3 for mounts by other users)",
+        ),
+        None => bad(
+            "fusermount3",
+            "not found on PATH; users other than root cannot mount without it",
+            "apt-get install fuse3",
+        ),
+    });
+    out
+}
+
+fn check_runtimes() -> Vec<Check> {
+    let runc = on_path("runc");
+    let crun = on_path("crun");
+    let mut out = Vec::new();
+    match &runc {
+        Some(p) if runs(p, "--version") => out.push(ok("runc", p.display().to_string())),
+        Some(p) => out.push(bad(
+            "runc",
+            format!("{} does not run (`runc --version` failed)", p.display()),
+            "reinstall it: apt-get install --reinstall runc",
+        )),
+        None => {}
+    }
+    if let Some(p) = &crun {
+        let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
+            .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+            .unwrap_or(false);
+        out.push(if unified {
+            ok("crun", p.display().to_string())
+        } else {
+            ok(
+                "crun",
+                format!(
+                    "{} (this host's cgroups are not unified: crun 1.8 refuses them unless run in a \
+                     private mount namespace with cgroup2 mounted; prefer runc here)",
+                    p.display()
+                ),
+            )
+        });
+    }
+    if runc.is_none() && crun.is_none() {
+        out.push(bad(
+            "container runtime",
+            "neither runc nor crun is on PATH",
+            "apt-get install runc",
+        ));
+    }
+    let overlay = std::fs::read_to_string("/proc/filesystems")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+        })
+        .unwrap_or(false);
+    out.push(if overlay {
+        ok("overlayfs", "the kernel has overlay")
+    } else {
+        bad(
+            "overlayfs",
+            "overlay is not in /proc/filesystems",
+            "load it: `modprobe overlay`",
+        )
+    });
+    out
+}
+
+fn check_store(ctx: &Ctx, quick: bool) -> Vec<Check> {
+    let st = &ctx.store;
+    if !st.join("db").join("CURRENT").exists() {
+        return vec![ok(
+            "store",
+            format!(
+                "{} does not exist yet (it is made by the first `ct import`)",
+                st.display()
+            ),
+        )];
+    }
+    let store = match cerro_store::Store::open_reader(st) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![bad(
+                "store",
+                format!("{}: {e}", st.display()),
+                "run `ct store fsck`; if the database itself is damaged, move the store aside and import your bundles again",
+            )]
+        }
+    };
+    let mut out = Vec::new();
+    out.push(
+        match cerro_store::lock::StoreLock::acquire(st, cerro_store::LockMode::Exclusive, false) {
+            Ok(_) => ok("store lock", "free"),
+            Err(cerro_store::StoreError::Busy(_)) => ok(
+                "store lock",
+                "held by another ct process right now (an import, gc or fsck)",
+            ),
+            Err(e) => bad(
+                "store lock",
+                e.to_string(),
+                "check the permissions of the store directory",
+            ),
+        },
+    );
+    if quick {
+        out.push(ok("store", format!("{} opens", st.display())));
+        return out;
+    }
+    // Quick consistency: every record decodes and its root record matches its signed manifest.
+    let mut problems = Vec::new();
+    let mut n = 0;
+    match store.bundles() {
+        Ok(list) => {
+            for (name, rec) in list {
+                n += 1;
+                match rec.map(|r| cerro_store::walk::record_roots(&r)) {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) | Err(e) => problems.push(format!("{name}: {e}")),
+                }
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    out.push(if problems.is_empty() {
+        ok(
+            "store",
+            format!("{} opens; {n} bundle record(s) consistent", st.display()),
+        )
+    } else {
+        bad(
+            "store",
+            problems.join("; "),
+            "run `ct store fsck` for the details and `ct store fsck --repair` to remove what is damaged",
+        )
+    });
+    out
+}
+
+fn mode_of(p: &Path) -> Option<u32> {
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+fn check_keys(ctx: &Ctx) -> Vec<Check> {
+    let dir = &ctx.cfg.dir;
+    let mut out = Vec::new();
+    // Trust store: anyone who can write it decides what you trust.
+    let trust = dir.join(TRUST_DIR);
+    let pubs: Vec<PathBuf> = std::fs::read_dir(&trust)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pub"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if pubs.is_empty() {
+        out.push(bad(
+            "trust store",
+            format!("{} holds no public keys: no bundle can verify", trust.display()),
+            "import the publisher's key with `ct key import FILE` (check its fingerprint first), or make one with `ct keygen --id NAME`",
+        ));
+    } else {
+        let loose: Vec<String> = std::iter::once(trust.clone())
+            .chain(pubs.iter().cloned())
+            .filter(|p| mode_of(p).is_some_and(|m| m & 0o022 != 0))
+            .map(|p| format!("{} ({:o})", p.display(), mode_of(&p).unwrap_or(0)))
+            .collect();
+        out.push(if loose.is_empty() {
+            ok(
+                "trust store",
+                format!("{} key(s) in {}", pubs.len(), trust.display()),
+            )
+        } else {
+            bad(
+                "trust store",
+                format!("writable by others: {}", loose.join(", ")),
+                "chmod go-w on each (anyone who can write the trust store decides what you trust)",
+            )
+        });
+    }
+    // Secret keys: 0600, nobody else may read them.
+    let keys = dir.join(KEYS_DIR);
+    let secrets: Vec<PathBuf> = std::fs::read_dir(&keys)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "key"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let exposed: Vec<String> = secrets
+        .iter()
+        .filter(|p| mode_of(p).is_some_and(|m| m & 0o077 != 0))
+        .map(|p| format!("{} ({:o})", p.display(), mode_of(p).unwrap_or(0)))
+        .collect();
+    if !exposed.is_empty() {
+        out.push(bad(
+            "secret keys",
+            format!("readable or writable by others: {}", exposed.join(", ")),
+            "chmod 0600 each file (they are encrypted, but a passphrase can be guessed offline)",
+        ));
+    } else {
+        out.push(ok(
+            "secret keys",
+            format!("{} key(s), all 0600", secrets.len()),
+        ));
+    }
+    if let Some(k) = &ctx.cfg.file.default_key {
+        let p = keys.join(format!("{k}.key"));
+        out.push(if p.is_file() {
+            ok("default key", format!("{k} ({})", p.display()))
+        } else {
+            bad(
+                "default key",
+                format!("config.toml names {k}, but {} does not exist", p.display()),
+                "make it with `ct keygen --id NAME`, or pick another with `ct key default NAME`",
+            )
+        });
+    }
+    out
+}
+
+fn check_policy(ctx: &Ctx) -> Check {
+    match &ctx.cfg.file.default_policy {
+        None => ok(
+            "default policy",
+            "none set (bundles need only a trusted signature)",
+        ),
+        Some(p) => match load_policy(ctx, None) {
+            Ok(_) => ok("default policy", format!("{} parses", p.display())),
+            Err(f) => bad(
+                "default policy",
+                f.message,
+                format!(
+                    "fix it (`ct policy check {}` explains), or remove default_policy from config.toml",
+                    p.display()
+                ),
+            ),
+        },
+    }
+}
+
+fn check_clock() -> Check {
+    let now = chrono::Utc::now();
+    if now.timestamp() < EARLIEST_PLAUSIBLE {
+        bad(
+            "clock",
+            format!("the system time is {now}, before 2024"),
+            "set the clock (timedatectl set-ntp true, or date -s): signature dates and policy deadlines depend on it",
+        )
+    } else {
+        ok("clock", now.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    }
+}
+
+/// `ct doctor [--quick]`.
+pub fn run(ctx: &Ctx, quick: bool) -> CmdResult<u8> {
+    let mut checks = check_fuse(ctx);
+    checks.extend(check_runtimes());
+    checks.extend(check_store(ctx, quick));
+    checks.extend(check_keys(ctx));
+    checks.push(check_policy(ctx));
+    checks.push(check_clock());
+    let problems = checks.iter().filter(|c| !c.ok).count();
+    let code = if problems == 0 { 0 } else { PROBLEMS_FOUND };
+    ctx.out.json_doc(&serde_json::json!({
+        "ok": problems == 0, "exit_code": code, "problems": problems, "checks": checks,
+    }));
+    for c in &checks {
+        if c.ok {
+            ctx.out.line(format!(
+                "{} {:<18} {}",
+                ctx.out.good("ok "),
+                c.name,
+                c.detail
+            ));
+        } else {
+            ctx.out.line(format!(
+                "{} {:<18} {}",
+                ctx.out.bad("BAD"),
+                c.name,
+                c.detail
+            ));
+            if let Some(f) = &c.fix {
+                ctx.out.line(format!("    {} {f}", ctx.out.dim("fix:")));
+            }
+        }
+    }
+    if problems == 0 {
+        ctx.out.line("all well");
+    } else {
+        ctx.out
+            .line(format!("{problems} problem(s); each says how to fix it"));
+    }
+    Ok(code)
+}
