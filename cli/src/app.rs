@@ -127,6 +127,23 @@ stale (registration left behind, nothing mounted), unregistered (a Cerro mount t
     /// Write a verified image out of the store: an OCI layout, a docker archive, or its rootfs
     #[command(after_help = UNPACK_HELP)]
     Unpack(UnpackArgs),
+    /// Run a bundle's image as a container (runc or crun) on its verified, mounted rootfs
+    #[command(
+        after_help = "Verifies BUNDLE (a .ctp is verified and imported; a name's store record is checked: \
+signatures, trust, policy — same exit codes as `ct verify`, and nothing is mounted when that fails), \
+mounts its rootfs read-only with every block verified (allow_other, so a container user that is not \
+root can read what the image's modes allow), and puts a writable overlay on top (kernel overlayfs, a \
+private tmpfs as upper layer): the container may write anywhere, nothing reaches the store, and it is \
+all gone when the container exits. The runtime bundle comes from the image config (Entrypoint, Cmd, \
+Env, WorkingDir, User; ExposedPorts recorded as an annotation). ARGS after -- replace Cmd, as with \
+`docker run`. The container gets a terminal when stdin is one, and its own network namespace with \
+no interfaces but lo (runc's default spec). Its exit status is ct's. Ctrl-C and SIGTERM are passed \
+to the container; one still running 10 s later, or after a second Ctrl-C, is killed. Mounts are \
+taken down on every path. Needs root.\n\n\
+The runtime is --runtime, else [run] runtime in config.toml, else the first of runc, crun that works \
+(crun 1.8 cannot run on hosts with hybrid cgroups; `ct doctor` says which this is)."
+    )]
+    Run(RunArgs),
     /// Check this host: FUSE, runtimes, overlayfs, the store, keys, policy, clock — with fixes
     #[command(
         after_help = "Checks the FUSE device (`[doctor] fuse_device` in config.toml, default /dev/fuse) \
@@ -220,6 +237,31 @@ pub struct MountArgs {
     /// Threads serving requests [default: twice the cores, 4 to 16]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A bundle file (.ctp), or the name of a bundle in the store
+    #[arg(value_name = "BUNDLE|NAME")]
+    pub bundle: String,
+    /// runc or crun [default: [run] runtime in config.toml, else the first that works]
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
+    /// Do not check the store record's signatures, trust and policy (blocks are still verified)
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Run as UID[:GID] (numbers, or names from the image's /etc/passwd and /etc/group)
+    #[arg(long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Store an imported bundle under this name [default: its package name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Evaluate this policy.json [default: default_policy from config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The command to run instead of the image's Cmd (after --)
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,16 @@ pub struct ConfigFile {
     pub limits: Option<LimitsTable>,
     /// `[doctor]`: where `ct doctor` looks for what it checks.
     pub doctor: Option<DoctorTable>,
+    /// `[run]`: defaults of `ct run`.
+    pub run: Option<RunTable>,
+}
+
+/// The `[run]` table.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunTable {
+    /// `runc` or `crun` [default: the first of them that works].
+    pub runtime: Option<String>,
 }
 
 /// The `[doctor]` table: paths `ct doctor` checks, for hosts that keep them elsewhere.
@@ -55,7 +65,7 @@ pub struct LimitsTable {
 
 /// What `ct` says when `config.toml` does not parse.
 const KNOWN_KEYS: &str = "known keys are default_key, default_policy, output, a [limits] \
-table with max_layer_bytes, max_layer_entries and max_inodes, and a [doctor] table with fuse_device";
+table with max_layer_bytes, max_layer_entries and max_inodes, a [doctor] table with fuse_device, and a [run] table with runtime";
 
 /// The config.toml key of the configurable limit that a layer refusal reports, if any. The
 /// phrases are core's (`cerro_core::rootfs`); a unit test below keeps them in step.

@@ -219,9 +219,13 @@ pub fn run_command_timeout(cmd: Command, timeout: Duration) -> Run {
 pub struct Running {
     cmdline: String,
     child: std::process::Child,
-    out: std::thread::JoinHandle<Vec<u8>>,
-    err: std::thread::JoinHandle<Vec<u8>>,
+    out: std::sync::mpsc::Receiver<Vec<u8>>,
+    err: std::sync::mpsc::Receiver<Vec<u8>>,
 }
+
+/// How long a finished process's output pipes may stay open: a leftover grandchild holding
+/// them (a container a broken `ct run` left) fails the test instead of hanging it.
+const PIPE_GRACE: Duration = Duration::from_secs(10);
 
 impl Running {
     /// Start `cmd` (stdin closed, stdout and stderr piped).
@@ -235,11 +239,13 @@ impl Running {
             .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
         // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
         let drain = |mut r: Box<dyn Read + Send>| {
+            let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
                 let mut v = Vec::new();
                 let _ = r.read_to_end(&mut v);
-                v
-            })
+                let _ = tx.send(v);
+            });
+            rx
         };
         let out = drain(Box::new(child.stdout.take().expect("stdout piped")));
         let err = drain(Box::new(child.stderr.take().expect("stderr piped")));
@@ -249,6 +255,11 @@ impl Running {
             out,
             err,
         }
+    }
+
+    /// The process id (to send it a signal).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Wait for the process, killing it (and failing the test) after `timeout`.
@@ -267,8 +278,14 @@ impl Running {
                 Err(e) => panic!("waiting for {cmdline}: {e}"),
             }
         };
-        let text = |h: std::thread::JoinHandle<Vec<u8>>| {
-            String::from_utf8_lossy(&h.join().expect("pipe reader thread")).into_owned()
+        let text = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+            let v = rx.recv_timeout(PIPE_GRACE).unwrap_or_else(|_| {
+                panic!(
+                    "{cmdline} exited ({status}) but its output stayed open for {PIPE_GRACE:?}: \
+                     a process it started is still running"
+                )
+            });
+            String::from_utf8_lossy(&v).into_owned()
         };
         let (stdout, stderr) = (text(self.out), text(self.err));
         let code = status.code().unwrap_or_else(|| {
