@@ -8,10 +8,9 @@ use crate::inodes::{Attr, Body, Kind, LoadError, Node, Table, ROOT_INO};
 use crate::view::View;
 use cerro_core::rootfs::{TreeError, TreeStore, VerifiedFile, VerifiedTree, VERIFY_BLOCK_SIZE_V1};
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
-    Request,
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -27,6 +26,9 @@ const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 const MAX_READAHEAD: u32 = 1 << 20;
 /// `st_blksize`: the verification block, the natural unit of reads.
 const BLKSIZE: u32 = VERIFY_BLOCK_SIZE_V1 as u32;
+/// Files kept open (object descriptor and outboard) for reads, least recently used evicted.
+/// Opens never reach the daemon (see [`Filesystem::open`]), so this cache is what bounds them.
+const OPEN_FILES: usize = 256;
 /// Default bound of the verified-block cache.
 pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
@@ -41,7 +43,6 @@ pub enum FsError {
     Io,
     NoData,
     Range,
-    BadHandle,
     Access,
     Inval,
 }
@@ -56,7 +57,6 @@ impl FsError {
             FsError::Io => Errno::EIO,
             FsError::NoData => Errno::NO_XATTR,
             FsError::Range => Errno::ERANGE,
-            FsError::BadHandle => Errno::EBADF,
             FsError::Access => Errno::EACCES,
             FsError::Inval => Errno::EINVAL,
         }
@@ -77,8 +77,9 @@ enum Open {
 pub struct VerifiedFs<S: ?Sized> {
     table: Table<S>,
     cache: BlockCache,
-    handles: Mutex<HashMap<u64, Arc<Open>>>,
-    next_fh: AtomicU64,
+    /// Open files by inode, with the tick of their last use.
+    files: Mutex<HashMap<u64, (Arc<Open>, u64)>>,
+    tick: AtomicU64,
     logged: Mutex<HashSet<(u64, Option<u64>)>>,
     events: EventSink,
     /// Verification failures so far (for statistics and tests).
@@ -121,8 +122,8 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
         Self {
             table: Table::new(tree, view),
             cache: BlockCache::new(cache_bytes),
-            handles: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
+            files: Mutex::new(HashMap::new()),
+            tick: AtomicU64::new(0),
             logged: Mutex::new(HashSet::new()),
             events,
             failures: AtomicU64::new(0),
@@ -180,12 +181,16 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
         Ok(self.attr_of(ino)?.1)
     }
 
-    fn open_inner(&self, ino: u64, flags: OpenFlags) -> FsResult<u64> {
-        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
-            return Err(FsError::ReadOnly);
+    /// The open file of `ino`, from the cache or opened now (object file and outboard; a
+    /// missing or malformed outboard or object fails here, with EIO, logged).
+    fn file(&self, ino: u64) -> FsResult<Arc<Open>> {
+        let now = self.tick.fetch_add(1, Ordering::Relaxed);
+        if let Some((f, used)) = self.files.lock().expect("files lock").get_mut(&ino) {
+            *used = now;
+            return Ok(f.clone());
         }
         let node = self.table.get(ino).ok_or(FsError::NoEnt)?;
-        let open = match &node.body {
+        let open = Arc::new(match &node.body {
             Body::File { root, size } => match self.table.tree().open_file(root, *size) {
                 Ok(f) => Open::Tree(f),
                 Err(e) => {
@@ -196,31 +201,30 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
             Body::Memory(b) => Open::Memory(b.clone()),
             Body::Dir { .. } => return Err(FsError::IsDir),
             _ => return Err(FsError::Inval),
-        };
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles
-            .lock()
-            .expect("handles lock")
-            .insert(fh, Arc::new(open));
-        Ok(fh)
+        });
+        let mut files = self.files.lock().expect("files lock");
+        if files.len() >= OPEN_FILES {
+            let oldest = files
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                files.remove(&k);
+            }
+        }
+        files.insert(ino, (open.clone(), now));
+        Ok(open)
     }
 
     /// Serve `size` bytes at `offset`: every covering block verified before any is copied out.
     fn read_inner(
         &self,
         ino: u64,
-        fh: u64,
         offset: u64,
         size: u32,
         reply: impl FnOnce(&[u8]),
     ) -> FsResult<()> {
-        let open = self
-            .handles
-            .lock()
-            .expect("handles lock")
-            .get(&fh)
-            .cloned()
-            .ok_or(FsError::BadHandle)?;
+        let open = self.file(ino)?;
         let f = match open.as_ref() {
             Open::Memory(b) => {
                 let s = (offset.min(b.len() as u64)) as usize;
@@ -388,19 +392,20 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.open_inner(ino.0, flags) {
-            // The content never changes while mounted: keep the (verified) page cache.
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
-            Err(e) => reply.error(e.errno()),
-        }
+    /// ENOSYS: the kernel then never sends an open, flush or release again for this mount
+    /// ("no_open") and keeps every file's page cache across opens (FOPEN_KEEP_CACHE is its
+    /// default then). Nothing is lost: the mount is read-only, so the VFS refuses opens for
+    /// writing (EROFS) before they would reach us, the kernel checks permissions itself
+    /// (default_permissions), and reads verify every block, by inode, whatever the handle.
+    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn read(
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -408,7 +413,7 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
         reply: ReplyData,
     ) {
         let mut reply = Some(reply);
-        let r = self.read_inner(ino.0, fh.0, offset, size, |d| {
+        let r = self.read_inner(ino.0, offset, size, |d| {
             if let Some(r) = reply.take() {
                 r.data(d)
             }
@@ -418,36 +423,11 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
         }
     }
 
-    fn release(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        self.handles.lock().expect("handles lock").remove(&fh.0);
-        reply.ok();
-    }
-
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
-    }
-
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.table.children(ino.0) {
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_CACHE_DIR),
-            Err(e) => reply.error(self.load_error(ino.0, e).errno()),
-        }
+    /// ENOSYS, as for [`Filesystem::open`]: the kernel stops sending opendir and releasedir
+    /// ("no_opendir") and caches listings across opens (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE is
+    /// its default then). A directory node is still verified when first looked up or listed.
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
@@ -512,17 +492,6 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
             }
             Err(e) => reply.error(e.errno()),
         }
-    }
-
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

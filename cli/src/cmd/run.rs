@@ -393,6 +393,10 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(DEFAULT_PATH.into());
     }
+    let terminal = std::io::stdin().is_terminal();
+    if terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into()); // as docker run -t does
+    }
     let user_spec = a
         .user
         .clone()
@@ -427,7 +431,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
     )
     .map_err(|e| Failure::malformed(format!("{runtime} spec wrote no JSON: {e}")))?;
     spec["root"] = json!({"path": stage.rootfs(), "readonly": false});
-    spec["process"]["terminal"] = json!(std::io::stdin().is_terminal());
+    spec["process"]["terminal"] = json!(terminal);
     spec["process"]["args"] = json!(args);
     spec["process"]["env"] = json!(env);
     spec["process"]["cwd"] = json!(cwd);
