@@ -24,11 +24,16 @@ impl Store {
         objects::create_layout(root)?;
         objects::clean_abandoned_staging(root)?;
         let path = root.join("db");
-        if !path.join("CURRENT").exists() {
-            // A new store: create the database and record its format, then let go of it.
+        // A new store, or one whose creation was cut short (a first import killed before every
+        // column family or the format was recorded): create what is missing, then let go.
+        if !Db::is_complete(&path) {
             db::meta::check_or_init(&Db::open(&path)?)?;
         }
-        let db = Db::open_read_only(&path)?;
+        let mut db = Db::open_read_only(&path)?;
+        if !db::meta::recorded(&db)? {
+            db::meta::check_or_init(&Db::open(&path)?)?;
+            db = Db::open_read_only(&path)?;
+        }
         db::meta::check(&db)?;
         Ok(Self {
             root: root.to_path_buf(),
@@ -84,5 +89,42 @@ impl Store {
         bundles::delete(&mut b, name);
         b.write()?;
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database as a first import leaves it when killed while RocksDB creates the column
+    /// families: only some of them exist, and no format is recorded.
+    fn half_created(root: &Path, cfs: &[&str]) {
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        drop(rocksdb::DB::open_cf(&o, root.join("db"), cfs).unwrap());
+    }
+
+    #[test]
+    fn a_store_whose_creation_was_cut_short_opens_and_is_completed() {
+        for cfs in [
+            &[][..],
+            &["meta"][..],
+            &["bundles", "dirs", "outboards", "meta"][..],
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            half_created(dir.path(), cfs);
+            assert!(
+                !Db::is_complete(&dir.path().join("db")) || cfs.len() == 4,
+                "{cfs:?}"
+            );
+            let s = Store::open(dir.path(), LockMode::Shared)
+                .unwrap_or_else(|e| panic!("{cfs:?}: {e}"));
+            assert!(s.bundles().unwrap().is_empty());
+            drop(s);
+            assert!(Db::is_complete(&dir.path().join("db")));
+            // Readers that create nothing open it now too.
+            Store::open_reader(dir.path()).unwrap();
+        }
     }
 }

@@ -24,6 +24,11 @@ pub fn check_or_init(db: &Db) -> Result<()> {
     }
 }
 
+/// Whether a format version is recorded (not yet, in a store whose creation was cut short).
+pub fn recorded(db: &Db) -> Result<bool> {
+    Ok(db.get(CF_META, KEY_FORMAT)?.is_some())
+}
+
 /// Check the format of an existing store (read-only views cannot record it).
 pub fn check(db: &Db) -> Result<()> {
     match db.get(CF_META, KEY_FORMAT)? {

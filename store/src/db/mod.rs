@@ -51,6 +51,13 @@ fn cf_descriptors() -> impl Iterator<Item = ColumnFamilyDescriptor> {
 }
 
 impl Db {
+    /// Whether the database at `path` has every column family: false for one whose creation
+    /// was cut short (a process killed while RocksDB created them), or that does not exist.
+    pub fn is_complete(path: &Path) -> bool {
+        DB::list_cf(&Options::default(), path)
+            .is_ok_and(|have| ALL_CFS.iter().all(|cf| have.iter().any(|h| h == cf)))
+    }
+
     /// Open read-write (creating the database if needed). RocksDB admits one read-write opener
     /// per database, across processes: callers hold it only for one batch, and a second writer
     /// waits here (up to [`WRITER_WAIT`]) instead of failing.
