@@ -168,7 +168,8 @@ the store record is checked (signatures, trust, policy) before anything is writt
 with the signed blobs, each re-hashed as it is copied, and cerro/ with the manifest and signatures. \
 docker: a `docker save` archive at OUT. rootfs: the merged tree, every block verified; what could \
 not be preserved with this process's privileges is listed. A mismatch exits 1 and leaves no output. \
-An existing OUT that is not an empty directory is refused unless --force.";
+An existing OUT that is not an empty directory is refused unless --force, which swaps the new output \
+in with one atomic exchange (OUT always names a whole output, old or new) and then removes the old.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum UnpackFormat {

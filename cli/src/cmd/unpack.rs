@@ -120,14 +120,39 @@ pub fn run(ctx: &Ctx, a: UnpackArgs) -> CmdResult<u8> {
             "rootfs"
         }
     };
-    if a.force {
-        if let Ok(md) = std::fs::symlink_metadata(&out) {
-            let r = if md.is_dir() {
-                std::fs::remove_dir_all(&out)
-            } else {
-                std::fs::remove_file(&out)
-            };
-            r.map_err(|e| Failure::io(format!("removing the old {}", out.display()), e))?;
+    if a.force && std::fs::symlink_metadata(&out).is_ok() {
+        // Swap the new output in with one atomic exchange (renameat2), so OUT always names a
+        // whole output, old or new; the old one, now at the temporary path, is then removed
+        // (by the guard). Where the filesystem cannot exchange, the old is removed first.
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, &tmp.path, CWD, &out, RenameFlags::EXCHANGE) {
+            Ok(()) => {
+                drop(tmp);
+                return Ok(report_unpack(
+                    ctx,
+                    name,
+                    format,
+                    out,
+                    &manifest,
+                    not_preserved,
+                ));
+            }
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                let md = std::fs::symlink_metadata(&out)
+                    .map_err(|e| Failure::io(format!("reading {}", out.display()), e))?;
+                let r = if md.is_dir() {
+                    std::fs::remove_dir_all(&out)
+                } else {
+                    std::fs::remove_file(&out)
+                };
+                r.map_err(|e| Failure::io(format!("removing the old {}", out.display()), e))?;
+            }
+            Err(e) => {
+                return Err(Failure::io(
+                    format!("replacing {}", out.display()),
+                    std::io::Error::from(e),
+                ))
+            }
         }
     } else if out.exists() {
         // An empty directory is fine to replace.
@@ -137,10 +162,28 @@ pub fn run(ctx: &Ctx, a: UnpackArgs) -> CmdResult<u8> {
     std::fs::rename(&tmp.path, &out)
         .map_err(|e| Failure::io(format!("renaming into {}", out.display()), e))?;
     tmp.keep = true;
-    let report = Report {
-        bundle: name,
+    Ok(report_unpack(
+        ctx,
+        name,
         format,
-        output: out,
+        out,
+        &manifest,
+        not_preserved,
+    ))
+}
+
+fn report_unpack(
+    ctx: &Ctx,
+    bundle: String,
+    format: &'static str,
+    output: PathBuf,
+    manifest: &Manifest,
+    not_preserved: Vec<String>,
+) -> u8 {
+    let report = Report {
+        bundle,
+        format,
+        output,
         image_digest: manifest.image.digest.to_string(),
         not_preserved,
     };
@@ -158,7 +201,7 @@ pub fn run(ctx: &Ctx, a: UnpackArgs) -> CmdResult<u8> {
             ctx.out.line(format!("  not preserved: {n}"));
         }
     }
-    Ok(0)
+    0
 }
 
 /// An existing output is refused unless it is an empty directory or `--force` was given.
@@ -435,11 +478,20 @@ impl RootfsWriter {
                 self.lost(format!("{show}: mode {:o} ({e})", m.mode));
             }
         }
-        for name in m.xattrs.keys() {
-            self.lost(format!(
-                "{show}: xattr {} (this build writes no xattrs)",
-                String::from_utf8_lossy(name)
-            ));
+        // After the owner: changing it clears security.capability.
+        for (name, value) in &m.xattrs {
+            let r = std::ffi::CString::new(name.as_slice())
+                .map_err(|_| rustix::io::Errno::INVAL)
+                .and_then(|n| {
+                    rustix::fs::lsetxattr(p, n.as_c_str(), value, rustix::fs::XattrFlags::empty())
+                });
+            if let Err(e) = r {
+                self.lost(format!(
+                    "{show}: xattr {} ({})",
+                    String::from_utf8_lossy(name),
+                    std::io::Error::from(e)
+                ));
+            }
         }
         let t = TimeSpec::new(m.mtime.secs, i64::from(m.mtime.nanos));
         if let Err(e) = utimensat(
