@@ -140,8 +140,10 @@ Env, WorkingDir, User; ExposedPorts recorded as an annotation). ARGS after -- re
 no interfaces but lo (runc's default spec). Its exit status is ct's. Ctrl-C and SIGTERM are passed \
 to the container; one still running 10 s later, or after a second Ctrl-C, is killed. Mounts are \
 taken down on every path. Needs root.\n\n\
-The runtime is --runtime, else [run] runtime in config.toml, else the first of runc, crun that works \
-(crun 1.8 cannot run on hosts with hybrid cgroups; `ct doctor` says which this is)."
+The runtime is --runtime, else [run] runtime in config.toml, else the first of runc, crun, podman that \
+works (crun 1.8 cannot run on hosts with hybrid cgroups; `ct doctor` says which this is). runc and \
+crun get a runtime bundle (their own default spec, edited); podman gets the same facts as \
+`podman run --rm --rootfs` options, with no network and ct's own open-file and process limits."
     )]
     Run(RunArgs),
     /// Check this host: FUSE, runtimes, overlayfs, the store, keys, policy, clock — with fixes
@@ -245,7 +247,7 @@ pub struct RunArgs {
     /// A bundle file (.ctp), or the name of a bundle in the store
     #[arg(value_name = "BUNDLE|NAME")]
     pub bundle: String,
-    /// runc or crun [default: [run] runtime in config.toml, else the first that works]
+    /// runc, crun or podman [default: [run] runtime in config.toml, else the first that works]
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
     /// Do not check the store record's signatures, trust and policy (blocks are still verified)

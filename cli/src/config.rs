@@ -38,7 +38,7 @@ pub struct ConfigFile {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunTable {
-    /// `runc` or `crun` [default: the first of them that works].
+    /// `runc`, `crun` or `podman` [default: the first of them that works].
     pub runtime: Option<String>,
 }
 

@@ -1,4 +1,4 @@
-//! `ct run` end to end with the real `runc`: the image's default command (with its Env and
+//! `ct run` end to end with the real `runc` (and once with `podman`): the image's default command (with its Env and
 //! WorkingDir) and a command after `--`, the container's exit status as ct's, `--user 65534`
 //! reading a world-readable file and refused a 0600 one, writes to /tmp landing in the overlay
 //! and never in the store, Ctrl-C passed to the container, a runtime that fails, and a bundle
@@ -286,4 +286,34 @@ fn a_bundle_whose_signature_fails_stops_before_anything_is_mounted() {
         ])
         .json();
     assert!(!v.to_string().contains("\"run\""), "{v}");
+}
+
+#[test]
+fn podman_runs_it_too() {
+    let e = RunEnv::new(&[]);
+    let r = e.run(&[
+        "--runtime",
+        "podman",
+        "--user",
+        "65534",
+        "run.ctp",
+        "--",
+        "sh",
+        "-c",
+        "id -u; cat /data/public; cat /data/secret; echo scratch > /tmp/x && cat /tmp/x; exit 3",
+    ]);
+    r.assert_code(3);
+    assert_eq!(r.stdout, "65534\nfor everyone\nscratch\n", "{r:?}");
+    assert!(
+        r.stderr
+            .contains("can't open '/data/secret': Permission denied"),
+        "{r:?}"
+    );
+    // podman keeps nothing of it (run --rm; ct removes it on every path).
+    // (Only this test runs podman; its containers are named cerro-run-PID.)
+    let ps = tool("podman", &["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(
+        !ps.stdout.lines().any(|n| n.starts_with("cerro-run-")),
+        "{ps:?}"
+    );
 }

@@ -138,10 +138,22 @@ fn check_runtimes() -> Vec<Check> {
             )
         });
     }
-    if runc.is_none() && crun.is_none() {
+    let podman = on_path("podman");
+    if let Some(p) = &podman {
+        out.push(if runs(p, "--version") {
+            ok("podman", p.display().to_string())
+        } else {
+            bad(
+                "podman",
+                format!("{} does not run (`podman --version` failed)", p.display()),
+                "reinstall it: apt-get install --reinstall podman",
+            )
+        });
+    }
+    if runc.is_none() && crun.is_none() && podman.is_none() {
         out.push(bad(
             "container runtime",
-            "neither runc nor crun is on PATH",
+            "none of runc, crun, podman is on PATH",
             "apt-get install runc",
         ));
     }

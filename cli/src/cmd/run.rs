@@ -1,7 +1,7 @@
 //! `ct run`: verify a bundle, mount its verified rootfs (in this process, allow_other and suid,
 //! since the container's user is not us), put a writable overlay on top (kernel overlayfs: a
 //! private tmpfs as upper, the FUSE mount as lower — the store is never written), build an OCI
-//! runtime bundle from the image config, and run it with runc or crun. The container's exit
+//! runtime bundle from the image config, and run it with runc or crun (or podman, with `podman run --rootfs`). The container's exit
 //! status becomes ours; the overlay, the tmpfs and the mount are torn down on every path
 //! (container exit, runtime failure, Ctrl-C, errors), by a guard.
 
@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-/// Runtimes `ct run` drives, in the order they are tried when none is configured.
-const RUNTIMES: [&str; 2] = ["runc", "crun"];
+/// Runtimes `ct run` drives, in the order they are tried when none is configured: the OCI
+/// runtimes get a runtime bundle; podman gets the same facts as `podman run --rootfs` options.
+const RUNTIMES: [&str; 3] = ["runc", "crun", "podman"];
 /// Largest image config read (untrusted at rest; it is re-hashed against the signed digest).
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// How long a container may take to exit after the first Ctrl-C / SIGTERM before it is killed.
@@ -95,23 +96,21 @@ fn pick_runtime(ctx: &Ctx, arg: Option<&str>) -> CmdResult<String> {
             } else {
                 Err(
                     Failure::usage(format!("the runtime {r} is not installed or does not run"))
-                        .hint("apt-get install runc, or choose another with --runtime"),
+                        .hint(format!(
+                            "apt-get install {r}, or choose another with --runtime"
+                        )),
                 )
             }
         }
-        Some(r) if r == "podman" => Err(Failure::usage(
-            "ct run does not drive podman yet (it drives runc or crun)",
-        )
-        .hint("use --runtime runc; for podman, `ct unpack -o DIR` then `skopeo copy oci:DIR containers-storage:NAME`")),
         Some(r) => Err(Failure::usage(format!(
-            "unknown runtime {r:?} (ct run drives runc or crun)"
+            "unknown runtime {r:?} (ct run drives runc, crun or podman)"
         ))),
         None => RUNTIMES
             .iter()
             .find(|r| works(r))
             .map(|r| r.to_string())
             .ok_or_else(|| {
-                Failure::usage("no container runtime found (runc or crun)")
+                Failure::usage("no container runtime found (runc, crun or podman)")
                     .hint("apt-get install runc; `ct doctor` checks this host")
             }),
     }
@@ -196,8 +195,8 @@ enum Phase {
     /// Mounts are being made: a signal cancels the run before the container starts, and the
     /// guard takes them down.
     Staging { cancelled: bool },
-    /// The runtime runs (its pid, name, and the container id).
-    Running(nix::unistd::Pid, String, String),
+    /// The runtime runs: its pid, and the command that kills the container.
+    Running(nix::unistd::Pid, Vec<String>),
 }
 
 /// Takes SIGINT, SIGTERM and SIGHUP (blocked in every thread from the start of `ct run`, so
@@ -209,9 +208,9 @@ enum Phase {
 fn watch_signals(signals: nix::sys::signal::SigSet) -> CmdResult<Arc<std::sync::Mutex<Phase>>> {
     let state = Arc::new(std::sync::Mutex::new(Phase::default()));
     let shared = state.clone();
-    let kill = |rt: &str, id: &str| {
-        let _ = Command::new(rt)
-            .args(["kill", id, "KILL"])
+    let kill = |cmd: &[String]| {
+        let _ = Command::new(&cmd[0])
+            .args(&cmd[1..])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
@@ -222,7 +221,7 @@ fn watch_signals(signals: nix::sys::signal::SigSet) -> CmdResult<Arc<std::sync::
             let mut first: Option<std::time::Instant> = None;
             while let Ok(sig) = signals.wait() {
                 let mut st = shared.lock().expect("signal state");
-                let (pid, rt, id) = match &mut *st {
+                let (pid, killer) = match &mut *st {
                     Phase::Preparing => {
                         // Our disposition is the default one (blocked, never handled), so
                         // unblocking it here and raising it ends the process as it would
@@ -237,7 +236,7 @@ fn watch_signals(signals: nix::sys::signal::SigSet) -> CmdResult<Arc<std::sync::
                         *cancelled = true;
                         continue;
                     }
-                    Phase::Running(pid, rt, id) => (*pid, rt.clone(), id.clone()),
+                    Phase::Running(pid, killer) => (*pid, killer.clone()),
                 };
                 drop(st);
                 match first {
@@ -246,16 +245,163 @@ fn watch_signals(signals: nix::sys::signal::SigSet) -> CmdResult<Arc<std::sync::
                         let _ = nix::sys::signal::kill(pid, sig);
                         std::thread::spawn(move || {
                             std::thread::sleep(STOP_GRACE);
-                            kill(&rt, &id);
+                            kill(&killer);
                         });
                     }
-                    Some(t) if t.elapsed() > std::time::Duration::from_secs(1) => kill(&rt, &id),
+                    Some(t) if t.elapsed() > std::time::Duration::from_secs(1) => kill(&killer),
                     Some(_) => {}
                 }
             }
         })
         .map_err(|e| Failure::io("starting the signal thread", e))?;
     Ok(state)
+}
+
+/// What the container runs, from the image config and the command line.
+struct Process<'a> {
+    args: &'a [String],
+    env: &'a [String],
+    cwd: &'a str,
+    uid: u32,
+    gid: u32,
+    terminal: bool,
+}
+
+/// How to start the container, kill it, and remove what the runtime keeps of it.
+struct Launch {
+    run: Vec<String>,
+    kill: Vec<String>,
+    delete: Vec<String>,
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// runc or crun: a runtime bundle (the runtime's own default spec, edited) at `bundle`.
+fn oci_command(
+    runtime: &str,
+    id: &str,
+    bundle: &Path,
+    rootfs: &Path,
+    p: &Process,
+    annotations: &[(&str, String)],
+) -> CmdResult<Launch> {
+    let st = Command::new(runtime)
+        .args(["spec", "--bundle"])
+        .arg(bundle)
+        .status()
+        .map_err(|e| Failure::io(format!("running {runtime} spec"), e))?;
+    if !st.success() {
+        return Err(Failure::new(
+            IO_ERROR,
+            format!("{runtime} spec failed ({st})"),
+        ));
+    }
+    let spec_path = bundle.join("config.json");
+    let mut spec: Value = serde_json::from_slice(
+        &std::fs::read(&spec_path).map_err(|e| Failure::io("reading the runtime spec", e))?,
+    )
+    .map_err(|e| Failure::malformed(format!("{runtime} spec wrote no JSON: {e}")))?;
+    spec["root"] = json!({"path": rootfs, "readonly": false});
+    spec["process"]["terminal"] = json!(p.terminal);
+    spec["process"]["args"] = json!(p.args);
+    spec["process"]["env"] = json!(p.env);
+    spec["process"]["cwd"] = json!(p.cwd);
+    spec["process"]["user"] = json!({"uid": p.uid, "gid": p.gid});
+    spec["annotations"] = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    std::fs::write(
+        &spec_path,
+        serde_json::to_vec_pretty(&spec).expect("serializes"),
+    )
+    .map_err(|e| Failure::io("writing the runtime spec", e))?;
+    let b = bundle.to_string_lossy().into_owned();
+    Ok(Launch {
+        run: strs(&[runtime, "run", "--bundle", &b, id]),
+        kill: strs(&[runtime, "kill", id, "KILL"]),
+        delete: strs(&[runtime, "delete", "-f", id]),
+    })
+}
+
+/// `podman run --rootfs` on the overlay, with the same process, no network (as the OCI
+/// runtimes' default spec), and this process's own open-file and process limits: podman's
+/// defaults raise them, which fails where root lacks CAP_SYS_RESOURCE (measured on these
+/// machines). The process limit is capped at the kernel's pid_max, above which it means
+/// nothing (and podman's monitor runs below it here).
+fn podman_command(id: &str, rootfs: &Path, p: &Process, annotations: &[(&str, String)]) -> Launch {
+    let mut run = strs(&[
+        "podman",
+        "run",
+        "--rm",
+        "-i",
+        "--name",
+        id,
+        "--network",
+        "none",
+    ]);
+    if p.terminal {
+        run.push("-t".into());
+    }
+    run.extend(strs(&[
+        "--user",
+        &format!("{}:{}", p.uid, p.gid),
+        "--workdir",
+        p.cwd,
+    ]));
+    for e in p.env {
+        run.extend(["--env".to_string(), e.clone()]);
+    }
+    for (k, v) in annotations {
+        run.extend(["--annotation".to_string(), format!("{k}={v}")]);
+    }
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    for (limit, name, cap) in [
+        ("Max open files", "nofile", None),
+        ("Max processes", "nproc", pid_max),
+    ] {
+        if let Some((soft, hard)) = own_limit(limit) {
+            let hard = cap.map_or(hard, |c| hard.min(c));
+            // podman spells "unlimited" -1.
+            let show = |v: u64| {
+                if v == u64::MAX {
+                    "-1".to_string()
+                } else {
+                    v.to_string()
+                }
+            };
+            run.extend([
+                "--ulimit".to_string(),
+                format!("{name}={}:{}", show(soft.min(hard)), show(hard)),
+            ]);
+        }
+    }
+    run.push("--rootfs".into());
+    run.push(rootfs.to_string_lossy().into_owned());
+    run.extend(p.args.iter().cloned());
+    Launch {
+        run,
+        kill: strs(&["podman", "kill", "--signal", "KILL", id]),
+        delete: strs(&["podman", "rm", "-f", "--ignore", id]),
+    }
+}
+
+/// Soft and hard value of one limit of this process, from /proc/self/limits ("unlimited" is
+/// read as u64::MAX; None if the line is missing).
+fn own_limit(name: &str) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let mut f = line[name.len()..].split_whitespace();
+    let v = |s: Option<&str>| match s? {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
+    };
+    Some((v(f.next())?, v(f.next())?))
 }
 
 /// `ct run BUNDLE|NAME [-- ARGS…]`.
@@ -413,44 +559,41 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         .filter(|w| !w.is_empty())
         .unwrap_or("/")
         .to_string();
-    let bundle = dir.join("bundle");
-    let st = Command::new(&runtime)
-        .args(["spec", "--bundle"])
-        .arg(&bundle)
-        .status()
-        .map_err(|e| Failure::io(format!("running {runtime} spec"), e))?;
-    if !st.success() {
-        return Err(Failure::new(
-            IO_ERROR,
-            format!("{runtime} spec failed ({st})"),
-        ));
-    }
-    let spec_path = bundle.join("config.json");
-    let mut spec: Value = serde_json::from_slice(
-        &std::fs::read(&spec_path).map_err(|e| Failure::io("reading the runtime spec", e))?,
-    )
-    .map_err(|e| Failure::malformed(format!("{runtime} spec wrote no JSON: {e}")))?;
-    spec["root"] = json!({"path": stage.rootfs(), "readonly": false});
-    spec["process"]["terminal"] = json!(terminal);
-    spec["process"]["args"] = json!(args);
-    spec["process"]["env"] = json!(env);
-    spec["process"]["cwd"] = json!(cwd);
-    spec["process"]["user"] = json!({"uid": uid, "gid": gid});
-    spec["annotations"] = json!({
-        "org.cerro-torre.bundle": name,
-        "org.cerro-torre.bundle-digest": record.bundle_digest,
-        "org.cerro-torre.exposed-ports": cfg["ExposedPorts"]
-            .as_object()
-            .map(|o| o.keys().cloned().collect::<Vec<_>>().join(","))
-            .unwrap_or_default(),
-    });
-    std::fs::write(
-        &spec_path,
-        serde_json::to_vec_pretty(&spec).expect("serializes"),
-    )
-    .map_err(|e| Failure::io("writing the runtime spec", e))?;
-
     let id = format!("cerro-{name}-{}", std::process::id());
+    let annotations = [
+        ("org.cerro-torre.bundle", name.clone()),
+        (
+            "org.cerro-torre.bundle-digest",
+            record.bundle_digest.clone(),
+        ),
+        (
+            "org.cerro-torre.exposed-ports",
+            cfg["ExposedPorts"]
+                .as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>().join(","))
+                .unwrap_or_default(),
+        ),
+    ];
+    let process = Process {
+        args: &args,
+        env: &env,
+        cwd: &cwd,
+        uid,
+        gid,
+        terminal,
+    };
+    let launch = if runtime == "podman" {
+        podman_command(&id, &stage.rootfs(), &process, &annotations)
+    } else {
+        oci_command(
+            &runtime,
+            &id,
+            &dir.join("bundle"),
+            &stage.rootfs(),
+            &process,
+            &annotations,
+        )?
+    };
     if !ctx.out.quiet && std::io::stderr().is_terminal() {
         eprintln!(
             "ct run: {name} (bundle {}){}, {runtime}, as {uid}:{gid}",
@@ -464,24 +607,22 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
             eprintln!("ct run: interrupted before the container started; nothing was run");
             return Ok(INTERRUPTED);
         }
-        let child = Command::new(&runtime)
-            .args(["run", "--bundle"])
-            .arg(&bundle)
-            .arg(&id)
+        let mut cmd = Command::new(&launch.run[0]);
+        cmd.args(&launch.run[1..]);
+        let child = cmd
             .spawn()
             .map_err(|e| Failure::io(format!("starting {runtime}"), e))?;
         *st = Phase::Running(
             nix::unistd::Pid::from_raw(child.id() as i32),
-            runtime.clone(),
-            id.clone(),
+            launch.kill.clone(),
         );
         child
     };
     let status = child
         .wait()
         .map_err(|e| Failure::io(format!("waiting for {runtime}"), e))?;
-    let _ = Command::new(&runtime)
-        .args(["delete", "-f", &id])
+    let _ = Command::new(&launch.delete[0])
+        .args(&launch.delete[1..])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
