@@ -1,8 +1,8 @@
 //! `ct run`: verify a bundle, mount its verified rootfs (in this process, allow_other and suid,
 //! since the container's user is not us), put a writable overlay on top (kernel overlayfs: a
 //! private tmpfs as upper, the FUSE mount as lower — the store is never written), build an OCI
-//! runtime bundle from the image config, and run it with runc or crun (or podman, with `podman run --rootfs`). The container's exit
-//! status becomes ours; the overlay, the tmpfs and the mount are torn down on every path
+//! runtime bundle from the image config, and run it with runc or crun (podman gets the same
+//! facts as `podman run --rootfs` options). The container's exit status becomes ours; the overlay, the tmpfs and the mount are torn down on every path
 //! (container exit, runtime failure, Ctrl-C, errors), by a guard.
 
 use super::daemon::{self, Kind, Request};
