@@ -2,8 +2,9 @@
 //! since the container's user is not us), put a writable overlay on top (kernel overlayfs: a
 //! private tmpfs as upper, the FUSE mount as lower — the store is never written), build an OCI
 //! runtime bundle from the image config, and run it with runc or crun (podman gets the same
-//! facts as `podman run --rootfs` options). The container's exit status becomes ours; the overlay, the tmpfs and the mount are torn down on every path
-//! (container exit, runtime failure, Ctrl-C, errors), by a guard.
+//! facts as `podman run --rootfs` options). The container's exit status becomes ours; the
+//! overlay, the tmpfs and the mount are torn down on every path (container exit, runtime
+//! failure, Ctrl-C, errors), by a guard.
 
 use super::daemon::{self, Kind, Request};
 use super::mount::resolve_bundle;
