@@ -180,11 +180,24 @@ pub enum UnpackFormat {
     Rootfs,
 }
 
+/// The bundle a command reads from the store, as `ct mount`, `ct unpack` and `ct run` take it.
 #[derive(Debug, Args)]
-pub struct UnpackArgs {
+pub struct BundleSource {
     /// A bundle file (.ctp), or the name of a bundle in the store
     #[arg(value_name = "BUNDLE|NAME")]
     pub bundle: String,
+    /// Store an imported bundle under this name [default: its package name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Evaluate this policy.json [default: default_policy from config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    #[command(flatten)]
+    pub source: BundleSource,
     /// Where to write (a directory; a file for --format docker)
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
@@ -193,12 +206,6 @@ pub struct UnpackArgs {
     /// Replace an existing output
     #[arg(long)]
     pub force: bool,
-    /// Store an imported bundle under this name [default: its package name]
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// Evaluate this policy.json [default: default_policy from config.toml]
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
 }
 
 const MOUNT_HELP: &str = "\
@@ -220,17 +227,10 @@ missing. End it with `ct umount MOUNTPOINT`; `ct mounts` lists mounts.";
 
 #[derive(Debug, Args)]
 pub struct MountArgs {
-    /// A bundle file (.ctp), or the name of a bundle in the store
-    #[arg(value_name = "BUNDLE|NAME")]
-    pub bundle: String,
+    #[command(flatten)]
+    pub source: BundleSource,
     /// Where to mount it (created if missing)
     pub mountpoint: PathBuf,
-    /// Store an imported bundle under this name [default: its package name]
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// Evaluate this policy.json [default: default_policy from config.toml]
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
     /// Stay attached to the terminal and log there; Ctrl-C unmounts
     #[arg(long)]
     pub foreground: bool,
@@ -244,9 +244,8 @@ pub struct MountArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A bundle file (.ctp), or the name of a bundle in the store
-    #[arg(value_name = "BUNDLE|NAME")]
-    pub bundle: String,
+    #[command(flatten)]
+    pub source: BundleSource,
     /// runc, crun or podman [default: [run] runtime in config.toml, else the first that works]
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
@@ -256,12 +255,6 @@ pub struct RunArgs {
     /// Run as UID[:GID] (numbers, or names from the image's /etc/passwd and /etc/group)
     #[arg(long, value_name = "UID[:GID]")]
     pub user: Option<String>,
-    /// Store an imported bundle under this name [default: its package name]
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// Evaluate this policy.json [default: default_policy from config.toml]
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
     /// The command to run instead of the image's Cmd (after --)
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,

@@ -193,3 +193,38 @@ impl Drop for Mounted {
         }
     }
 }
+
+/// Run `args` with `runc` in a container whose root is `rootfs` (read-only in the runtime
+/// config), from a runtime bundle made under `env`; the container is deleted afterwards. PATH
+/// is set when `path` is given (runc's default spec has one for busybox-like images).
+pub fn runc_on(env: &TestEnv, rootfs: &Path, path: Option<&str>, args: &[&str]) -> Run {
+    let rb = env.path("runtime-bundle");
+    fs::create_dir_all(&rb).unwrap();
+    run_command({
+        let mut c = Command::new("runc");
+        c.args(["spec", "--bundle"]).arg(&rb);
+        c
+    })
+    .ok();
+    let cfgp = rb.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&cfgp).unwrap()).unwrap();
+    cfg["root"] = serde_json::json!({"path": rootfs, "readonly": true});
+    cfg["process"]["terminal"] = serde_json::json!(false);
+    if let Some(p) = path {
+        cfg["process"]["env"] = serde_json::json!([format!("PATH={p}")]);
+    }
+    cfg["process"]["args"] = serde_json::json!(args);
+    fs::write(&cfgp, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    // The test's own directory name (t-XXXXXX) keeps ids apart across parallel tests.
+    let id = format!(
+        "cerro-test-{}",
+        env.root().file_name().unwrap().to_string_lossy()
+    );
+    let r = run_command({
+        let mut c = Command::new("runc");
+        c.args(["run", "--bundle"]).arg(&rb).arg(&id);
+        c
+    });
+    let _ = Command::new("runc").args(["delete", "-f", &id]).status();
+    r
+}

@@ -5,7 +5,7 @@
 //! reads, cleans up after a killed daemon, shows the whole store, and runs a container (runc).
 //! Every mount is guarded: it is unmounted when the test ends, pass or fail.
 
-use cerro_tests::mount::{big_file_bytes, is_mounted, mount_image, Mounted};
+use cerro_tests::mount::{big_file_bytes, is_mounted, mount_image, runc_on, Mounted};
 use cerro_tests::{run_command, TestEnv, TAG};
 use std::collections::BTreeMap;
 use std::fs;
@@ -540,31 +540,16 @@ fn runc_runs_a_container_whose_rootfs_is_the_mount() {
     let (env, store, bundle) = setup();
     let mp = env.path("rootfs");
     let m = Mounted::mount(&env, &store, bundle.to_str().unwrap(), &mp, &[]);
-    let rb = env.path("runtime-bundle");
-    fs::create_dir_all(&rb).unwrap();
-    run_command({
-        let mut c = Command::new("runc");
-        c.args(["spec", "--bundle"]).arg(&rb);
-        c
-    })
-    .ok();
-    let cfgp = rb.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&cfgp).unwrap()).unwrap();
-    cfg["root"] = serde_json::json!({"path": mp, "readonly": true});
-    cfg["process"]["terminal"] = serde_json::json!(false);
-    cfg["process"]["args"] = serde_json::json!([
-        "/bin/sh",
-        "-c",
-        "echo hello from $(cat /etc/hostname); cat /data/public; /bin/busybox sha256sum /data/big.bin"
-    ]);
-    fs::write(&cfgp, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
-    let id = format!("cerro-test-{}", std::process::id());
-    let r = run_command({
-        let mut c = Command::new("runc");
-        c.args(["run", "--bundle"]).arg(&rb).arg(&id);
-        c
-    });
-    let _ = Command::new("runc").args(["delete", "-f", &id]).status();
+    let r = runc_on(
+        &env,
+        &mp,
+        None,
+        &[
+            "/bin/sh",
+            "-c",
+            "echo hello from $(cat /etc/hostname); cat /data/public; /bin/busybox sha256sum /data/big.bin",
+        ],
+    );
     r.ok();
     assert!(r.stdout.contains("hello from cerro-example"), "{r:?}");
     assert!(r.stdout.contains("for everyone"), "{r:?}");

@@ -5,12 +5,10 @@
 //! xattrs); and `runc` runs the Debian image's own `/bin/sh` and `dpkg -l` on the mount.
 
 use cerro_tests::fixtures::{debian_image, multilayer_image, DEBIAN_TAG, MULTILAYER_TAG};
-use cerro_tests::mount::Mounted;
+use cerro_tests::mount::{runc_on, Mounted};
 use cerro_tests::tree::{compare, walk_tree};
-use cerro_tests::{copy_dir, example_image, run_command, tool, Compression, TestEnv, TAG};
-use std::fs;
+use cerro_tests::{copy_dir, example_image, tool, Compression, TestEnv, TAG};
 use std::path::Path;
-use std::process::Command;
 
 /// Pack `layout:tag` and mount it; compare the mount with `umoci unpack` of the same layout.
 /// Returns the environment and the mount for further checks.
@@ -64,32 +62,16 @@ fn the_multilayer_image_through_the_mount_matches_umoci_unpack() {
 #[test]
 fn debian_through_the_mount_matches_umoci_unpack_and_runs_dpkg_in_runc() {
     let (env, m) = mount_and_compare(debian_image(), DEBIAN_TAG);
-    let rb = env.path("runtime-bundle");
-    fs::create_dir_all(&rb).unwrap();
-    run_command({
-        let mut c = Command::new("runc");
-        c.args(["spec", "--bundle"]).arg(&rb);
-        c
-    })
-    .ok();
-    let cfgp = rb.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&cfgp).unwrap()).unwrap();
-    cfg["root"] = serde_json::json!({"path": m.mountpoint, "readonly": true});
-    cfg["process"]["terminal"] = serde_json::json!(false);
-    cfg["process"]["env"] = serde_json::json!(["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
-    cfg["process"]["args"] = serde_json::json!([
-        "/bin/sh",
-        "-c",
-        "dpkg -l | grep -E '^ii +(dpkg|libc6|coreutils)[: ]' ; cat /etc/debian_version"
-    ]);
-    fs::write(&cfgp, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
-    let id = format!("cerro-deb-{}", std::process::id());
-    let r = run_command({
-        let mut c = Command::new("runc");
-        c.args(["run", "--bundle"]).arg(&rb).arg(&id);
-        c
-    });
-    let _ = Command::new("runc").args(["delete", "-f", &id]).status();
+    let r = runc_on(
+        &env,
+        &m.mountpoint,
+        Some("/usr/sbin:/usr/bin:/sbin:/bin"),
+        &[
+            "/bin/sh",
+            "-c",
+            "dpkg -l | grep -E '^ii +(dpkg|libc6|coreutils)[: ]' ; cat /etc/debian_version",
+        ],
+    );
     r.ok();
     for pkg in ["dpkg", "libc6", "coreutils"] {
         assert!(

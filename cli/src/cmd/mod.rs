@@ -75,3 +75,14 @@ pub struct Ctx {
     /// Where the store is (`--store`, `CT_STORE`, or the default); opened only by commands that use it.
     pub store: std::path::PathBuf,
 }
+
+impl Ctx {
+    /// The same context with other output settings (e.g. quiet, for a step inside a command).
+    pub fn with_output(&self, out: crate::output::Output) -> Ctx {
+        Ctx {
+            cfg: self.cfg.clone(),
+            out,
+            store: self.store.clone(),
+        }
+    }
+}

@@ -5,7 +5,7 @@
 use super::daemon::{self, DaemonReport, Kind};
 use super::store::import_bundle_named;
 use super::Ctx;
-use crate::app::{MountArgs, StoreMountArgs, UmountArgs};
+use crate::app::{BundleSource, MountArgs, StoreMountArgs, UmountArgs};
 use crate::exit::{CmdResult, Failure};
 use crate::mountinfo;
 use cerro_store::mounts;
@@ -79,7 +79,7 @@ fn prepare_mountpoint(mp: &Path) -> CmdResult<PathBuf> {
 /// `ct mount BUNDLE|NAME MOUNTPOINT`.
 pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
     let mp = prepare_mountpoint(&a.mountpoint)?;
-    let name = resolve_bundle(ctx, &a.bundle, a.name.as_deref(), a.policy.as_deref())?;
+    let name = resolve_bundle(ctx, &a.source)?;
     start(
         ctx,
         &daemon::Request {
@@ -89,7 +89,7 @@ pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
             allow_other: a.allow_other,
             suid: false,
             threads: a.threads,
-            policy: a.policy.clone(),
+            policy: a.source.policy.clone(),
         },
         a.foreground,
     )
@@ -97,24 +97,16 @@ pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
 
 /// The store name of `bundle`: a .ctp file is verified and imported (its verify exit code if
 /// it fails), anything else is taken as a name in the store.
-pub fn resolve_bundle(
-    ctx: &Ctx,
-    bundle: &str,
-    name: Option<&str>,
-    policy: Option<&Path>,
-) -> CmdResult<String> {
+pub fn resolve_bundle(ctx: &Ctx, src: &BundleSource) -> CmdResult<String> {
+    let (bundle, name, policy) = (&src.bundle, src.name.as_deref(), src.policy.as_deref());
     let target = Path::new(bundle);
     let name = if target.is_file() {
         // A bundle file: verify it and import it (nothing happens if the store has it already).
-        let quiet = Ctx {
-            cfg: ctx.cfg.clone(),
-            out: crate::output::Output {
-                json: false,
-                quiet: ctx.out.quiet || ctx.out.json,
-                ..ctx.out.clone()
-            },
-            store: ctx.store.clone(),
-        };
+        let quiet = ctx.with_output(crate::output::Output {
+            json: false,
+            quiet: ctx.out.quiet || ctx.out.json,
+            ..ctx.out.clone()
+        });
         match import_bundle_named(&quiet, target, name, policy)? {
             Ok(name) => name,
             Err(code) => {

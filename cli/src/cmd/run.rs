@@ -432,15 +432,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         );
     }
     // stdout belongs to the container: the import's report is not printed.
-    let quiet = Ctx {
-        cfg: ctx.cfg.clone(),
-        out: crate::output::Output {
-            quiet: true,
-            ..ctx.out.clone()
-        },
-        store: ctx.store.clone(),
-    };
-    let name = resolve_bundle(&quiet, &a.bundle, a.name.as_deref(), a.policy.as_deref())?;
+    let quiet = ctx.with_output(crate::output::Output {
+        quiet: true,
+        ..ctx.out.clone()
+    });
+    let name = resolve_bundle(&quiet, &a.source)?;
     *watch.lock().expect("signal state") = Phase::Staging { cancelled: false };
 
     // Not under the store's tmp/: imports clean abandoned directories there.
@@ -467,7 +463,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         allow_other: true,
         suid: true,
         threads: None,
-        policy: a.policy.clone(),
+        policy: a.source.policy.clone(),
     };
     let plan = daemon::plan_with(ctx, &req, !a.no_verify)?;
     let record = plan.records.first().cloned().expect("one bundle planned");

@@ -46,9 +46,17 @@ struct TempOut {
 impl Drop for TempOut {
     fn drop(&mut self) {
         if !self.keep {
-            let _ =
-                std::fs::remove_dir_all(&self.path).or_else(|_| std::fs::remove_file(&self.path));
+            let _ = remove_any(&self.path);
         }
+    }
+}
+
+/// Remove a directory tree, or a file (or symlink, not followed).
+fn remove_any(p: &Path) -> io::Result<()> {
+    if std::fs::symlink_metadata(p)?.is_dir() {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
     }
 }
 
@@ -66,8 +74,7 @@ pub fn run(ctx: &Ctx, a: UnpackArgs) -> CmdResult<u8> {
     let out = std::path::absolute(&a.output)
         .map_err(|e| Failure::io(format!("resolving {}", a.output.display()), e))?;
     refuse_existing(&out, a.force)?;
-    let name =
-        super::mount::resolve_bundle(ctx, &a.bundle, a.name.as_deref(), a.policy.as_deref())?;
+    let name = super::mount::resolve_bundle(ctx, &a.source)?;
     let plan = daemon::plan(
         ctx,
         &daemon::Request {
@@ -77,7 +84,7 @@ pub fn run(ctx: &Ctx, a: UnpackArgs) -> CmdResult<u8> {
             allow_other: false,
             suid: false,
             threads: None,
-            policy: a.policy.clone(),
+            policy: a.source.policy.clone(),
         },
     )?;
     let Plan {
@@ -120,32 +127,17 @@ pub fn run(ctx: &Ctx, a: UnpackArgs) -> CmdResult<u8> {
             "rootfs"
         }
     };
+    // With --force, the new output is swapped in with one atomic exchange (renameat2), so OUT
+    // always names a whole output, old or new; the old one, now at the temporary path, is then
+    // removed by the guard. Where the filesystem cannot exchange, the old is removed first.
+    let mut swapped = false;
     if a.force && std::fs::symlink_metadata(&out).is_ok() {
-        // Swap the new output in with one atomic exchange (renameat2), so OUT always names a
-        // whole output, old or new; the old one, now at the temporary path, is then removed
-        // (by the guard). Where the filesystem cannot exchange, the old is removed first.
         use rustix::fs::{renameat_with, RenameFlags, CWD};
         match renameat_with(CWD, &tmp.path, CWD, &out, RenameFlags::EXCHANGE) {
-            Ok(()) => {
-                drop(tmp);
-                return Ok(report_unpack(
-                    ctx,
-                    name,
-                    format,
-                    out,
-                    &manifest,
-                    not_preserved,
-                ));
-            }
+            Ok(()) => swapped = true,
             Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
-                let md = std::fs::symlink_metadata(&out)
-                    .map_err(|e| Failure::io(format!("reading {}", out.display()), e))?;
-                let r = if md.is_dir() {
-                    std::fs::remove_dir_all(&out)
-                } else {
-                    std::fs::remove_file(&out)
-                };
-                r.map_err(|e| Failure::io(format!("removing the old {}", out.display()), e))?;
+                remove_any(&out)
+                    .map_err(|e| Failure::io(format!("removing the old {}", out.display()), e))?
             }
             Err(e) => {
                 return Err(Failure::io(
@@ -159,31 +151,16 @@ pub fn run(ctx: &Ctx, a: UnpackArgs) -> CmdResult<u8> {
         std::fs::remove_dir(&out)
             .map_err(|e| Failure::io(format!("replacing {}", out.display()), e))?;
     }
-    std::fs::rename(&tmp.path, &out)
-        .map_err(|e| Failure::io(format!("renaming into {}", out.display()), e))?;
-    tmp.keep = true;
-    Ok(report_unpack(
-        ctx,
-        name,
-        format,
-        out,
-        &manifest,
-        not_preserved,
-    ))
-}
-
-fn report_unpack(
-    ctx: &Ctx,
-    bundle: String,
-    format: &'static str,
-    output: PathBuf,
-    manifest: &Manifest,
-    not_preserved: Vec<String>,
-) -> u8 {
+    if !swapped {
+        std::fs::rename(&tmp.path, &out)
+            .map_err(|e| Failure::io(format!("renaming into {}", out.display()), e))?;
+        tmp.keep = true;
+    }
+    drop(tmp);
     let report = Report {
-        bundle,
+        bundle: name,
         format,
-        output,
+        output: out,
         image_digest: manifest.image.digest.to_string(),
         not_preserved,
     };
@@ -201,7 +178,7 @@ fn report_unpack(
             ctx.out.line(format!("  not preserved: {n}"));
         }
     }
-    0
+    Ok(0)
 }
 
 /// An existing output is refused unless it is an empty directory or `--force` was given.
