@@ -5,7 +5,7 @@
 //! reads, cleans up after a killed daemon, shows the whole store, and runs a container (runc).
 //! Every mount is guarded: it is unmounted when the test ends, pass or fail.
 
-use cerro_tests::mount::{big_file_bytes, is_mounted, mount_image, runc_on, Mounted};
+use cerro_tests::mount::{big_file_bytes, is_mounted, mount_image, runc_on, Mounted, BIG_FILE_LEN};
 use cerro_tests::{run_command, TestEnv, TAG};
 use std::collections::BTreeMap;
 use std::fs;
@@ -167,6 +167,9 @@ fn the_mount_serves_the_image_with_its_metadata_and_refuses_writes() {
     );
     assert_eq!(l1.ino(), l2.ino());
     assert_eq!(l1.nlink(), 2);
+    // st_blocks counts 512-byte units of the size (du relies on it).
+    let big = fs::metadata(m.path("data/big.bin")).unwrap();
+    assert_eq!(big.blocks(), (BIG_FILE_LEN as u64).div_ceil(512));
     // Writes: EROFS.
     let err = |r: std::io::Result<()>| r.unwrap_err().raw_os_error();
     assert_eq!(
@@ -238,6 +241,16 @@ fn other_users_get_the_images_modes_and_nothing_more() {
         .ok()
         .stdout_has("for everyone");
     as_nobody(&["cat", secret.to_str().unwrap()]).fails(1, &["Permission denied"]);
+    // access(2) says the same as open does.
+    as_nobody(&[
+        "/usr/bin/python3", // not a shim under /root, which nobody cannot reach
+        "-c",
+        "import os, sys; print(os.access(sys.argv[1], os.R_OK), os.access(sys.argv[2], os.R_OK))",
+        public.to_str().unwrap(),
+        secret.to_str().unwrap(),
+    ])
+    .ok()
+    .stdout_has("True False");
     // Root reads it.
     assert_eq!(fs::read(&secret).unwrap(), b"top secret\n");
     m.unmount();
