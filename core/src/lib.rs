@@ -12,6 +12,7 @@ pub mod policy;
 pub mod rootfs;
 pub mod sign;
 pub mod source;
+pub mod verified;
 pub mod verify;
 
 pub use digest::Sha256Digest;
