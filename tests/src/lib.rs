@@ -733,4 +733,5 @@ pub mod forge;
 pub mod mount;
 pub mod rawtar;
 pub mod registry;
+pub mod run;
 pub mod tree;

@@ -1,24 +1,39 @@
-//! `ct run`: verify a bundle, mount its verified rootfs (in this process, allow_other and suid,
-//! since the container's user is not us), put a writable overlay on top (kernel overlayfs: a
-//! private tmpfs as upper, the FUSE mount as lower — the store is never written), build an OCI
-//! runtime bundle from the image config, and run it with runc or crun (podman gets the same
-//! facts as `podman run --rootfs` options). The container's exit status becomes ours; the
-//! overlay, the tmpfs and the mount are torn down on every path (container exit, runtime
-//! failure, Ctrl-C, errors), by a guard.
+//! `ct run`: verify a bundle, mount its verified rootfs, put a writable overlay on top (kernel
+//! overlayfs: a private tmpfs as upper, the FUSE mount as lower — the store is never written),
+//! and run the image with runc or crun (an OCI runtime bundle ct writes, with podman's
+//! defaults) or podman (`podman run --rootfs` with the same settings). Every mount is made in
+//! a private mount namespace, in a mkdtemp directory under a root-only run directory
+//! ([`stage`]); options are checked before anything is imported ([`options`]); the runtime
+//! spec is [`spec`], the network [`network`], paths inside the image [`rootfs`], detached runs
+//! and `ct stop` [`detach`], signals [`signals`]. The container's exit status becomes ours; everything it used is taken down on
+//! every path (container exit, runtime failure, Ctrl-C, `ct stop`, errors), by guards.
+
+pub mod detach;
+mod network;
+mod options;
+mod rootfs;
+mod signals;
+mod spec;
+mod stage;
+
+pub use options::Network;
 
 use super::daemon::{self, Kind, Request};
 use super::mount::resolve_bundle;
 use super::Ctx;
 use crate::app::RunArgs;
-use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR, USAGE};
+use crate::exit::{CmdResult, Failure, HASH_MISMATCH, USAGE};
 use cerro_core::manifest::Manifest;
 use cerro_core::rootfs::VerifiedTree;
 use cerro_core::Sha256Digest;
 use cerro_fuse::{MountOptions, VerifiedFs};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use serde_json::{json, Value};
+use detach::{Claim, Record, Reporter};
+use options::{Publish, Volume};
+use serde_json::Value;
+use signals::Phase;
+use spec::NetNs;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -27,56 +42,12 @@ use std::sync::Arc;
 const RUNTIMES: [&str; 3] = ["runc", "crun", "podman"];
 /// Largest image config read (untrusted at rest; it is re-hashed against the signed digest).
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
-/// How long a container may take to exit after the first Ctrl-C / SIGTERM before it is killed.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Exit status when a signal ends `ct run` before the container started (128 + SIGINT).
 const INTERRUPTED: u8 = 130;
 /// Default PATH when the image sets none (what docker uses).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Everything mounted for one run, taken down in reverse order on drop.
-struct Stage {
-    dir: PathBuf,
-    overlay: bool,
-    tmpfs: bool,
-    fuse: Option<(cerro_fuse::Unmounter, cerro_fuse::Mounted)>,
-}
-
-impl Stage {
-    fn lower(&self) -> PathBuf {
-        self.dir.join("lower")
-    }
-    fn rw(&self) -> PathBuf {
-        self.dir.join("rw")
-    }
-    fn rootfs(&self) -> PathBuf {
-        self.dir.join("rootfs")
-    }
-}
-
-impl Drop for Stage {
-    fn drop(&mut self) {
-        if self.overlay {
-            let _ = umount2(&self.rootfs(), MntFlags::MNT_DETACH);
-        }
-        if self.tmpfs {
-            let _ = umount2(&self.rw(), MntFlags::MNT_DETACH);
-        }
-        if let Some((mut un, mounted)) = self.fuse.take() {
-            let _ = un.unmount();
-            let _ = mounted.wait();
-        }
-        // Never remove_dir_all: if an unmount failed, that would walk into a live mount.
-        let _ = std::fs::remove_file(self.dir.join("bundle/config.json"));
-        for d in ["bundle", "lower", "rw", "rootfs", ""] {
-            let _ = std::fs::remove_dir(self.dir.join(d));
-        }
-    }
-}
-
-fn io(what: impl std::fmt::Display, e: nix::errno::Errno) -> Failure {
-    Failure::io(what, std::io::Error::from(e))
-}
+/// Longest host name the kernel takes.
+const MAX_HOSTNAME: usize = 64;
 
 fn pick_runtime(ctx: &Ctx, arg: Option<&str>) -> CmdResult<String> {
     let want = arg
@@ -150,280 +121,113 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `UID[:GID]`, numeric or a name from the image's /etc/passwd and /etc/group.
-fn resolve_user(spec: &str, rootfs: &Path) -> CmdResult<(u32, u32)> {
-    let lookup = |file: &str, name: &str, field: usize| -> Option<(u32, Option<u32>)> {
-        let text = std::fs::read_to_string(rootfs.join(file)).ok()?;
-        text.lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.first() == Some(&name)).then(|| {
-                (
-                    f.get(field).and_then(|x| x.parse().ok()).unwrap_or(0),
-                    f.get(3).and_then(|x| x.parse().ok()),
-                )
-            })
-        })
-    };
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let (uid, primary) = match u.parse::<u32>() {
-        Ok(n) => (n, None),
-        Err(_) => lookup("etc/passwd", u, 2).ok_or_else(|| {
-            Failure::usage(format!("user {u:?} is not in the image's /etc/passwd"))
-        })?,
-    };
-    let gid = match g {
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => lookup("etc/group", g, 2).map(|x| x.0).ok_or_else(|| {
-                Failure::usage(format!("group {g:?} is not in the image's /etc/group"))
-            })?,
-        },
-        None => primary.unwrap_or(uid),
-    };
-    Ok((uid, gid))
-}
-
-/// Where the run is, for the signal thread.
-#[derive(Default)]
-enum Phase {
-    /// Verifying and importing: nothing is mounted, so a signal ends ct at once, with the
-    /// signal's default action (an import killed half-way loses nothing; the next one cleans).
-    #[default]
-    Preparing,
-    /// Mounts are being made: a signal cancels the run before the container starts, and the
-    /// guard takes them down.
-    Staging { cancelled: bool },
-    /// The runtime runs: its pid, and the command that kills the container.
-    Running(nix::unistd::Pid, Vec<String>),
-}
-
-/// Takes SIGINT, SIGTERM and SIGHUP (blocked in every thread from the start of `ct run`, so
-/// also in the threads the store and FUSE start) for the whole run; see [`Phase`]. Once the
-/// container runs, each is passed to the runtime, which forwards it to the container. A
-/// container's PID 1 ignores signals it has no handler for, so if it is still running
-/// STOP_GRACE after the first one, or a second comes more than a second later (a terminal's
-/// Ctrl-C reaches ct and the runtime at once; that is not a second request), it is killed.
-fn watch_signals(signals: nix::sys::signal::SigSet) -> CmdResult<Arc<std::sync::Mutex<Phase>>> {
-    let state = Arc::new(std::sync::Mutex::new(Phase::default()));
-    let shared = state.clone();
-    let kill = |cmd: &[String]| {
-        let _ = Command::new(&cmd[0])
-            .args(&cmd[1..])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-    };
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut first: Option<std::time::Instant> = None;
-            while let Ok(sig) = signals.wait() {
-                let mut st = shared.lock().expect("signal state");
-                let (pid, killer) = match &mut *st {
-                    Phase::Preparing => {
-                        // Our disposition is the default one (blocked, never handled), so
-                        // unblocking it here and raising it ends the process as it would
-                        // have without ct's handling.
-                        let mut one = nix::sys::signal::SigSet::empty();
-                        one.add(sig);
-                        let _ = one.thread_unblock();
-                        let _ = nix::sys::signal::raise(sig);
-                        continue;
-                    }
-                    Phase::Staging { cancelled } => {
-                        *cancelled = true;
-                        continue;
-                    }
-                    Phase::Running(pid, killer) => (*pid, killer.clone()),
-                };
-                drop(st);
-                match first {
-                    None => {
-                        first = Some(std::time::Instant::now());
-                        let _ = nix::sys::signal::kill(pid, sig);
-                        std::thread::spawn(move || {
-                            std::thread::sleep(STOP_GRACE);
-                            kill(&killer);
-                        });
-                    }
-                    Some(t) if t.elapsed() > std::time::Duration::from_secs(1) => kill(&killer),
-                    Some(_) => {}
-                }
-            }
-        })
-        .map_err(|e| Failure::io("starting the signal thread", e))?;
-    Ok(state)
-}
-
-/// What the container runs, from the image config and the command line.
-struct Process<'a> {
-    args: &'a [String],
-    env: &'a [String],
-    cwd: &'a str,
-    uid: u32,
-    gid: u32,
-    terminal: bool,
-}
-
-/// How to start the container, kill it, and remove what the runtime keeps of it.
-struct Launch {
-    run: Vec<String>,
-    kill: Vec<String>,
-    delete: Vec<String>,
-}
-
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-/// runc or crun: a runtime bundle (the runtime's own default spec, edited) at `bundle`.
-fn oci_command(
-    runtime: &str,
-    id: &str,
-    bundle: &Path,
-    rootfs: &Path,
-    p: &Process,
-    annotations: &[(&str, String)],
-) -> CmdResult<Launch> {
-    let st = Command::new(runtime)
-        .args(["spec", "--bundle"])
-        .arg(bundle)
-        .status()
-        .map_err(|e| Failure::io(format!("running {runtime} spec"), e))?;
-    if !st.success() {
-        return Err(Failure::new(
-            IO_ERROR,
-            format!("{runtime} spec failed ({st})"),
-        ));
-    }
-    let spec_path = bundle.join("config.json");
-    let mut spec: Value = serde_json::from_slice(
-        &std::fs::read(&spec_path).map_err(|e| Failure::io("reading the runtime spec", e))?,
-    )
-    .map_err(|e| Failure::malformed(format!("{runtime} spec wrote no JSON: {e}")))?;
-    spec["root"] = json!({"path": rootfs, "readonly": false});
-    spec["process"]["terminal"] = json!(p.terminal);
-    spec["process"]["args"] = json!(p.args);
-    spec["process"]["env"] = json!(p.env);
-    spec["process"]["cwd"] = json!(p.cwd);
-    spec["process"]["user"] = json!({"uid": p.uid, "gid": p.gid});
-    spec["annotations"] = annotations
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    std::fs::write(
-        &spec_path,
-        serde_json::to_vec_pretty(&spec).expect("serializes"),
-    )
-    .map_err(|e| Failure::io("writing the runtime spec", e))?;
-    let b = bundle.to_string_lossy().into_owned();
-    Ok(Launch {
-        run: strs(&[runtime, "run", "--bundle", &b, id]),
-        kill: strs(&[runtime, "kill", id, "KILL"]),
-        delete: strs(&[runtime, "delete", "-f", id]),
-    })
-}
-
-/// `podman run --rootfs` on the overlay, with the same process, no network (as the OCI
-/// runtimes' default spec), and this process's own open-file and process limits: podman's
-/// defaults raise them, which fails where root lacks CAP_SYS_RESOURCE (measured on these
-/// machines). The process limit is capped at the kernel's pid_max, above which it means
-/// nothing (and podman's monitor runs below it here).
-fn podman_command(id: &str, rootfs: &Path, p: &Process, annotations: &[(&str, String)]) -> Launch {
-    let mut run = strs(&[
-        "podman",
-        "run",
-        "--rm",
-        "-i",
-        "--name",
-        id,
-        "--network",
-        "none",
-    ]);
-    if p.terminal {
-        run.push("-t".into());
-    }
-    run.extend(strs(&[
-        "--user",
-        &format!("{}:{}", p.uid, p.gid),
-        "--workdir",
-        p.cwd,
-    ]));
-    for e in p.env {
-        run.extend(["--env".to_string(), e.clone()]);
-    }
-    for (k, v) in annotations {
-        run.extend(["--annotation".to_string(), format!("{k}={v}")]);
-    }
-    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    for (limit, name, cap) in [
-        ("Max open files", "nofile", None),
-        ("Max processes", "nproc", pid_max),
-    ] {
-        if let Some((soft, hard)) = own_limit(limit) {
-            let hard = cap.map_or(hard, |c| hard.min(c));
-            // podman spells "unlimited" -1.
-            let show = |v: u64| {
-                if v == u64::MAX {
-                    "-1".to_string()
-                } else {
-                    v.to_string()
-                }
-            };
-            run.extend([
-                "--ulimit".to_string(),
-                format!("{name}={}:{}", show(soft.min(hard)), show(hard)),
-            ]);
-        }
-    }
-    run.push("--rootfs".into());
-    run.push(rootfs.to_string_lossy().into_owned());
-    run.extend(p.args.iter().cloned());
-    Launch {
-        run,
-        kill: strs(&["podman", "kill", "--signal", "KILL", id]),
-        delete: strs(&["podman", "rm", "-f", "--ignore", id]),
-    }
-}
-
-/// Soft and hard value of one limit of this process, from /proc/self/limits ("unlimited" is
-/// read as u64::MAX; None if the line is missing).
-fn own_limit(name: &str) -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text.lines().find(|l| l.starts_with(name))?;
-    let mut f = line[name.len()..].split_whitespace();
-    let v = |s: Option<&str>| match s? {
-        "unlimited" => Some(u64::MAX),
-        n => n.parse().ok(),
-    };
-    Some((v(f.next())?, v(f.next())?))
-}
-
-/// `ct run BUNDLE|NAME [-- ARGS…]`.
+/// `ct run BUNDLE|NAME [-- ARGS…]`; with `-d`, in the background (see [`detach`]).
 pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Failure::usage(
             "ct run needs root (it mounts an overlay and runs a runtime)",
         ));
     }
-    // Blocked before anything starts a thread (the store and FUSE do), so only the watcher
-    // takes them; the runtime starts with an empty mask (std resets it for children).
-    use nix::sys::signal::{SigSet, Signal};
-    let mut signals = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        signals.add(s);
+    if a.detach && !a.detached_child {
+        return detach::spawn(ctx);
     }
-    signals
-        .thread_block()
-        .map_err(|e| io("blocking signals", e))?;
-    let watch = watch_signals(signals)?;
+    let mut reporter = match a.detached_child {
+        true => Some(Reporter::take()?),
+        false => None,
+    };
+    let result = run_container(ctx, a, reporter.as_mut());
+    if let (Err(f), Some(r)) = (&result, reporter.as_mut()) {
+        r.failed(f);
+    }
+    result
+}
+
+/// The options that need no bundle, checked before anything is imported or mounted.
+struct Checked {
+    publish: Vec<Publish>,
+    network: Network,
+    volumes: Vec<Volume>,
+    capabilities: Vec<String>,
+    /// `-e` and `--env-file`, resolved to KEY=VALUE.
+    env: Vec<String>,
+}
+
+fn check_options(a: &RunArgs) -> CmdResult<Checked> {
+    let publish = a
+        .publish
+        .iter()
+        .map(|p| Publish::parse(p))
+        .collect::<CmdResult<Vec<_>>>()?;
+    let network = Network::choose(a.network, &publish)?;
+    let volumes = a
+        .volume
+        .iter()
+        .map(|v| Volume::parse(v))
+        .collect::<CmdResult<Vec<_>>>()?;
+    let known = options::known_capabilities();
+    let capabilities = options::capabilities(
+        a.privileged,
+        &a.cap_add,
+        &a.cap_drop,
+        known,
+        &options::own_capabilities(known),
+    )?;
+    let env = options::environment(&[], &a.env_file, &a.env, |k| std::env::var(k).ok())?;
+    if let Some(n) = &a.name {
+        options::check_name(n)?;
+    }
+    if let Some(w) = &a.workdir {
+        if !w.starts_with('/') {
+            return Err(Failure::usage(format!(
+                "--workdir {w:?}: the working directory must be an absolute path"
+            )));
+        }
+    }
+    if let Some(h) = &a.hostname {
+        let ok = !h.is_empty()
+            && h.len() <= MAX_HOSTNAME
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+        if !ok {
+            return Err(Failure::usage(format!(
+                "--hostname {h:?}: letters, digits, - and ., at most {MAX_HOSTNAME}"
+            )));
+        }
+    }
+    Ok(Checked {
+        publish,
+        network,
+        volumes,
+        capabilities,
+        env,
+    })
+}
+
+/// Everything but the detaching: check, verify, stage, run, take down.
+fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> CmdResult<u8> {
+    // First, while this is the only thread: every thread and child shares the namespace.
+    stage::private_mount_namespace()?;
+    let watch = signals::watch()?;
     let runtime = pick_runtime(ctx, a.runtime.as_deref())?;
+    let opts = check_options(&a)?;
+    let run_dir = stage::run_dir()?;
+    let record_for = |name: &str| Record {
+        name: name.to_string(),
+        pid: std::process::id(),
+        bundle: a.bundle.clone(),
+        runtime: runtime.clone(),
+        log: None,
+        started_at: chrono::Utc::now().timestamp(),
+    };
+    // A name given is claimed now, so a clash fails before anything is imported.
+    let mut claim = match &a.name {
+        Some(n) => {
+            let mut c = Claim::take(&run_dir, n)?;
+            c.write(&record_for(n))?;
+            Some(c)
+        }
+        None => None,
+    };
     if a.no_verify {
         eprintln!(
             "{} --no-verify: the store record's signatures, trust and policy are NOT checked; \
@@ -436,34 +240,20 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         quiet: true,
         ..ctx.out.clone()
     });
-    let name = resolve_bundle(&quiet, &a.source)?;
-    *watch.lock().expect("signal state") = Phase::Staging { cancelled: false };
-
-    // Not under the store's tmp/: imports clean abandoned directories there.
-    let dir = std::env::temp_dir().join(format!("ct-run-{}", std::process::id()));
-    let mut stage = Stage {
-        dir: dir.clone(),
-        overlay: false,
-        tmpfs: false,
-        fuse: None,
+    let mut stage = stage::Stage::new(&run_dir)?;
+    *watch.lock().expect("signal state") = Phase::Preparing {
+        remove: Some(stage.dir.clone()),
     };
-    for d in [
-        stage.lower(),
-        stage.rw(),
-        stage.rootfs(),
-        dir.join("bundle"),
-    ] {
-        std::fs::create_dir_all(&d)
-            .map_err(|e| Failure::io(format!("creating {}", d.display()), e))?;
-    }
+
+    let name = resolve_bundle(&quiet, &a.source())?;
     let req = Request {
         kind: Kind::Bundle,
         name: Some(name.clone()),
         mountpoint: stage.lower(),
-        allow_other: true,
-        suid: true,
+        allow_other: false,
+        suid: false,
         threads: None,
-        policy: a.source.policy.clone(),
+        policy: a.policy.clone(),
     };
     let plan = daemon::plan_with(ctx, &req, !a.no_verify)?;
     let record = plan.records.first().cloned().expect("one bundle planned");
@@ -471,6 +261,32 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         .map_err(|e| Failure::malformed(format!("bundle {name}: stored manifest: {e}")))?;
     let config = image_config(&ctx.store, &manifest)?;
 
+    *watch.lock().expect("signal state") = Phase::Staging { cancelled: false };
+    let id = a
+        .name
+        .clone()
+        .unwrap_or_else(|| options::default_name(&name, std::process::id()));
+    let mut claim = match claim.take() {
+        Some(c) => c,
+        None => Claim::take(&run_dir, &id)?,
+    };
+    let log = match reporter.as_deref() {
+        Some(r) => {
+            let log = detach::log_path(&run_dir, &id)?;
+            r.log_to(&log)?;
+            Some(log)
+        }
+        None => None,
+    };
+    claim.write(&Record {
+        log: log.clone(),
+        ..record_for(&id)
+    })?;
+
+    // Root mounts the verified tree for itself alone (no allow_other: the container reads it
+    // through the overlay, which reaches its lower layer with the credentials of whoever
+    // mounted it, while checking the caller against the image's modes), and nosuid: setuid
+    // files work through the overlay, whose own flags decide, never straight from this mount.
     let events: cerro_fuse::EventSink = Arc::new(|m: &str| eprintln!("ct run: {m}"));
     let fs = VerifiedFs::new(
         VerifiedTree::new(Arc::new(plan.store)),
@@ -478,48 +294,18 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         events,
         cerro_fuse::DEFAULT_CACHE_BYTES,
     );
-    let opts = MountOptions {
-        allow_other: true,
-        suid: true,
+    let mount_opts = MountOptions {
+        allow_other: false,
+        suid: false,
         threads: cerro_fuse::default_threads(),
         fsname: format!("cerro:{name}"),
     };
-    let mut mounted = cerro_fuse::mount(fs, &stage.lower(), &opts)
+    let mounted = cerro_fuse::mount(fs, &stage.lower(), &mount_opts)
         .map_err(|e| Failure::io(format!("mounting {}", stage.lower().display()), e))?;
-    let un = mounted.take_unmounter().expect("one unmounter");
-    stage.fuse = Some((un, mounted));
+    stage.set_fuse(mounted);
+    stage.mount_overlay()?;
 
-    // The writable layer: a private tmpfs holding overlayfs's upper and work directories.
-    mount(
-        Some("tmpfs"),
-        &stage.rw(),
-        Some("tmpfs"),
-        MsFlags::MS_NODEV,
-        Some("mode=0755"),
-    )
-    .map_err(|e| io(format!("mounting a tmpfs at {}", stage.rw().display()), e))?;
-    stage.tmpfs = true;
-    for d in ["upper", "work"] {
-        std::fs::create_dir(stage.rw().join(d))
-            .map_err(|e| Failure::io("creating the overlay's upper layer", e))?;
-    }
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        stage.lower().display(),
-        stage.rw().join("upper").display(),
-        stage.rw().join("work").display()
-    );
-    mount(
-        Some("overlay"),
-        &stage.rootfs(),
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(data.as_str()),
-    )
-    .map_err(|e| io("mounting the overlay (is overlayfs there? `ct doctor`)", e))?;
-    stage.overlay = true;
-
-    // The runtime bundle.
+    // The process, from the image config and the command line.
     let cfg = &config["config"];
     let mut args = strings(&cfg["Entrypoint"]);
     if a.args.is_empty() {
@@ -532,13 +318,24 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
             "bundle {name}'s image has no Entrypoint or Cmd: give the command after --"
         )));
     }
-    let mut env = strings(&cfg["Env"]);
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.push(DEFAULT_PATH.into());
+    let mut image_env = strings(&cfg["Env"]);
+    if !image_env.iter().any(|e| e.starts_with("PATH=")) {
+        image_env.push(DEFAULT_PATH.into());
     }
-    let terminal = std::io::stdin().is_terminal();
+    let mut env = options::environment(&image_env, &[], &opts.env, |_| None)?;
+    let terminal = reporter.is_none() && std::io::stdin().is_terminal();
     if terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into()); // as docker run -t does
+    }
+    let hostname = match (&a.hostname, opts.network) {
+        (Some(h), _) => h.clone(),
+        (None, Network::Host) => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| id.clone()),
+        (None, _) => id.chars().take(MAX_HOSTNAME).collect(),
+    };
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!("HOSTNAME={hostname}"));
     }
     let user_spec = a
         .user
@@ -550,13 +347,18 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "0".into());
-    let (uid, gid) = resolve_user(&user_spec, &stage.rootfs())?;
-    let cwd = cfg["WorkingDir"]
-        .as_str()
-        .filter(|w| !w.is_empty())
-        .unwrap_or("/")
-        .to_string();
-    let id = format!("cerro-{name}-{}", std::process::id());
+    let (uid, gid) = rootfs::resolve_user(&user_spec, &stage.rootfs())?;
+    let cwd = a
+        .workdir
+        .clone()
+        .or_else(|| {
+            cfg["WorkingDir"]
+                .as_str()
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "/".into());
+    rootfs::make_dir(&stage.rootfs(), &cwd)?;
     let annotations = [
         ("org.cerro-torre.bundle", name.clone()),
         (
@@ -571,31 +373,67 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
                 .unwrap_or_default(),
         ),
     ];
-    let process = Process {
-        args: &args,
-        env: &env,
-        cwd: &cwd,
+    let process = spec::Process {
+        args,
+        env,
+        cwd,
         uid,
         gid,
         terminal,
     };
+    let rlimits = spec::rlimits();
+    let mut slirp = None;
     let launch = if runtime == "podman" {
-        podman_command(&id, &stage.rootfs(), &process, &annotations)
-    } else {
-        oci_command(
-            &runtime,
+        spec::podman_launch(
             &id,
-            &dir.join("bundle"),
             &stage.rootfs(),
             &process,
-            &annotations,
-        )?
+            &spec::PodmanExtra {
+                hostname: &hostname,
+                network: opts.network,
+                publish: &opts.publish,
+                volumes: &opts.volumes,
+                cap_add: &a.cap_add,
+                cap_drop: &a.cap_drop,
+                privileged: a.privileged,
+                rlimits: &rlimits,
+                annotations: &annotations,
+            },
+        )
+    } else {
+        let etc = network::etc_files(&stage.dir, &hostname, opts.network)?;
+        let netns = match opts.network {
+            Network::None => NetNs::New,
+            Network::Host => NetNs::Host,
+            Network::Private => {
+                let path = network::create_netns(&mut stage)?;
+                let api = stage.dir.join("slirp.sock");
+                slirp = Some(network::start_slirp(&path, &api, &opts.publish)?);
+                NetNs::Path(path)
+            }
+        };
+        let rootfs = stage.rootfs();
+        let spec = spec::oci_spec(&spec::Settings {
+            process: &process,
+            rootfs: &rootfs,
+            hostname: &hostname,
+            capabilities: &opts.capabilities,
+            privileged: a.privileged,
+            netns,
+            etc: &etc,
+            volumes: &opts.volumes,
+            rlimits: &rlimits,
+            annotations: &annotations,
+        });
+        spec::write_spec(&stage.bundle(), &spec)?;
+        spec::oci_launch(&runtime, &id, &stage.bundle())
     };
     if !ctx.out.quiet && std::io::stderr().is_terminal() {
         eprintln!(
-            "ct run: {name} (bundle {}){}, {runtime}, as {uid}:{gid}",
+            "ct run: {id}: {name} (bundle {}){}, {runtime}, as {uid}:{gid}, network {}",
             record.bundle_digest,
             if a.no_verify { "" } else { " verified" },
+            opts.network.as_str(),
         );
     }
     let mut child = {
@@ -604,9 +442,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
             eprintln!("ct run: interrupted before the container started; nothing was run");
             return Ok(INTERRUPTED);
         }
-        let mut cmd = Command::new(&launch.run[0]);
-        cmd.args(&launch.run[1..]);
-        let child = cmd
+        let child = Command::new(&launch.run[0])
+            .args(&launch.run[1..])
+            .env_remove("CT_PASSPHRASE")
             .spawn()
             .map_err(|e| Failure::io(format!("starting {runtime}"), e))?;
         *st = Phase::Running(
@@ -615,6 +453,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         );
         child
     };
+    if let (Some(r), Some(log)) = (reporter.as_mut(), &log) {
+        r.started(&id, log);
+    }
     let status = child
         .wait()
         .map_err(|e| Failure::io(format!("waiting for {runtime}"), e))?;
@@ -623,11 +464,17 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
+    drop(slirp);
     drop(stage);
+    drop(claim);
     use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
+    let code = match (status.code(), status.signal()) {
         (Some(c), _) => c.clamp(0, 255) as u8,
         (None, Some(s)) => (128 + s).clamp(0, 255) as u8,
         _ => USAGE,
-    })
+    };
+    if log.is_some() {
+        eprintln!("ct run: {id} exited with status {code}; everything it used is taken down");
+    }
+    Ok(code)
 }
