@@ -127,29 +127,17 @@ stale (registration left behind, nothing mounted), unregistered (a Cerro mount t
     /// Write a verified image out of the store: an OCI layout, a docker archive, or its rootfs
     #[command(after_help = UNPACK_HELP)]
     Unpack(UnpackArgs),
-    /// Run a bundle's image as a container (runc or crun) on its verified, mounted rootfs
-    #[command(
-        after_help = "Verifies BUNDLE (a .ctp is verified and imported; a name's store record is checked: \
-signatures, trust, policy — same exit codes as `ct verify`, and nothing is mounted when that fails), \
-mounts its rootfs read-only with every block verified (allow_other, so a container user that is not \
-root can read what the image's modes allow), and puts a writable overlay on top (kernel overlayfs, a \
-private tmpfs as upper layer): the container may write anywhere, nothing reaches the store, and it is \
-all gone when the container exits. The runtime bundle comes from the image config (Entrypoint, Cmd, \
-Env, WorkingDir, User; ExposedPorts recorded as an annotation). ARGS after -- replace Cmd, as with \
-`docker run`. The container gets a terminal when stdin is one, and its own network namespace with \
-no interfaces but lo (runc's default spec). Its exit status is ct's. Ctrl-C and SIGTERM are passed \
-to the container; one still running 10 s later, or after a second Ctrl-C, is killed. Mounts are \
-taken down on every path. Needs root.\n\n\
-The runtime is --runtime, else [run] runtime in config.toml, else the first of runc, crun, podman that \
-works (crun 1.8 cannot run on hosts with hybrid cgroups; `ct doctor` says which this is). runc and \
-crun get a runtime bundle (their own default spec, edited); podman gets the same facts as \
-`podman run --rm --rootfs` options, with no network and ct's own open-file and process limits."
-    )]
+    /// Run a bundle's image as a container (runc, crun or podman) on its verified, mounted rootfs
+    #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Stop containers that `ct run` started (detached or not), by name
+    #[command(after_help = STOP_HELP)]
+    Stop(StopArgs),
     /// Check this host: FUSE, runtimes, overlayfs, the store, keys, policy, clock — with fixes
     #[command(
         after_help = "Checks the FUSE device (`[doctor] fuse_device` in config.toml, default /dev/fuse) \
-and fusermount3, runc/crun (and whether crun 1.8 can run on this host's cgroups), overlayfs, the store \
+and fusermount3, runc/crun (and whether crun 1.8 can run on this host's cgroups), podman, slirp4netns \
+(for `ct run -p` and --network private), overlayfs, the store \
 (opens read-only, whether its lock is free, every bundle record consistent with its signed manifest; \
 --quick skips that), the trust store (present, not writable by others), secret keys (0600), the default \
 key, the default policy (parses) and the clock. Each problem is printed with what to do about it. \
@@ -253,10 +241,69 @@ pub struct MountArgs {
     pub threads: Option<usize>,
 }
 
+const RUN_HELP: &str = "\
+Verifies BUNDLE (a .ctp is verified and imported; a name's store record is checked: signatures, trust, \
+policy — the exit codes of `ct verify`, and nothing is mounted when that fails), mounts its rootfs with \
+every block verified, puts a writable overlay on top (a tmpfs upper layer, nosuid,nodev) and runs the \
+image's Entrypoint and Cmd (ARGS after -- replace Cmd, as with `docker run`) with its Env, WorkingDir and \
+User. Writes land in the overlay and go with the container; nothing reaches the store. Every mount ct \
+run makes lives in a private mount namespace, staged in a new 0700 directory under /run/cerro/run \
+(CT_RUN_DIR overrides it; it must be a root-owned directory nobody else can write): other users on the \
+host see none of it. The exit status is the container's. Needs root.
+
+Defaults, the same on every runtime (podman's, for a root container): the capabilities CHOWN, \
+DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT; \
+/proc, a tmpfs /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys and /sys/fs/cgroup read-only, with podman's \
+masked and read-only paths under /proc and /sys; no_new_privileges off (the image's setuid programs \
+work); at most 2048 processes; ct's own open-file and process limits (podman's defaults raise them, \
+which fails where root lacks CAP_SYS_RESOURCE); /etc/hosts and /etc/hostname (and /etc/resolv.conf \
+with a network) made for the container.
+
+--cap-add CAP grants one more capability (e.g. NET_ADMIN, SYS_PTRACE; ALL grants every one), \
+--cap-drop CAP takes one away (ALL takes all). --privileged grants every capability, unmasks the \
+/proc and /sys paths, makes /sys and the cgroups writable and lets the container use any device node \
+(with runc and crun no host device is added — bind one with -v; podman's --privileged also adds the \
+host's devices). Give them only to images you trust with the host.
+
+--network none, the default without -p: its own network namespace with loopback only — the container \
+reaches nothing and nothing reaches it, the safe default for a signed image run to compute or inspect. \
+private, the default with -p: its own namespace with a user-space network (slirp4netns; with podman, \
+podman's slirp4netns mode): outbound connections and published ports, never the host's loopback \
+services. host: the host's network, no isolation. -p [ADDR:]HOSTPORT:CONTAINERPORT[/tcp|/udp] publishes \
+a container port on the host at ADDR, 127.0.0.1 unless given (0.0.0.0 for every interface).
+
+-e KEY=VALUE (or -e KEY for its value in ct's environment) and --env-file FILE (KEY=VALUE lines, # \
+comments) add to the image's Env; later ones win. -v HOST:CONTAINER[:ro|:rw] bind-mounts HOST (which \
+must exist) at CONTAINER, on the overlay — never into the verified layer. -w sets the working directory, \
+--hostname the host name [default: the container's name].
+
+-d (--detach) runs the container in the background: ct run prints its name once it started and \
+returns; the container's output (and ct's) goes to /run/cerro/run/logs/NAME.log (under CT_RUN_DIR). \
+`ct stop NAME` stops it: SIGTERM, SIGKILL after 10 s, and waits until its mounts, namespaces and \
+processes are gone. Names are unique among running containers [default: cerro-BUNDLE-PID]. Ctrl-C or \
+SIGTERM to a foreground ct run stop it the same way.
+
+The runtime is --runtime, else [run] runtime in config.toml, else the first of runc, crun, podman that \
+works (crun 1.8 cannot run on hosts with hybrid cgroups; `ct doctor` says which this is). runc and crun \
+get a runtime bundle written by ct; podman gets the same settings as `podman run --rm --rootfs` options.";
+
+const STOP_HELP: &str = "\
+Sends SIGTERM to each named container (through the `ct run` that supervises it, which passes it to the \
+runtime), SIGKILL if it is still running 10 s later, and waits until ct run has taken down its mounts, \
+network and runtime state (at most 30 s). Names are those `ct run -d` printed or --name gave. A name \
+that is not running exits 64.";
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    #[command(flatten)]
-    pub source: BundleSource,
+    /// A bundle file (.ctp), or the name of a bundle in the store
+    #[arg(value_name = "BUNDLE|NAME")]
+    pub bundle: String,
+    /// Store an imported bundle under this name [default: its package name]
+    #[arg(long, value_name = "NAME")]
+    pub import_as: Option<String>,
+    /// Evaluate this policy.json [default: default_policy from config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// runc, crun or podman [default: [run] runtime in config.toml, else the first that works]
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
@@ -265,11 +312,68 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_verify: bool,
     /// Run as UID[:GID] (numbers, or names from the image's /etc/passwd and /etc/group)
-    #[arg(long, value_name = "UID[:GID]")]
+    #[arg(short, long, value_name = "UID[:GID]")]
     pub user: Option<String>,
+    /// Run in the background; output to /run/cerro/run/logs/NAME.log; `ct stop NAME` ends it
+    #[arg(short, long)]
+    pub detach: bool,
+    /// The container's name, unique among running ones [default: cerro-BUNDLE-PID]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// none (loopback only), private (own user-space network) or host [default: none; private with -p]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub network: Option<crate::cmd::run::Network>,
+    /// Publish a container port on the host: [ADDR:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (ADDR 127.0.0.1)
+    #[arg(short, long, value_name = "PORTS")]
+    pub publish: Vec<String>,
+    /// Set an environment variable: KEY=VALUE, or KEY for its value here
+    #[arg(short, long, value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from FILE (KEY=VALUE lines; # comments)
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Bind-mount a host path into the container: HOST:CONTAINER[:ro|:rw]
+    #[arg(short, long, value_name = "HOST:CONTAINER[:ro]")]
+    pub volume: Vec<String>,
+    /// The working directory in the container [default: the image's WorkingDir, else /]
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The container's host name [default: its name]
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Grant a capability beyond the defaults (e.g. NET_ADMIN; ALL for every one)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Take a capability from the defaults (e.g. CHOWN; ALL for every one)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Every capability, no masked paths, writable /sys, any device node (see below)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Set by `ct run -d` for the process it starts in the background (not for people)
+    #[arg(long, hide = true)]
+    pub detached_child: bool,
     /// The command to run instead of the image's Cmd (after --)
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+impl RunArgs {
+    /// The bundle, as the commands that read one from the store take it.
+    pub fn source(&self) -> BundleSource {
+        BundleSource {
+            bundle: self.bundle.clone(),
+            name: self.import_as.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Names of running containers
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -734,4 +734,5 @@ pub mod hostile_store;
 pub mod mount;
 pub mod rawtar;
 pub mod registry;
+pub mod run;
 pub mod tree;

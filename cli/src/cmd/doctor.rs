@@ -157,6 +157,23 @@ fn check_runtimes() -> Vec<Check> {
             "apt-get install runc",
         ));
     }
+    // `ct run --network private` and `-p` with runc or crun (podman's slirp4netns mode too).
+    out.push(match on_path("slirp4netns") {
+        Some(p) if runs(&p, "--version") => ok("slirp4netns", p.display().to_string()),
+        Some(p) => bad(
+            "slirp4netns",
+            format!(
+                "{} does not run (`slirp4netns --version` failed)",
+                p.display()
+            ),
+            "reinstall it: apt-get install --reinstall slirp4netns",
+        ),
+        None => bad(
+            "slirp4netns",
+            "not on PATH: `ct run -p` and `--network private` need it",
+            "apt-get install slirp4netns (tools/setup installs it)",
+        ),
+    });
     let overlay = std::fs::read_to_string("/proc/filesystems")
         .map(|t| {
             t.lines()
