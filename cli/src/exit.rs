@@ -111,7 +111,7 @@ impl From<cerro_store::import::ImportError> for Failure {
             E::Bundle(b) => b.into(),
             E::RootfsMismatch { .. } => Failure::new(HASH_MISMATCH, e.to_string()).hint("the store is unchanged; do not use this bundle"),
             E::InvalidName { .. } => Failure::usage(e.to_string()),
-            E::Downgrade { .. } => Failure::new(POLICY_REJECTED, e.to_string()).hint("a name never moves to an older bundle by itself (a rollback); pass --allow-downgrade to move it anyway, or import it under another name with --name NAME"),
+            E::Downgrade(_) => Failure::new(POLICY_REJECTED, e.to_string()).hint("a name never moves to an older bundle by itself (a rollback); pass --allow-downgrade to move it anyway, or import it under another name with --name NAME"),
         }
     }
 }

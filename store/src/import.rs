@@ -112,16 +112,21 @@ pub enum ImportError {
     },
     #[error("{name:?} is not a valid bundle name (1-128 of A-Z a-z 0-9 . _ -)")]
     InvalidName { name: String },
-    #[error("refusing to move {name} from version {held_version} (created {held_created}, {held}) to the older version {new_version} (created {new_created}, {new})")]
-    Downgrade {
-        name: String,
-        held: Sha256Digest,
-        held_version: String,
-        held_created: String,
-        new: Sha256Digest,
-        new_version: String,
-        new_created: String,
-    },
+    #[error("{0}")]
+    Downgrade(Box<Rollback>),
+}
+
+/// A name move refused because the new bundle is older than the one the name holds.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to move {name} from version {held_version} (created {held_created}, {held}) to the older version {new_version} (created {new_created}, {new})")]
+pub struct Rollback {
+    pub name: String,
+    pub held: Sha256Digest,
+    pub held_version: String,
+    pub held_created: String,
+    pub new: Sha256Digest,
+    pub new_version: String,
+    pub new_created: String,
 }
 
 /// Import the verified bundle `bundle`, reading its blobs from `src` (the bundle file it was
@@ -339,7 +344,7 @@ fn decide_name(
             Downgrade::Allow => {}
             Downgrade::KeepName => out.action = NameAction::KeptNewer,
             Downgrade::Refuse => {
-                return Err(ImportError::Downgrade {
+                return Err(ImportError::Downgrade(Box::new(Rollback {
                     name: name.to_string(),
                     held: held.digest,
                     held_version: hm.package.version.clone(),
@@ -347,7 +352,7 @@ fn decide_name(
                     new: digest,
                     new_version: m.package.version.clone(),
                     new_created: m.package.created.clone(),
-                })
+                })))
             }
         }
     }

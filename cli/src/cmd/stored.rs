@@ -23,10 +23,13 @@ use cerro_store::{Lease, RecordError, Store, Target};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Looks a signer's fingerprint up in the trust store.
+type TrustLookup = Box<dyn Fn(&Fingerprint) -> Option<KeyId>>;
+
 /// The trust store and policy a record is checked against, loaded once.
 pub struct Checks {
     pub policy: Option<(PathBuf, Policy)>,
-    trust: Box<dyn Fn(&Fingerprint) -> Option<KeyId>>,
+    trust: TrustLookup,
 }
 
 impl Checks {

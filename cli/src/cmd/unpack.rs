@@ -285,6 +285,9 @@ fn write_docker(store: &Store, m: &Manifest, f: std::fs::File, shown: &Path) -> 
     Ok(())
 }
 
+/// The directory and name of the first path written for a link group.
+type LinkTarget = (Rc<OwnedFd>, Vec<u8>);
+
 /// Writes a verified tree into a staging directory through descriptors, keeping what privileges
 /// allow and listing what they did not. Every entry is created exclusively in a directory this
 /// process made (and that only it can write to until the tree is finished: the staging root
@@ -292,7 +295,7 @@ fn write_docker(store: &Store, m: &Manifest, f: std::fs::File, shown: &Path) -> 
 struct RootfsWriter {
     tree: VerifiedTree<Store>,
     /// Link group id → the directory and name of the first path written for it.
-    links: std::cell::RefCell<HashMap<u64, (Rc<OwnedFd>, Vec<u8>)>>,
+    links: std::cell::RefCell<HashMap<u64, LinkTarget>>,
     not_preserved: std::cell::RefCell<Vec<String>>,
 }
 

@@ -31,6 +31,9 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// One item of [`Db::scan`]: a key and its value, or why the value was not copied.
+pub(crate) type ScanItem = (Vec<u8>, Result<Vec<u8>>);
+
 pub const CF_RECORDS: &str = "records";
 pub const CF_NAMES: &str = "names";
 pub const CF_DIRS: &str = "dirs";
@@ -183,7 +186,7 @@ impl Db {
 
     /// Every (key, value) of a column family, in key order. A value larger than the family's
     /// limit is not copied: its item is an error.
-    pub(crate) fn scan(&self, cf: &str) -> Result<Vec<(Vec<u8>, Result<Vec<u8>>)>> {
+    pub(crate) fn scan(&self, cf: &str) -> Result<Vec<ScanItem>> {
         let max = value_max(cf);
         let mut out = Vec::new();
         let mut it = self.db.raw_iterator_cf(self.cf(cf));
