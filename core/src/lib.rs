@@ -2,6 +2,7 @@
 //! keys, signatures, trust policy). No I/O frameworks; callers pass readers and writers.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod bundle;
 pub mod digest;
 pub mod ids;
@@ -12,6 +13,7 @@ pub mod policy;
 pub mod rootfs;
 pub mod sign;
 pub mod source;
+pub mod text;
 pub mod verify;
 
 pub use digest::Sha256Digest;
