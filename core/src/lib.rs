@@ -5,11 +5,13 @@
 pub mod archive;
 pub mod bundle;
 pub mod digest;
+pub mod export;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
 pub mod pack;
 pub mod policy;
+pub mod registry;
 pub mod rootfs;
 pub mod sign;
 pub mod source;
