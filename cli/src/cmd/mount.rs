@@ -179,7 +179,8 @@ fn start(ctx: &Ctx, req: &daemon::Request, foreground: bool) -> CmdResult<u8> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(logf))
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        .env_remove("CT_PASSPHRASE");
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::io("starting the mount daemon", e))?;
@@ -347,7 +348,7 @@ fn unmount_path(mp: &Path, lazy: bool) -> CmdResult {
         Err(nix::errno::Errno::EPERM) if !nix::unistd::geteuid().is_root() => {
             // Unprivileged: let fusermount3 do it (setuid root, checks the mount is ours).
             let mut c = Command::new("fusermount3");
-            c.arg("-u");
+            c.env_remove("CT_PASSPHRASE").arg("-u");
             if lazy {
                 c.arg("-z");
             }

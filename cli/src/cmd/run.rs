@@ -84,6 +84,7 @@ fn pick_runtime(ctx: &Ctx, arg: Option<&str>) -> CmdResult<String> {
         .or_else(|| ctx.cfg.file.run.as_ref().and_then(|r| r.runtime.clone()));
     let works = |r: &str| {
         Command::new(r)
+            .env_remove("CT_PASSPHRASE")
             .arg("--version")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -211,6 +212,7 @@ fn watch_signals(signals: nix::sys::signal::SigSet) -> CmdResult<Arc<std::sync::
     let shared = state.clone();
     let kill = |cmd: &[String]| {
         let _ = Command::new(&cmd[0])
+            .env_remove("CT_PASSPHRASE")
             .args(&cmd[1..])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -289,6 +291,7 @@ fn oci_command(
     annotations: &[(&str, String)],
 ) -> CmdResult<Launch> {
     let st = Command::new(runtime)
+        .env_remove("CT_PASSPHRASE")
         .args(["spec", "--bundle"])
         .arg(bundle)
         .status()
@@ -605,7 +608,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
             return Ok(INTERRUPTED);
         }
         let mut cmd = Command::new(&launch.run[0]);
-        cmd.args(&launch.run[1..]);
+        cmd.env_remove("CT_PASSPHRASE").args(&launch.run[1..]);
         let child = cmd
             .spawn()
             .map_err(|e| Failure::io(format!("starting {runtime}"), e))?;
@@ -619,6 +622,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         .wait()
         .map_err(|e| Failure::io(format!("waiting for {runtime}"), e))?;
     let _ = Command::new(&launch.delete[0])
+        .env_remove("CT_PASSPHRASE")
         .args(&launch.delete[1..])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
