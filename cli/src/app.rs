@@ -165,13 +165,18 @@ Exit 0 when all is well, 1 when anything is wrong."
 }
 
 const UNPACK_HELP: &str = "\
-BUNDLE is a .ctp file (verified and imported first, as `ct mount` does) or a bundle name in the store; \
-the store record is checked (signatures, trust, policy) before anything is written. oci: an OCI layout \
-with the signed blobs, each re-hashed as it is copied, and cerro/ with the manifest and signatures. \
-docker: a `docker save` archive at OUT. rootfs: the merged tree, every block verified; what could \
-not be preserved with this process's privileges is listed. A mismatch exits 1 and leaves no output. \
-An existing OUT that is not an empty directory is refused unless --force, which swaps the new output \
-in with one atomic exchange (OUT always names a whole output, old or new) and then removes the old.";
+BUNDLE is a .ctp file (verified and imported first, as `ct mount` does, and then written by its own \
+digest), a bundle name in the store, or a bundle digest (sha256:HEX); the store record is verified \
+(bound to its digest, signatures, trust, policy) before anything is written. oci: an OCI layout with \
+the signed blobs, each re-hashed as it is copied, and cerro/ with the manifest and signatures. docker: \
+a `docker save` archive at OUT. rootfs: the merged tree, every block verified; what could not be \
+preserved with this process's privileges is listed. A mismatch exits 1 and leaves no output.
+
+The output is staged beside OUT in a new private entry with an unpredictable name and written through \
+directory descriptors, so no symbolic link (planted in advance or raced in) is ever followed, even when \
+other users can write to OUT's directory. An existing OUT that is not an empty directory is refused \
+unless --force, which swaps the new output in with one atomic exchange (OUT always names a whole \
+output, old or new) and then removes the old.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum UnpackFormat {
@@ -183,7 +188,7 @@ pub enum UnpackFormat {
 /// The bundle a command reads from the store, as `ct mount`, `ct unpack` and `ct run` take it.
 #[derive(Debug, Args)]
 pub struct BundleSource {
-    /// A bundle file (.ctp), or the name of a bundle in the store
+    /// A bundle file (.ctp), the name of a bundle in the store, or a bundle digest (sha256:HEX)
     #[arg(value_name = "BUNDLE|NAME")]
     pub bundle: String,
     /// Store an imported bundle under this name [default: its package name]
@@ -209,10 +214,16 @@ pub struct UnpackArgs {
 }
 
 const MOUNT_HELP: &str = "\
-BUNDLE is a .ctp file or the name of a bundle in the store. A file is verified exactly as `ct verify` \
-does (same exit codes) and imported into the store if the store lacks it (`ct import`); a name is \
-checked from the store's record: its signatures, that a signer is trusted, and the policy (--policy, \
-else default_policy from config.toml). Nothing is mounted unless that passes.
+BUNDLE is a .ctp file, the name of a bundle in the store, or a bundle digest (sha256:HEX). A file is \
+verified exactly as `ct verify` does (same exit codes), imported into the store if the store lacks it \
+(`ct import`; a name that holds a newer version stays where it is), and then served by its own digest: \
+exactly that bundle, whatever any name says. A name is resolved to a digest once, and the output says \
+which digest and version is served. Either way the store's record of that digest is verified before \
+anything is mounted, as if it were a bundle file: it must be stored under the digest of the manifest it \
+holds, its signatures must verify with a signer in the trust store now, the policy (--policy, else \
+default_policy from config.toml) must admit it, and its root record must match the signed rootfs \
+digest (spec/store.md). The mount daemon is told the digest, checks all of it again, and serves \
+nothing else.
 
 The mount is read-only and lazy: it starts from the signed root record, checks each directory node \
 against its digest the first time it is looked up, and each 64 KiB block of a file against the file's \
@@ -249,7 +260,8 @@ pub struct RunArgs {
     /// runc, crun or podman [default: [run] runtime in config.toml, else the first that works]
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
-    /// Do not check the store record's signatures, trust and policy (blocks are still verified)
+    /// Skip the policy (signatures and trust are still checked against the trust store, and
+    /// every block is still verified when read)
     #[arg(long)]
     pub no_verify: bool,
     /// Run as UID[:GID] (numbers, or names from the image's /etc/passwd and /etc/group)
@@ -292,8 +304,12 @@ pub struct UmountArgs {
 pub struct DaemonArgs {
     #[arg(long, value_enum)]
     pub kind: crate::cmd::daemon::Kind,
+    /// The bundle digest to serve (kind bundle): the daemon refuses anything else.
     #[arg(long)]
-    pub name: Option<String>,
+    pub digest: Option<cerro_core::Sha256Digest>,
+    /// How to label it in logs and /proc/mounts.
+    #[arg(long)]
+    pub label: Option<String>,
     #[arg(long)]
     pub mountpoint: PathBuf,
     #[arg(long)]
@@ -310,27 +326,47 @@ pub struct DaemonArgs {
 pub enum StoreCmd {
     /// List the bundles in the store
     Ls,
-    /// Show one bundle: digests, signers, layers, rootfs, sizes
-    Info { name: String },
-    /// Remove a bundle from the store (its objects go at the next `ct store gc`)
+    /// Show one bundle: digests, signers, layers, rootfs, and whether its record checks out
+    Info {
+        /// A name in the store, or a bundle digest (sha256:HEX)
+        #[arg(value_name = "NAME|DIGEST")]
+        bundle: String,
+    },
+    /// Remove a name from the store (the bundle stays, by digest, until `ct store gc`)
     Rm { name: String },
-    /// Remove every blob, file object and database node no bundle references
+    /// Remove every record, blob, file object and database node nothing references
     #[command(
-        after_help = "Takes the store's exclusive lock (waits for running imports). If any bundle record \
-cannot be read, nothing is removed: run `ct store fsck --repair` first."
+        after_help = "What is kept: every bundle a name refers to, and every bundle a live reader holds \
+a lease on (mount daemons, `ct run`, `ct unpack`, `ct store tree` take theirs before they resolve \
+what they read, so gc never pulls content from under them). Everything else goes: the records of \
+bundles no name refers to any more (older versions a name moved away from, names removed with \
+`ct store rm`), and every blob, file object, directory node and outboard only they used. Takes the \
+store's exclusive lock (waits for running imports). If anything a kept bundle depends on cannot be \
+read, nothing is removed: run `ct store fsck --repair` first."
     )]
     Gc,
-    /// Re-hash everything and report each problem by bundle and path (exit 1 if any)
+    /// Re-hash everything and check every binding; report each problem (exit 1 if any)
     #[command(
-        after_help = "Every blob is re-hashed with SHA-256, every file object with BLAKE3 and its Merkle \
-outboard recomputed, every directory node checked against its digest. Problems are reported by bundle \
-and path: flipped bits, missing or truncated objects, corrupt database values. --repair removes what \
-is corrupt and names the bundles that must be imported again."
+        after_help = "Bindings: every name must be a valid name that refers to a record the store has; \
+every record must be stored under the digest of the manifest it holds, its root record must hash to \
+the signed rootfs digest, and its signatures must verify (whether a signer is trusted is checked each \
+time a bundle is served, not here). Content: every blob is re-hashed with SHA-256, every file object \
+with BLAKE3 and its Merkle outboard recomputed, every directory node checked against its digest; \
+objects must be regular files (no links, FIFOs or devices) of the signed size. Problems are reported \
+by bundle and path. --repair removes what is corrupt (objects, nodes, records, names) and names the \
+bundles that must be imported again; with --from BUNDLE.ctp (repeatable) it then imports those \
+bundles, each verified as `ct import` does, which puts back every damaged part they contain."
     )]
     Fsck {
         /// Remove what is corrupt (takes the exclusive lock)
         #[arg(long)]
         repair: bool,
+        /// With --repair: then import this bundle file to put back what it contains (repeatable)
+        #[arg(long, value_name = "BUNDLE.ctp", requires = "repair")]
+        from: Vec<PathBuf>,
+        /// Evaluate this policy.json for the --from bundles [default: default_policy]
+        #[arg(long, value_name = "FILE", requires = "from")]
+        policy: Option<PathBuf>,
     },
     /// Logical size, stored size and the saving from deduplication
     Du,
@@ -347,15 +383,20 @@ mount time. Same life cycle as `ct mount`: `ct umount MOUNTPOINT` ends it."
     /// List every entry of a bundle's root filesystem, verified as it is walked
     #[command(after_help = STORE_TREE_HELP)]
     Tree {
-        /// The bundle's name in the store (see `ct store ls`)
+        /// The bundle's name in the store (see `ct store ls`), or its digest (sha256:HEX)
+        #[arg(value_name = "NAME|DIGEST")]
         name: String,
+        /// Evaluate this policy.json [default: default_policy from config.toml]
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
 }
 
 const STORE_TREE_HELP: &str = "\
-Walks the root filesystem that `ct import` recorded for NAME: the root record is checked against the \
-signed manifest's rootfs digest, and every directory node against the digest its parent names, before \
-any entry of it is shown. A missing or corrupt node stops the walk with exit 1, naming the path. File \
+Walks the root filesystem that `ct import` recorded for NAME. The store record is verified first, as \
+`ct mount NAME` verifies it (bound to its digest, signatures, trust, policy: same exit codes as \
+`ct verify`), its root record is checked against the signed manifest's rootfs digest, and every \
+directory node against the digest its parent names, before any entry of it is shown. A missing or corrupt node stops the walk with exit 1, naming the path. File \
 contents are not re-hashed here (`ct store fsck` does that); each file's content hash is the signed \
 one.
 
@@ -556,6 +597,10 @@ pub struct ImportArgs {
     /// default_policy (for this import only)
     #[arg(long, requires = "use_included_policy")]
     pub replace_default_policy: bool,
+    /// Move a name to a bundle even when its signed creation time is older than the bundle
+    /// the name refers to now (by default that is refused with exit 4: a rollback)
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Replace files in DIR that have other content
     #[arg(long)]
     pub force: bool,

@@ -8,6 +8,7 @@ mod cmd;
 mod config;
 mod exit;
 mod mountinfo;
+mod outdir;
 mod output;
 mod passphrase;
 mod registry;

@@ -16,6 +16,7 @@ pub mod rootfs;
 pub mod sign;
 pub mod source;
 pub mod text;
+pub mod verified;
 pub mod verify;
 
 pub use digest::Sha256Digest;

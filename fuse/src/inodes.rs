@@ -250,55 +250,58 @@ impl<S: TreeStore + ?Sized> Table<S> {
         let mut bentries = Vec::new();
         let mut dentries = Vec::new();
         for b in bundles {
-            let me = self.synthetic_dir(bdir, b.name.as_bytes());
-            self.labels.push(b.name.clone());
-            let rootfs = self.push_tree_root(
-                &TreeRoot {
-                    label: b.name.clone(),
-                    root: b.root.clone(),
-                },
-                me,
-                b"rootfs".to_vec(),
-            );
-            let manifest = self.synthetic_leaf(
-                me,
-                b"manifest.toml",
-                Kind::File,
-                Body::Memory(Arc::new(b.manifest.clone())),
-            );
-            let sdir = self.synthetic_dir(me, b"signatures");
-            let sigs: Vec<(Vec<u8>, u64)> = b
-                .signatures
-                .iter()
-                .map(|(k, v)| {
-                    let name = format!("{k}.sig").into_bytes();
-                    let ino = self.synthetic_leaf(
-                        sdir,
-                        &name,
-                        Kind::File,
-                        Body::Memory(Arc::new(v.clone())),
-                    );
-                    (name, ino)
-                })
-                .collect();
-            self.set_children(sdir, sigs);
-            self.set_children(
-                me,
-                vec![
-                    (b"manifest.toml".to_vec(), manifest),
-                    (b"rootfs".to_vec(), rootfs),
-                    (b"signatures".to_vec(), sdir),
-                ],
-            );
-            bentries.push((b.name.as_bytes().to_vec(), me));
-            let target = format!("../bundles/{}", b.name).into_bytes();
-            let link = self.synthetic_leaf(
-                ddir,
-                b.digest_hex.as_bytes(),
-                Kind::Symlink,
-                Body::Symlink(target),
-            );
-            dentries.push((b.digest_hex.as_bytes().to_vec(), link));
+            let Some(first) = b.names.first() else {
+                continue;
+            };
+            let v = &b.bundle;
+            for name in &b.names {
+                let me = self.synthetic_dir(bdir, name.as_bytes());
+                self.labels.push(name.clone());
+                let rootfs = self.push_tree_root(
+                    &TreeRoot {
+                        label: name.clone(),
+                        root: v.subject().root.clone(),
+                    },
+                    me,
+                    b"rootfs".to_vec(),
+                );
+                let manifest = self.synthetic_leaf(
+                    me,
+                    b"manifest.toml",
+                    Kind::File,
+                    Body::Memory(Arc::new(v.manifest_bytes().to_vec())),
+                );
+                let sdir = self.synthetic_dir(me, b"signatures");
+                let sigs: Vec<(Vec<u8>, u64)> = v
+                    .signatures()
+                    .iter()
+                    .map(|(k, bytes)| {
+                        let name = format!("{k}.sig").into_bytes();
+                        let ino = self.synthetic_leaf(
+                            sdir,
+                            &name,
+                            Kind::File,
+                            Body::Memory(Arc::new(bytes.clone())),
+                        );
+                        (name, ino)
+                    })
+                    .collect();
+                self.set_children(sdir, sigs);
+                self.set_children(
+                    me,
+                    vec![
+                        (b"manifest.toml".to_vec(), manifest),
+                        (b"rootfs".to_vec(), rootfs),
+                        (b"signatures".to_vec(), sdir),
+                    ],
+                );
+                bentries.push((name.as_bytes().to_vec(), me));
+            }
+            let hex = v.digest().hex();
+            let target = format!("../bundles/{first}").into_bytes();
+            let link =
+                self.synthetic_leaf(ddir, hex.as_bytes(), Kind::Symlink, Body::Symlink(target));
+            dentries.push((hex.into_bytes(), link));
         }
         self.set_children(bdir, bentries);
         self.set_children(ddir, dentries);

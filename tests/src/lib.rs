@@ -730,6 +730,7 @@ pub fn has_sgr(s: &str) -> bool {
 
 pub mod fixtures;
 pub mod forge;
+pub mod hostile_store;
 pub mod mount;
 pub mod rawtar;
 pub mod registry;

@@ -199,7 +199,11 @@ fn check_store(ctx: &Ctx, quick: bool) -> Vec<Check> {
     };
     let mut out = Vec::new();
     out.push(
-        match cerro_store::lock::StoreLock::acquire(st, cerro_store::LockMode::Exclusive, false) {
+        match cerro_store::lock::StoreLock::acquire(
+            store.dirs(),
+            cerro_store::LockMode::Exclusive,
+            false,
+        ) {
             Ok(_) => ok("store lock", "free"),
             Err(cerro_store::StoreError::Busy(_)) => ok(
                 "store lock",
@@ -219,17 +223,31 @@ fn check_store(ctx: &Ctx, quick: bool) -> Vec<Check> {
     // Quick consistency: every record decodes and its root record matches its signed manifest.
     let mut problems = Vec::new();
     let mut n = 0;
-    match store.bundles() {
+    match store.records() {
         Ok(list) => {
-            for (name, rec) in list {
+            for e in list {
                 n += 1;
-                match rec.map(|r| cerro_store::walk::record_roots(&r)) {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) | Err(e) => problems.push(format!("{name}: {e}")),
+                let checked = match (e.digest, e.record) {
+                    (Some(d), Ok(r)) => cerro_store::walk::record_roots(&d, &r).map(|_| ()),
+                    (None, _) => Err(cerro_store::StoreError::Corrupt(format!(
+                        "a record under a key that is not a digest ({})",
+                        cerro_store::shown(&e.key)
+                    ))),
+                    (_, Err(err)) => Err(err),
+                };
+                if let Err(err) = checked {
+                    problems.push(err.to_string());
                 }
             }
         }
         Err(e) => problems.push(e.to_string()),
+    }
+    if let Ok(names) = store.names() {
+        for (k, r) in names {
+            if let Err(e) = r {
+                problems.push(format!("name {}: {e}", cerro_store::shown(&k)));
+            }
+        }
     }
     out.push(if problems.is_empty() {
         ok(

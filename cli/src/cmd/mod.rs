@@ -16,6 +16,7 @@ mod resign;
 mod run;
 mod store;
 mod store_tree;
+mod stored;
 mod unpack;
 mod verify;
 

@@ -6,15 +6,15 @@
 //! overlay, the tmpfs and the mount are torn down on every path (container exit, runtime
 //! failure, Ctrl-C, errors), by a guard.
 
-use super::daemon::{self, Kind, Request};
-use super::mount::resolve_bundle;
+use super::stored::{open_bundle, Checks};
 use super::Ctx;
 use crate::app::RunArgs;
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR, USAGE};
 use cerro_core::manifest::Manifest;
 use cerro_core::rootfs::VerifiedTree;
 use cerro_core::Sha256Digest;
-use cerro_fuse::{MountOptions, VerifiedFs};
+use cerro_fuse::{MountOptions, TreeRoot, VerifiedFs, View};
+use cerro_store::Store;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde_json::{json, Value};
 use std::io::IsTerminal;
@@ -119,11 +119,16 @@ fn pick_runtime(ctx: &Ctx, arg: Option<&str>) -> CmdResult<String> {
 }
 
 /// The image config, read from the store and checked against the signed digest.
-fn image_config(store: &Path, m: &Manifest) -> CmdResult<Value> {
+fn image_config(store: &Store, m: &Manifest) -> CmdResult<Value> {
+    use std::io::Read as _;
     let d = &m.config;
-    let p = store.join("blobs/sha256").join(d.digest.hex());
-    let bytes =
-        std::fs::read(&p).map_err(|e| Failure::io(format!("reading {}", p.display()), e))?;
+    let mut bytes = Vec::new();
+    // Opened through the store's descriptors (no links, a regular file of the signed size) and
+    // read no further than the bound.
+    store
+        .open_blob(&d.digest, d.size)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| Failure::io(format!("reading the image config {}", d.digest), e))?;
     if bytes.len() as u64 > MAX_CONFIG_BYTES
         || bytes.len() as u64 != d.size
         || Sha256Digest::of(&bytes) != d.digest
@@ -429,8 +434,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
     let runtime = pick_runtime(ctx, a.runtime.as_deref())?;
     if a.no_verify {
         eprintln!(
-            "{} --no-verify: the store record's signatures, trust and policy are NOT checked; \
-             every block read is still verified against the recorded tree",
+            "{} --no-verify: the policy is NOT evaluated; signatures and trust are still \
+             checked, and every block read is still verified against the signed tree",
             ctx.out.warn("warning:")
         );
     }
@@ -439,7 +444,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         quiet: true,
         ..ctx.out.clone()
     });
-    let name = resolve_bundle(&quiet, &a.source)?;
+    // Leased and verified now (binding, signatures, trust, policy unless --no-verify); the
+    // lease lives until the container is gone, so `gc` keeps what it reads.
+    let checks = Checks::load(ctx, a.source.policy.as_deref(), a.no_verify)?;
+    let opened = open_bundle(&quiet, &a.source, &checks, "ct run", "mounted")?;
+    let name = opened.label();
     *watch.lock().expect("signal state") = Phase::Staging { cancelled: false };
 
     // Not under the store's tmp/: imports clean abandoned directories there.
@@ -459,25 +468,14 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         std::fs::create_dir_all(&d)
             .map_err(|e| Failure::io(format!("creating {}", d.display()), e))?;
     }
-    let req = Request {
-        kind: Kind::Bundle,
-        name: Some(name.clone()),
-        mountpoint: stage.lower(),
-        allow_other: true,
-        suid: true,
-        threads: None,
-        policy: a.source.policy.clone(),
-    };
-    let plan = daemon::plan_with(ctx, &req, !a.no_verify)?;
-    let record = plan.records.first().cloned().expect("one bundle planned");
-    let manifest = Manifest::parse(record.manifest.as_bytes())
-        .map_err(|e| Failure::malformed(format!("bundle {name}: stored manifest: {e}")))?;
-    let config = image_config(&ctx.store, &manifest)?;
+    let manifest = opened.bundle.manifest().clone();
+    let bundle_digest = opened.bundle.digest().to_string();
+    let config = image_config(&opened.store, &manifest)?;
 
     let events: cerro_fuse::EventSink = Arc::new(|m: &str| eprintln!("ct run: {m}"));
     let fs = VerifiedFs::new(
-        VerifiedTree::new(Arc::new(plan.store)),
-        &plan.view,
+        VerifiedTree::new(opened.store.clone()),
+        &View::Rootfs(TreeRoot::new(name.clone(), &opened.bundle)),
         events,
         cerro_fuse::DEFAULT_CACHE_BYTES,
     );
@@ -562,10 +560,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
     let id = format!("cerro-{name}-{}", std::process::id());
     let annotations = [
         ("org.cerro-torre.bundle", name.clone()),
-        (
-            "org.cerro-torre.bundle-digest",
-            record.bundle_digest.clone(),
-        ),
+        ("org.cerro-torre.bundle-digest", bundle_digest.clone()),
         (
             "org.cerro-torre.exposed-ports",
             cfg["ExposedPorts"]
@@ -596,8 +591,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
     };
     if !ctx.out.quiet && std::io::stderr().is_terminal() {
         eprintln!(
-            "ct run: {name} (bundle {}){}, {runtime}, as {uid}:{gid}",
-            record.bundle_digest,
+            "ct run: {name} {} (bundle {}){}, {runtime}, as {uid}:{gid}",
+            manifest.package.version,
+            bundle_digest,
             if a.no_verify { "" } else { " verified" },
         );
     }
@@ -628,6 +624,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
         .stderr(std::process::Stdio::null())
         .status();
     drop(stage);
+    drop(opened);
     use std::os::unix::process::ExitStatusExt;
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => c.clamp(0, 255) as u8,
