@@ -574,7 +574,8 @@ Reads an archive written by `ct export`. Every bundle is reassembled in a tempor
 DIR and verified exactly as `ct verify` does, against this machine's trust store — plus the archive's \
 keys/ only with --trust-included-keys (check their fingerprints with the sender first) — and the policy \
 given by --policy, else the archive's policy.json with --use-included-policy, else default_policy from \
-config.toml. Only when every bundle verifies are they written into DIR, byte for byte the bundles that \
+config.toml. The archive's policy never silently replaces this machine's default_policy: with one \
+configured, --use-included-policy also needs --replace-default-policy. Only when every bundle verifies are they written into DIR, byte for byte the bundles that \
 were exported; if any fails, nothing is written and the exit code is that bundle's. A file already in \
 DIR with other content is an error unless --force.
 
@@ -586,7 +587,8 @@ name or --name. Nothing here touches the network.";
 /// How to reach registries (the flags skopeo and podman use).
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
-    /// Registry credentials, instead of the auth files
+    /// Registry credentials, instead of the auth files. Visible to every local user in the
+    /// process list (`ps`) while ct runs: prefer --authfile (as written by `podman login`)
     #[arg(long, value_name = "USER:PASSWORD")]
     pub creds: Option<String>,
     /// Auth file to read credentials from (containers auth.json or docker config.json format)
@@ -691,9 +693,14 @@ pub struct ImportArgs {
     /// Also trust the public keys the archive carries (keys/), for this import only
     #[arg(long)]
     pub trust_included_keys: bool,
-    /// Evaluate the policy the archive carries (policy.json)
+    /// Evaluate the policy the archive carries (policy.json). Refused when config.toml names a
+    /// default_policy, unless --replace-default-policy says to use the archive's instead
     #[arg(long)]
     pub use_included_policy: bool,
+    /// With --use-included-policy: evaluate the archive's policy instead of config.toml's
+    /// default_policy (for this import only)
+    #[arg(long, requires = "use_included_policy")]
+    pub replace_default_policy: bool,
     /// Move a name to a bundle even when its signed creation time is older than the bundle
     /// the name refers to now (by default that is refused with exit 4: a rollback)
     #[arg(long)]

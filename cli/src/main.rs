@@ -17,6 +17,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before anything else (and before any thread): children must never inherit it.
+    passphrase::take_from_env();
     let cli = match app::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -123,10 +123,21 @@ pub fn seal(
     seed: &[u8; 32],
     passphrase: &[u8],
 ) -> Result<(SecretKeyFile, PublicKeyFile), KeyError> {
+    seal_with(key_id, seed, passphrase, &random::<16>()?, &random::<24>()?)
+}
+
+/// [`seal`] with a given salt and nonce, so test vectors are reproducible. Never reuse a salt
+/// or nonce for a real key.
+#[doc(hidden)]
+pub fn seal_with(
+    key_id: KeyId,
+    seed: &[u8; 32],
+    passphrase: &[u8],
+    salt: &[u8; 16],
+    nonce: &[u8; 24],
+) -> Result<(SecretKeyFile, PublicKeyFile), KeyError> {
     let signer = Signer::from_seed(key_id.clone(), seed);
     let public_key = B64.encode(signer.public_key());
-    let salt = random::<16>()?;
-    let nonce = random::<24>()?;
     let kdf = Kdf {
         algorithm: "argon2id".into(),
         memory_kib: ARGON2_MEMORY_KIB,
@@ -134,11 +145,11 @@ pub fn seal(
         parallelism: ARGON2_PARALLELISM,
         salt: B64.encode(salt),
     };
-    let k = derive_key(passphrase, &kdf, &salt)?;
+    let k = derive_key(passphrase, &kdf, salt)?;
     let cipher = XChaCha20Poly1305::new(k.as_ref().into());
     let ct = cipher
         .encrypt(
-            XNonce::from_slice(&nonce),
+            XNonce::from_slice(nonce),
             Payload {
                 msg: seed,
                 aad: &aad(&key_id, &public_key),

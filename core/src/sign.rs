@@ -177,6 +177,19 @@ impl SignatureFile {
             .ok_or_else(|| invalid("signature is not 64 bytes of base64".into()))?;
         let vk = VerifyingKey::from_bytes(&pk)
             .map_err(|_| invalid("public key is not a valid Ed25519 point".into()))?;
+        // Strict Ed25519 (spec/signature.md §1.1): A canonically encoded and not of small
+        // order, R canonically encoded and not of small order, S < L, and [S]B = R + [k]A.
+        // `verify_strict` checks all but A's encoding (it decodes y >= p as y - p).
+        if vk.to_edwards().compress().to_bytes() != pk {
+            return Err(invalid(
+                "public key is not a canonical Ed25519 encoding".into(),
+            ));
+        }
+        if vk.is_weak() {
+            return Err(invalid(
+                "public key is a point of small order, which signs anything".into(),
+            ));
+        }
         vk.verify_strict(&signed_message(suite, manifest), &Signature::from_bytes(&sig))
             .map_err(|_| invalid("the signature does not match the manifest bytes (the manifest was changed after signing, or the signature was made over other bytes)".into()))?;
         Ok(suite)

@@ -55,6 +55,7 @@ fn on_path(program: &str) -> Option<PathBuf> {
 
 fn runs(program: &Path, arg: &str) -> bool {
     Command::new(program)
+        .env_remove("CT_PASSPHRASE")
         .arg(arg)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -6,7 +6,7 @@ use super::verify::{check, load_policy};
 use super::Ctx;
 use crate::app::ExplainArgs;
 use crate::exit::CmdResult;
-use crate::output::human_bytes;
+use crate::output::{human_bytes, safe};
 use cerro_core::pack::{EPOCH, UNVERSIONED};
 use cerro_core::policy::Verdict;
 use cerro_core::source::{layer_compression, Compression};
@@ -24,7 +24,7 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
     if ctx.out.json {
         // As for every command: the failure's readable line also goes to stderr.
         if let Some(f) = &rep.failure {
-            eprintln!("{} {}", ctx.out.bad("FAILED:"), f.message);
+            eprintln!("{} {}", ctx.out.bad("FAILED:"), safe(&f.message));
         }
         return Ok(rep.exit_code());
     }
@@ -128,7 +128,8 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
                 "  {} — {} ({})",
                 s.key_id,
                 fp,
-                s.suite.as_deref().unwrap_or("?")
+                // The suite string is the signature file's, unvalidated.
+                cerro_core::text::show_text(s.suite.as_deref().unwrap_or("?"), 64)
             ));
             let why = match (s.valid, s.trusted) {
                 (true, true) => o.good(&format!(
@@ -136,7 +137,7 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
                     s.trusted_as.as_ref().filter(|n| n.as_str() != s.key_id).map(|n| format!(" (as {n})")).unwrap_or_default()
                 )),
                 (true, false) => o.warn("valid but NOT trusted: the signature matches, but this key is not in your trust store (`ct key import` it once you have checked the fingerprint with its owner)"),
-                _ => o.bad(&format!("INVALID: {}", s.problem.as_deref().unwrap_or("the signature does not verify"))),
+                _ => o.bad(&format!("INVALID: {}", safe(s.problem.as_deref().unwrap_or("the signature does not verify")))),
             };
             o.line(format!("      {why}"));
         }
@@ -151,8 +152,8 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
     match &rep.failure {
         None => o.line(format!("{} every blob matches the signed manifest, and the signature chain ends in your trust store.", o.good("Verdict: VERIFIED —"))),
         Some(f) => {
-            o.line(format!("{} {}", o.bad(&format!("Verdict: REJECTED (exit {}) —", f.exit_code)), f.message));
-            o.line(format!("  what to do: {}", f.hint));
+            o.line(format!("{} {}", o.bad(&format!("Verdict: REJECTED (exit {}) —", f.exit_code)), safe(&f.message)));
+            o.line(format!("  what to do: {}", safe(&f.hint)));
         }
     }
     Ok(rep.exit_code())

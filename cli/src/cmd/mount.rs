@@ -348,7 +348,7 @@ fn unmount_path(mp: &Path, lazy: bool) -> CmdResult {
         Err(nix::errno::Errno::EPERM) if !nix::unistd::geteuid().is_root() => {
             // Unprivileged: let fusermount3 do it (setuid root, checks the mount is ours).
             let mut c = Command::new("fusermount3");
-            c.arg("-u");
+            c.env_remove("CT_PASSPHRASE").arg("-u");
             if lazy {
                 c.arg("-z");
             }

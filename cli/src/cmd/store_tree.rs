@@ -52,30 +52,11 @@ struct EntryOut {
     xattrs: BTreeMap<String, String>,
 }
 
-/// Show bytes as text: valid UTF-8 stays (a backslash doubled, a control character as `\xNN`),
-/// every byte outside a valid UTF-8 sequence becomes `\xNN`. Reversible, so distinct names stay
+/// Show bytes as text (shared with every command and log, `cerro_core::text`): valid UTF-8
+/// stays (a backslash doubled, a control character or bidirectional control as `\xNN`), every
+/// byte outside a valid UTF-8 sequence becomes `\xNN`. Reversible, so distinct names stay
 /// distinct.
-pub fn escape_bytes(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len());
-    for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => s.push_str("\\\\"),
-                c if c.is_control() => {
-                    let mut buf = [0u8; 4];
-                    for byte in c.encode_utf8(&mut buf).bytes() {
-                        let _ = write!(s, "\\x{byte:02x}");
-                    }
-                }
-                c => s.push(c),
-            }
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(s, "\\x{byte:02x}");
-        }
-    }
-    s
-}
+pub use cerro_core::text::escape_bytes;
 
 fn hex(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len() * 2);

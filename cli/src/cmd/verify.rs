@@ -4,7 +4,7 @@
 use super::Ctx;
 use crate::app::VerifyArgs;
 use crate::exit::{CmdResult, Failure};
-use crate::output::{human_bytes, Progress};
+use crate::output::{human_bytes, safe, Progress};
 use cerro_core::bundle::file::BundleFile;
 use cerro_core::bundle::{scan_bundle, RawBundle};
 use cerro_core::manifest::Manifest;
@@ -138,7 +138,7 @@ fn print_report_deep(
     if o.json {
         // The report is on stdout; a failure still gets its one readable line on stderr.
         if let Some(f) = &rep.failure {
-            eprintln!("{} {}", o.bad("FAILED:"), f.message);
+            eprintln!("{} {}", o.bad("FAILED:"), safe(&f.message));
         }
         return;
     }
@@ -194,7 +194,7 @@ fn print_report_deep(
         o.line(format!(
             "  {cross} {}: {}",
             b.role,
-            b.problem.as_deref().unwrap_or("")
+            safe(b.problem.as_deref().unwrap_or(""))
         ));
     }
     match (&rep.policy, policy) {
@@ -230,8 +230,8 @@ fn print_report_deep(
             o.line(o.good("VERIFIED"))
         }
         Some(f) => {
-            eprintln!("{} {}", o.bad("FAILED:"), f.message);
-            eprintln!("  {} {}", o.dim("hint:"), f.hint);
+            eprintln!("{} {}", o.bad("FAILED:"), safe(&f.message));
+            eprintln!("  {} {}", o.dim("hint:"), safe(&f.hint));
         }
     }
 }

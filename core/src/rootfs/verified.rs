@@ -216,7 +216,7 @@ impl VerifiedFile {
         if offset >= self.size || len == 0 {
             return None;
         }
-        let end = (offset + len).min(self.size);
+        let end = offset.saturating_add(len).min(self.size);
         Some((
             offset / VERIFY_BLOCK_SIZE_V1,
             (end - 1) / VERIFY_BLOCK_SIZE_V1,
