@@ -148,8 +148,33 @@ Exit 0 when all is well, 1 when anything is wrong."
         #[arg(long)]
         quick: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Generated from the same definitions as --help. For example:\n  \
+ct completions bash > /usr/local/share/bash-completion/completions/ct\n  \
+ct completions zsh > /usr/local/share/zsh/site-functions/_ct\n  \
+ct completions fish > ~/.config/fish/completions/ct.fish\n\
+tools/quickstart installs them (and the man pages) beside ct."
+    )]
+    Completions(CompletionsArgs),
     #[command(name = "__mount-daemon", hide = true)]
     MountDaemon(DaemonArgs),
+    /// Write the man pages (ct.1, ct-mount.1, …) into DIR
+    #[command(name = "__man", hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Where to write them (made if absent)
+    pub dir: std::path::PathBuf,
 }
 
 const UNPACK_HELP: &str = "\

@@ -1,4 +1,4 @@
-//! Exit codes (DESIGN §7, spec/exit-codes.md) and the one error type every command returns:
+//! Exit codes (spec/exit-codes.md) and the one error type every command returns:
 //! what failed, with context, and what to do next.
 
 use cerro_core::bundle::BundleError;

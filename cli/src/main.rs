@@ -1,6 +1,5 @@
 //! `ct`, the Cerro Torre command: parse arguments, run one command, map the outcome to an exit
-//! code (DESIGN §7). Each command lives in `cmd/`; this file only wires them.
-#![forbid(unsafe_code)]
+//! code (spec/exit-codes.md). Each command lives in `cmd/`; this file only wires them.
 
 mod app;
 mod bundle_parts;

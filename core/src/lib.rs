@@ -1,6 +1,5 @@
 //! Cerro Torre core: formats and crypto (digests, canonical manifest, bundle reader/writer,
 //! keys, signatures, trust policy). No I/O frameworks; callers pass readers and writers.
-#![forbid(unsafe_code)]
 
 pub mod archive;
 pub mod bundle;

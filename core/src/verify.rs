@@ -1,6 +1,6 @@
 //! Decides whether a scanned bundle is trustworthy: structure, signatures, trust, every blob's
 //! digest and size against the signed manifest, then policy. Produces one report that both the
-//! human and `--json` output are made from, and the exit code of the first failure (DESIGN §7).
+//! human and `--json` output are made from, and the exit code of the first failure (spec/exit-codes.md).
 
 use crate::bundle::layout;
 use crate::bundle::RawBundle;

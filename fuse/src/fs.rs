@@ -692,6 +692,10 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
 }
 
 #[cfg(test)]
+#[path = "fs_tests.rs"]
+mod memory_tests;
+
+#[cfg(test)]
 mod tests {
     use super::served_xattr;
 

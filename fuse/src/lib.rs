@@ -1,9 +1,8 @@
-//! Cerro Torre's read-only, verifying FUSE filesystem (DESIGN §5): a rootfs (or the whole
+//! Cerro Torre's read-only, verifying FUSE filesystem: a rootfs (or the whole
 //! store) read through `cerro_core::rootfs::VerifiedTree`, so every directory node is checked
 //! against its digest when first looked up and every block of content against its file's BLAKE3
 //! root before the kernel sees it. Lazy: mounting reads nothing but the root record, so start-up
 //! does not grow with the image. Multi-threaded over cloned `/dev/fuse` descriptors.
-#![forbid(unsafe_code)]
 
 mod cache;
 mod fs;

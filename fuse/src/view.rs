@@ -24,6 +24,15 @@ impl TreeRoot {
             root: bundle.subject().root.clone(),
         }
     }
+
+    /// A root record nobody verified: for the crate's own tests on memory trees only.
+    #[cfg(test)]
+    pub(crate) fn unchecked(label: &str, root: RootRecord) -> Self {
+        Self {
+            label: label.into(),
+            root,
+        }
+    }
 }
 
 /// One bundle of a store view.

@@ -1,4 +1,4 @@
-//! Cerro Torre's content-addressed store (DESIGN §4): verbatim OCI blobs by SHA-256, file
+//! Cerro Torre's content-addressed store: verbatim OCI blobs by SHA-256, file
 //! objects by BLAKE3 root, and a RocksDB database for directory nodes, outboards and bundle
 //! records. Everything on disk is treated as attacker-writable: readers re-verify, `fsck` re-hashes.
 //!
@@ -16,7 +16,6 @@
 //! ```
 //! Records are addressed by bundle digest and names are references (spec/store.md); the only
 //! way to a record that serving code accepts is [`Store::verified`], which re-verifies it.
-#![forbid(unsafe_code)]
 
 pub mod db;
 pub mod dirs;

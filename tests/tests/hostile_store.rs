@@ -3,7 +3,8 @@
 //! another bundle's content. The attack of issue 11: record `app` (v2's digest) rewritten to
 //! hold v1's signed manifest, signatures and root record; plus forged and unsigned records,
 //! invalid names, a registration naming a foreign pid, damaged objects healed by re-import, the
-//! rollback guard, and gc running while readers start and read.
+//! rollback guard, gc running while readers start and read, and export (which reads only
+//! bundle files) unaffected by the store.
 
 use cerro_tests::hostile_store::{env_with_versions, versions, RawStore};
 use cerro_tests::mount::{is_mounted, Mounted};
@@ -136,6 +137,50 @@ fn the_store_view_leaves_the_swapped_record_out_and_shows_the_rest() {
         m.log()
     );
     m.unmount();
+}
+
+#[test]
+fn export_writes_the_bundle_file_it_was_given_whatever_the_store_holds() {
+    // `ct export` (like `ct push`) reads only the bundle files it is given, never a store record:
+    // with the swapped store, the archive holds exactly v2, and imports as v2 elsewhere.
+    let (env, store) = swapped();
+    let st = store.to_str().unwrap();
+    let v = versions();
+    let tar = env.path("site.tar");
+    env.ct(&[
+        "--store",
+        st,
+        "export",
+        "v2.ctp",
+        "-o",
+        tar.to_str().unwrap(),
+    ])
+    .ok();
+    let out = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let (hex1, hex2) = (
+        v.d1.trim_start_matches("sha256:"),
+        v.d2.trim_start_matches("sha256:"),
+    );
+    assert!(listing.contains(&format!("bundles/{hex2}/")), "{listing}");
+    assert!(!listing.contains(hex1), "{listing}");
+    let fresh = env.path("fresh-store");
+    let fs_ = fresh.to_str().unwrap();
+    env.ct(&["--store", fs_, "import", tar.to_str().unwrap()])
+        .ok();
+    let out = env.path("out");
+    env.ct(&[
+        "--store",
+        fs_,
+        "unpack",
+        "app",
+        "-o",
+        out.to_str().unwrap(),
+        "--format",
+        "rootfs",
+    ])
+    .ok();
+    assert_eq!(read(&out.join("version")), "version-TWO\n");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Output conventions end to end: `--json` gives exactly one JSON document on stdout for every
 //! command, failures included (`ok: false`, `exit_code`); colour follows `--color` and `NO_COLOR`
-//! (checked on a real pseudo-terminal); `--help` works for every command.
+//! (checked on a real pseudo-terminal); `--help` works for every command, and shell completions
+//! and man pages are generated from the same definitions.
 
 use cerro_tests::{has_sgr, signed_bundle, Compression, TestEnv};
 use std::fs;
@@ -260,4 +261,50 @@ fn quiet_prints_only_errors() {
     assert_eq!(p.stdout, "");
     let f = env.ct(&["-q", "verify", "missing.ctp"]);
     f.fails(11, &["missing.ctp"]);
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_same_definitions_as_help() {
+    let env = TestEnv::new();
+    for (shell, needle) in [
+        ("bash", "_ct()"),
+        ("zsh", "#compdef ct"),
+        ("fish", "complete -c ct"),
+    ] {
+        let r = env.ct(&["completions", shell]);
+        r.ok().stdout_has(needle).stdout_has("store");
+        assert!(
+            !r.stdout.contains("__mount-daemon"),
+            "{shell}: hidden command offered"
+        );
+    }
+    env.ct(&["completions", "tcsh"]).fails(64, &["tcsh"]);
+    let dir = env.path("man1");
+    env.ct(&["__man", dir.to_str().unwrap()]).ok();
+    for page in [
+        "ct.1",
+        "ct-mount.1",
+        "ct-store.1",
+        "ct-store-ls.1",
+        "ct-run.1",
+    ] {
+        let text = fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+    }
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("__") && !n.ends_with("-help.1")),
+        "{names:?}"
+    );
+    // The page says what --help says (the run help names the log directory).
+    let run = fs::read_to_string(dir.join("ct-run.1")).unwrap();
+    assert!(run.contains("detach"), "{run}");
 }

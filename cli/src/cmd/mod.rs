@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` loads the configuration and dispatches.
 
 mod assemble;
+mod completions;
 pub mod daemon;
 mod doctor;
 mod explain;
@@ -67,6 +68,8 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Stop(a) => run::detach::stop(&ctx, a),
         Cmd::Unpack(a) => unpack::run(&ctx, a),
         Cmd::MountDaemon(a) => daemon::daemon_main(&ctx, a),
+        Cmd::Completions(a) => completions::completions(a),
+        Cmd::Man(a) => completions::man(a),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The OCI distribution API, for `ct push`, `ct fetch` and `ct pack docker://…`: references,
 //! authentication, an HTTP client with retries (`client`), blob uploads and downloads, manifests
 //! and referrers, the Cerro artifact that carries a bundle's own files, and a registry image
-//! source. HTTP lives here, in the binary, never in `core` (DESIGN §2).
+//! source. HTTP lives here, in the binary, never in `core`.
 
 pub mod artifact;
 pub mod auth;

@@ -1,6 +1,6 @@
 //! Decoders for what a registry answers, all untrusted: `WWW-Authenticate` challenges
 //! (RFC 7235), token service responses, the distribution error JSON, image indexes and
-//! descriptors. Pure functions on bytes (the HTTP client is the binary's, DESIGN §2), each
+//! descriptors. Pure functions on bytes (the HTTP client is the binary's), each
 //! total on any input and fuzzed (`tools/fuzz`): errors are values, never panics.
 
 use crate::manifest::Descriptor;

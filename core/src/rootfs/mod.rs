@@ -31,4 +31,6 @@ pub use outboard::{
 pub use sink::{hash_content, ContentSink, HashSink, MemorySink};
 pub use tar::{MAX_DEV_MAJOR_V1, MAX_DEV_MINOR_V1, MAX_PATH_BYTES_V1, MAX_PAX_BYTES_V1};
 pub use tree::IMPLICIT_DIR_MODE_V1;
-pub use verified::{ContentReader, MemoryTree, TreeError, TreeStore, VerifiedFile, VerifiedTree};
+#[cfg(any(test, feature = "testing"))]
+pub use verified::MemoryTree;
+pub use verified::{ContentReader, TreeError, TreeStore, VerifiedFile, VerifiedTree};

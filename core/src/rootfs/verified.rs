@@ -1,4 +1,4 @@
-//! Reading a rootfs through verification (DESIGN §1, spec/rootfs.md §4–5): the trait through
+//! Reading a rootfs through verification (ARCHITECTURE.md, spec/rootfs.md §4–5): the trait through
 //! which `fuse`, `ostree-export` and `ct unpack` read a stored tree, and the one place that
 //! checks what it hands out. A [`TreeStore`] gives raw, untrusted bytes (the store's database
 //! and object files, or memory in tests); [`VerifiedTree`] checks every directory node against
@@ -317,8 +317,9 @@ impl VerifiedFile {
 }
 
 /// A tree held in memory: the directory nodes of a sealed [`super::Rootfs`], the outboards
-/// and contents of its files. For tests of readers (FUSE, export) and small tools; entries can
-/// be tampered with to exercise the failure paths.
+/// and contents of its files. For tests of readers (FUSE, export): entries can be tampered with
+/// to exercise the failure paths. Not part of the public API: only with the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 pub struct MemoryTree {
     pub dirs: std::sync::RwLock<std::collections::HashMap<DirDigest, Vec<u8>>>,
@@ -326,6 +327,7 @@ pub struct MemoryTree {
     pub contents: std::sync::RwLock<std::collections::HashMap<Blake3Root, Arc<Vec<u8>>>>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl MemoryTree {
     /// The tree of `rootfs` with file contents from `files` (as kept by a `MemorySink`).
     pub fn new(
@@ -354,6 +356,7 @@ impl MemoryTree {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl TreeStore for MemoryTree {
     fn dir_node(&self, digest: &DirDigest) -> io::Result<Option<Vec<u8>>> {
         Ok(self.dirs.read().expect("lock").get(digest).cloned())
