@@ -7,12 +7,14 @@ pub mod digest;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
+pub mod mldsa;
 pub mod pack;
 pub mod policy;
 pub mod rootfs;
 pub mod sign;
 pub mod source;
 pub mod verify;
+pub mod window;
 
 pub use digest::Sha256Digest;
 pub use ids::{Fingerprint, KeyId};
