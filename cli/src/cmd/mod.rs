@@ -11,13 +11,16 @@ mod key;
 mod mount;
 mod pack;
 mod policy;
+mod policy_edit;
 mod push;
 mod resign;
 mod run;
 mod store;
 mod store_tree;
 mod unpack;
+mod validity;
 mod verify;
+mod verify_explain;
 
 use crate::app::{Cli, Cmd};
 use crate::config::{self, Config};

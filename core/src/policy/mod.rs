@@ -4,6 +4,7 @@
 //! `Policy::parse` never panics, whatever the bytes; `Policy::evaluate` is a pure function of the
 //! policy and the facts (the order of `PolicyFacts::signatures` does not change the verdict).
 
+mod document;
 mod eval;
 mod explain;
 mod json;
@@ -20,6 +21,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt;
 
+pub use document::{EditError, PolicyDocument, RuleItem};
 pub use explain::{ExplainStep, Explanation, StepOutcome, STEP_NAMES};
 use values::{Glob, PinSigner, PolicySuite};
 
