@@ -124,17 +124,20 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
                 .fingerprint
                 .map(|f| f.to_string())
                 .unwrap_or_else(|| "?".into());
+            let suite = s.suite.as_deref().unwrap_or("?");
             o.line(format!(
-                "  {} — {} ({})",
+                "  {} — {} ({suite}, {})",
                 s.key_id,
                 fp,
-                s.suite.as_deref().unwrap_or("?")
+                cerro_core::sign::Suite::from_id(suite)
+                    .map_or("a suite this ct does not know", |x| x.description())
             ));
             let why = match (s.valid, s.trusted) {
                 (true, true) => o.good(&format!(
                     "valid and trusted: the signature matches the manifest, and this fingerprint is in your trust store{}",
                     s.trusted_as.as_ref().filter(|n| n.as_str() != s.key_id).map(|n| format!(" (as {n})")).unwrap_or_default()
                 )),
+                (true, false) if s.trusted_as.is_some() => o.warn(&format!("valid but NOT trusted for this bundle: {}", s.problem.as_deref().unwrap_or("outside the key's validity window"))),
                 (true, false) => o.warn("valid but NOT trusted: the signature matches, but this key is not in your trust store (`ct key import` it once you have checked the fingerprint with its owner)"),
                 _ => o.bad(&format!("INVALID: {}", s.problem.as_deref().unwrap_or("the signature does not verify"))),
             };

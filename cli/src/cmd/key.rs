@@ -507,6 +507,7 @@ fn successor_name(ctx: &Ctx, name: &KeyId) -> CmdResult<KeyId> {
 fn rotate(ctx: &Ctx, a: RotateArgs) -> CmdResult {
     let old_id = key_id(&a.name)?;
     let old = ctx.cfg.read_secret_key(&old_id)?;
+    let old_fp = old.fingerprint;
     let now = chrono::Utc::now();
     let new_id = match &a.id {
         Some(n) => key_id(n)?,
@@ -546,7 +547,6 @@ fn rotate(ctx: &Ctx, a: RotateArgs) -> CmdResult {
     if let Some(ow) = &old_window {
         retire(ctx, &old_id, old, ow)?;
     }
-    let old_fp = ctx.cfg.read_secret_key(&old_id)?.fingerprint;
     let mut out = serde_json::to_value(KeyOut::new(&made, was_default)).expect("serializes");
     out["replaces"] = serde_json::json!({
         "key_id": old_id, "fingerprint": old_fp,
