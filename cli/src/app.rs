@@ -132,29 +132,17 @@ stale (registration left behind, nothing mounted), unregistered (a Cerro mount t
     /// Write a verified image out of the store: an OCI layout, a docker archive, or its rootfs
     #[command(after_help = UNPACK_HELP)]
     Unpack(UnpackArgs),
-    /// Run a bundle's image as a container (runc or crun) on its verified, mounted rootfs
-    #[command(
-        after_help = "Verifies BUNDLE (a .ctp is verified and imported; a name's store record is checked: \
-signatures, trust, policy — same exit codes as `ct verify`, and nothing is mounted when that fails), \
-mounts its rootfs read-only with every block verified (allow_other, so a container user that is not \
-root can read what the image's modes allow), and puts a writable overlay on top (kernel overlayfs, a \
-private tmpfs as upper layer): the container may write anywhere, nothing reaches the store, and it is \
-all gone when the container exits. The runtime bundle comes from the image config (Entrypoint, Cmd, \
-Env, WorkingDir, User; ExposedPorts recorded as an annotation). ARGS after -- replace Cmd, as with \
-`docker run`. The container gets a terminal when stdin is one, and its own network namespace with \
-no interfaces but lo (runc's default spec). Its exit status is ct's. Ctrl-C and SIGTERM are passed \
-to the container; one still running 10 s later, or after a second Ctrl-C, is killed. Mounts are \
-taken down on every path. Needs root.\n\n\
-The runtime is --runtime, else [run] runtime in config.toml, else the first of runc, crun, podman that \
-works (crun 1.8 cannot run on hosts with hybrid cgroups; `ct doctor` says which this is). runc and \
-crun get a runtime bundle (their own default spec, edited); podman gets the same facts as \
-`podman run --rm --rootfs` options, with no network and ct's own open-file and process limits."
-    )]
+    /// Run a bundle's image as a container (runc, crun or podman) on its verified, mounted rootfs
+    #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Stop containers that `ct run` started (detached or not), by name
+    #[command(after_help = STOP_HELP)]
+    Stop(StopArgs),
     /// Check this host: FUSE, runtimes, overlayfs, the store, keys, policy, clock — with fixes
     #[command(
         after_help = "Checks the FUSE device (`[doctor] fuse_device` in config.toml, default /dev/fuse) \
-and fusermount3, runc/crun (and whether crun 1.8 can run on this host's cgroups), overlayfs, the store \
+and fusermount3, runc/crun (and whether crun 1.8 can run on this host's cgroups), podman, slirp4netns \
+(for `ct run -p` and --network private), overlayfs, the store \
 (opens read-only, whether its lock is free, every bundle record consistent with its signed manifest; \
 --quick skips that), the trust store (present, not writable by others), secret keys (0600), the default \
 key, the default policy (parses) and the clock. Each problem is printed with what to do about it. \
@@ -170,13 +158,18 @@ Exit 0 when all is well, 1 when anything is wrong."
 }
 
 const UNPACK_HELP: &str = "\
-BUNDLE is a .ctp file (verified and imported first, as `ct mount` does) or a bundle name in the store; \
-the store record is checked (signatures, trust, policy) before anything is written. oci: an OCI layout \
-with the signed blobs, each re-hashed as it is copied, and cerro/ with the manifest and signatures. \
-docker: a `docker save` archive at OUT. rootfs: the merged tree, every block verified; what could \
-not be preserved with this process's privileges is listed. A mismatch exits 1 and leaves no output. \
-An existing OUT that is not an empty directory is refused unless --force, which swaps the new output \
-in with one atomic exchange (OUT always names a whole output, old or new) and then removes the old.";
+BUNDLE is a .ctp file (verified and imported first, as `ct mount` does, and then written by its own \
+digest), a bundle name in the store, or a bundle digest (sha256:HEX); the store record is verified \
+(bound to its digest, signatures, trust, policy) before anything is written. oci: an OCI layout with \
+the signed blobs, each re-hashed as it is copied, and cerro/ with the manifest and signatures. docker: \
+a `docker save` archive at OUT. rootfs: the merged tree, every block verified; what could not be \
+preserved with this process's privileges is listed. A mismatch exits 1 and leaves no output.
+
+The output is staged beside OUT in a new private entry with an unpredictable name and written through \
+directory descriptors, so no symbolic link (planted in advance or raced in) is ever followed, even when \
+other users can write to OUT's directory. An existing OUT that is not an empty directory is refused \
+unless --force, which swaps the new output in with one atomic exchange (OUT always names a whole \
+output, old or new) and then removes the old.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum UnpackFormat {
@@ -188,7 +181,7 @@ pub enum UnpackFormat {
 /// The bundle a command reads from the store, as `ct mount`, `ct unpack` and `ct run` take it.
 #[derive(Debug, Args)]
 pub struct BundleSource {
-    /// A bundle file (.ctp), or the name of a bundle in the store
+    /// A bundle file (.ctp), the name of a bundle in the store, or a bundle digest (sha256:HEX)
     #[arg(value_name = "BUNDLE|NAME")]
     pub bundle: String,
     /// Store an imported bundle under this name [default: its package name]
@@ -214,10 +207,16 @@ pub struct UnpackArgs {
 }
 
 const MOUNT_HELP: &str = "\
-BUNDLE is a .ctp file or the name of a bundle in the store. A file is verified exactly as `ct verify` \
-does (same exit codes) and imported into the store if the store lacks it (`ct import`); a name is \
-checked from the store's record: its signatures, that a signer is trusted, and the policy (--policy, \
-else default_policy from config.toml). Nothing is mounted unless that passes.
+BUNDLE is a .ctp file, the name of a bundle in the store, or a bundle digest (sha256:HEX). A file is \
+verified exactly as `ct verify` does (same exit codes), imported into the store if the store lacks it \
+(`ct import`; a name that holds a newer version stays where it is), and then served by its own digest: \
+exactly that bundle, whatever any name says. A name is resolved to a digest once, and the output says \
+which digest and version is served. Either way the store's record of that digest is verified before \
+anything is mounted, as if it were a bundle file: it must be stored under the digest of the manifest it \
+holds, its signatures must verify with a signer in the trust store now, the policy (--policy, else \
+default_policy from config.toml) must admit it, and its root record must match the signed rootfs \
+digest (spec/store.md). The mount daemon is told the digest, checks all of it again, and serves \
+nothing else.
 
 The mount is read-only and lazy: it starts from the signed root record, checks each directory node \
 against its digest the first time it is looked up, and each 64 KiB block of a file against the file's \
@@ -247,22 +246,139 @@ pub struct MountArgs {
     pub threads: Option<usize>,
 }
 
+const RUN_HELP: &str = "\
+Verifies BUNDLE (a .ctp is verified and imported; a name's store record is checked: signatures, trust, \
+policy — the exit codes of `ct verify`, and nothing is mounted when that fails), mounts its rootfs with \
+every block verified, puts a writable overlay on top (a tmpfs upper layer, nosuid,nodev) and runs the \
+image's Entrypoint and Cmd (ARGS after -- replace Cmd, as with `docker run`) with its Env, WorkingDir and \
+User. Writes land in the overlay and go with the container; nothing reaches the store. Every mount ct \
+run makes lives in a private mount namespace, staged in a new 0700 directory under /run/cerro/run \
+(CT_RUN_DIR overrides it; it must be a root-owned directory nobody else can write): other users on the \
+host see none of it. The exit status is the container's. Needs root.
+
+Defaults, the same on every runtime (podman's, for a root container): the capabilities CHOWN, \
+DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT; \
+/proc, a tmpfs /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys and /sys/fs/cgroup read-only, with podman's \
+masked and read-only paths under /proc and /sys; no_new_privileges off (the image's setuid programs \
+work); at most 2048 processes; ct's own open-file and process limits (podman's defaults raise them, \
+which fails where root lacks CAP_SYS_RESOURCE); /etc/hosts and /etc/hostname (and /etc/resolv.conf \
+with a network) made for the container.
+
+--cap-add CAP grants one more capability (e.g. NET_ADMIN, SYS_PTRACE; ALL grants every one), \
+--cap-drop CAP takes one away (ALL takes all). --privileged grants every capability, unmasks the \
+/proc and /sys paths, makes /sys and the cgroups writable and lets the container use any device node \
+(with runc and crun no host device is added — bind one with -v; podman's --privileged also adds the \
+host's devices). Give them only to images you trust with the host.
+
+--network none, the default without -p: its own network namespace with loopback only — the container \
+reaches nothing and nothing reaches it, the safe default for a signed image run to compute or inspect. \
+private, the default with -p: its own namespace with a user-space network (slirp4netns; with podman, \
+podman's slirp4netns mode): outbound connections and published ports, never the host's loopback \
+services. host: the host's network, no isolation. -p [ADDR:]HOSTPORT:CONTAINERPORT[/tcp|/udp] publishes \
+a container port on the host at ADDR, 127.0.0.1 unless given (0.0.0.0 for every interface).
+
+-e KEY=VALUE (or -e KEY for its value in ct's environment) and --env-file FILE (KEY=VALUE lines, # \
+comments) add to the image's Env; later ones win. -v HOST:CONTAINER[:ro|:rw] bind-mounts HOST (which \
+must exist) at CONTAINER, on the overlay — never into the verified layer. -w sets the working directory, \
+--hostname the host name [default: the container's name].
+
+-d (--detach) runs the container in the background: ct run prints its name once it started and \
+returns; the container's output (and ct's) goes to /run/cerro/run/logs/NAME.log (under CT_RUN_DIR). \
+`ct stop NAME` stops it: SIGTERM, SIGKILL after 10 s, and waits until its mounts, namespaces and \
+processes are gone. Names are unique among running containers [default: cerro-BUNDLE-PID]. Ctrl-C or \
+SIGTERM to a foreground ct run stop it the same way.
+
+The runtime is --runtime, else [run] runtime in config.toml, else the first of runc, crun, podman that \
+works (crun 1.8 cannot run on hosts with hybrid cgroups; `ct doctor` says which this is). runc and crun \
+get a runtime bundle written by ct; podman gets the same settings as `podman run --rm --rootfs` options.";
+
+const STOP_HELP: &str = "\
+Sends SIGTERM to each named container (through the `ct run` that supervises it, which passes it to the \
+runtime), SIGKILL if it is still running 10 s later, and waits until ct run has taken down its mounts, \
+network and runtime state (at most 30 s). Names are those `ct run -d` printed or --name gave. A name \
+that is not running exits 64.";
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    #[command(flatten)]
-    pub source: BundleSource,
+    /// A bundle file (.ctp), or the name of a bundle in the store
+    #[arg(value_name = "BUNDLE|NAME")]
+    pub bundle: String,
+    /// Store an imported bundle under this name [default: its package name]
+    #[arg(long, value_name = "NAME")]
+    pub import_as: Option<String>,
+    /// Evaluate this policy.json [default: default_policy from config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// runc, crun or podman [default: [run] runtime in config.toml, else the first that works]
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
-    /// Do not check the store record's signatures, trust and policy (blocks are still verified)
+    /// Skip the policy (signatures and trust are still checked against the trust store, and
+    /// every block is still verified when read)
     #[arg(long)]
     pub no_verify: bool,
     /// Run as UID[:GID] (numbers, or names from the image's /etc/passwd and /etc/group)
-    #[arg(long, value_name = "UID[:GID]")]
+    #[arg(short, long, value_name = "UID[:GID]")]
     pub user: Option<String>,
+    /// Run in the background; output to /run/cerro/run/logs/NAME.log; `ct stop NAME` ends it
+    #[arg(short, long)]
+    pub detach: bool,
+    /// The container's name, unique among running ones [default: cerro-BUNDLE-PID]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// none (loopback only), private (own user-space network) or host [default: none; private with -p]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub network: Option<crate::cmd::run::Network>,
+    /// Publish a container port on the host: [ADDR:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (ADDR 127.0.0.1)
+    #[arg(short, long, value_name = "PORTS")]
+    pub publish: Vec<String>,
+    /// Set an environment variable: KEY=VALUE, or KEY for its value here
+    #[arg(short, long, value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from FILE (KEY=VALUE lines; # comments)
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Bind-mount a host path into the container: HOST:CONTAINER[:ro|:rw]
+    #[arg(short, long, value_name = "HOST:CONTAINER[:ro]")]
+    pub volume: Vec<String>,
+    /// The working directory in the container [default: the image's WorkingDir, else /]
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The container's host name [default: its name]
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Grant a capability beyond the defaults (e.g. NET_ADMIN; ALL for every one)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Take a capability from the defaults (e.g. CHOWN; ALL for every one)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Every capability, no masked paths, writable /sys, any device node (see below)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Set by `ct run -d` for the process it starts in the background (not for people)
+    #[arg(long, hide = true)]
+    pub detached_child: bool,
     /// The command to run instead of the image's Cmd (after --)
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+impl RunArgs {
+    /// The bundle, as the commands that read one from the store take it.
+    pub fn source(&self) -> BundleSource {
+        BundleSource {
+            bundle: self.bundle.clone(),
+            name: self.import_as.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Names of running containers
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -297,8 +413,12 @@ pub struct UmountArgs {
 pub struct DaemonArgs {
     #[arg(long, value_enum)]
     pub kind: crate::cmd::daemon::Kind,
+    /// The bundle digest to serve (kind bundle): the daemon refuses anything else.
     #[arg(long)]
-    pub name: Option<String>,
+    pub digest: Option<cerro_core::Sha256Digest>,
+    /// How to label it in logs and /proc/mounts.
+    #[arg(long)]
+    pub label: Option<String>,
     #[arg(long)]
     pub mountpoint: PathBuf,
     #[arg(long)]
@@ -315,27 +435,47 @@ pub struct DaemonArgs {
 pub enum StoreCmd {
     /// List the bundles in the store
     Ls,
-    /// Show one bundle: digests, signers, layers, rootfs, sizes
-    Info { name: String },
-    /// Remove a bundle from the store (its objects go at the next `ct store gc`)
+    /// Show one bundle: digests, signers, layers, rootfs, and whether its record checks out
+    Info {
+        /// A name in the store, or a bundle digest (sha256:HEX)
+        #[arg(value_name = "NAME|DIGEST")]
+        bundle: String,
+    },
+    /// Remove a name from the store (the bundle stays, by digest, until `ct store gc`)
     Rm { name: String },
-    /// Remove every blob, file object and database node no bundle references
+    /// Remove every record, blob, file object and database node nothing references
     #[command(
-        after_help = "Takes the store's exclusive lock (waits for running imports). If any bundle record \
-cannot be read, nothing is removed: run `ct store fsck --repair` first."
+        after_help = "What is kept: every bundle a name refers to, and every bundle a live reader holds \
+a lease on (mount daemons, `ct run`, `ct unpack`, `ct store tree` take theirs before they resolve \
+what they read, so gc never pulls content from under them). Everything else goes: the records of \
+bundles no name refers to any more (older versions a name moved away from, names removed with \
+`ct store rm`), and every blob, file object, directory node and outboard only they used. Takes the \
+store's exclusive lock (waits for running imports). If anything a kept bundle depends on cannot be \
+read, nothing is removed: run `ct store fsck --repair` first."
     )]
     Gc,
-    /// Re-hash everything and report each problem by bundle and path (exit 1 if any)
+    /// Re-hash everything and check every binding; report each problem (exit 1 if any)
     #[command(
-        after_help = "Every blob is re-hashed with SHA-256, every file object with BLAKE3 and its Merkle \
-outboard recomputed, every directory node checked against its digest. Problems are reported by bundle \
-and path: flipped bits, missing or truncated objects, corrupt database values. --repair removes what \
-is corrupt and names the bundles that must be imported again."
+        after_help = "Bindings: every name must be a valid name that refers to a record the store has; \
+every record must be stored under the digest of the manifest it holds, its root record must hash to \
+the signed rootfs digest, and its signatures must verify (whether a signer is trusted is checked each \
+time a bundle is served, not here). Content: every blob is re-hashed with SHA-256, every file object \
+with BLAKE3 and its Merkle outboard recomputed, every directory node checked against its digest; \
+objects must be regular files (no links, FIFOs or devices) of the signed size. Problems are reported \
+by bundle and path. --repair removes what is corrupt (objects, nodes, records, names) and names the \
+bundles that must be imported again; with --from BUNDLE.ctp (repeatable) it then imports those \
+bundles, each verified as `ct import` does, which puts back every damaged part they contain."
     )]
     Fsck {
         /// Remove what is corrupt (takes the exclusive lock)
         #[arg(long)]
         repair: bool,
+        /// With --repair: then import this bundle file to put back what it contains (repeatable)
+        #[arg(long, value_name = "BUNDLE.ctp", requires = "repair")]
+        from: Vec<PathBuf>,
+        /// Evaluate this policy.json for the --from bundles [default: default_policy]
+        #[arg(long, value_name = "FILE", requires = "from")]
+        policy: Option<PathBuf>,
     },
     /// Logical size, stored size and the saving from deduplication
     Du,
@@ -352,15 +492,20 @@ mount time. Same life cycle as `ct mount`: `ct umount MOUNTPOINT` ends it."
     /// List every entry of a bundle's root filesystem, verified as it is walked
     #[command(after_help = STORE_TREE_HELP)]
     Tree {
-        /// The bundle's name in the store (see `ct store ls`)
+        /// The bundle's name in the store (see `ct store ls`), or its digest (sha256:HEX)
+        #[arg(value_name = "NAME|DIGEST")]
         name: String,
+        /// Evaluate this policy.json [default: default_policy from config.toml]
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
 }
 
 const STORE_TREE_HELP: &str = "\
-Walks the root filesystem that `ct import` recorded for NAME: the root record is checked against the \
-signed manifest's rootfs digest, and every directory node against the digest its parent names, before \
-any entry of it is shown. A missing or corrupt node stops the walk with exit 1, naming the path. File \
+Walks the root filesystem that `ct import` recorded for NAME. The store record is verified first, as \
+`ct mount NAME` verifies it (bound to its digest, signatures, trust, policy: same exit codes as \
+`ct verify`), its root record is checked against the signed manifest's rootfs digest, and every \
+directory node against the digest its parent names, before any entry of it is shown. A missing or corrupt node stops the walk with exit 1, naming the path. File \
 contents are not re-hashed here (`ct store fsck` does that); each file's content hash is the signed \
 one.
 
@@ -434,7 +579,8 @@ Reads an archive written by `ct export`. Every bundle is reassembled in a tempor
 DIR and verified exactly as `ct verify` does, against this machine's trust store — plus the archive's \
 keys/ only with --trust-included-keys (check their fingerprints with the sender first) — and the policy \
 given by --policy, else the archive's policy.json with --use-included-policy, else default_policy from \
-config.toml. Only when every bundle verifies are they written into DIR, byte for byte the bundles that \
+config.toml. The archive's policy never silently replaces this machine's default_policy: with one \
+configured, --use-included-policy also needs --replace-default-policy. Only when every bundle verifies are they written into DIR, byte for byte the bundles that \
 were exported; if any fails, nothing is written and the exit code is that bundle's. A file already in \
 DIR with other content is an error unless --force.
 
@@ -446,7 +592,8 @@ name or --name. Nothing here touches the network.";
 /// How to reach registries (the flags skopeo and podman use).
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
-    /// Registry credentials, instead of the auth files
+    /// Registry credentials, instead of the auth files. Visible to every local user in the
+    /// process list (`ps`) while ct runs: prefer --authfile (as written by `podman login`)
     #[arg(long, value_name = "USER:PASSWORD")]
     pub creds: Option<String>,
     /// Auth file to read credentials from (containers auth.json or docker config.json format)
@@ -551,9 +698,18 @@ pub struct ImportArgs {
     /// Also trust the public keys the archive carries (keys/), for this import only
     #[arg(long)]
     pub trust_included_keys: bool,
-    /// Evaluate the policy the archive carries (policy.json)
+    /// Evaluate the policy the archive carries (policy.json). Refused when config.toml names a
+    /// default_policy, unless --replace-default-policy says to use the archive's instead
     #[arg(long)]
     pub use_included_policy: bool,
+    /// With --use-included-policy: evaluate the archive's policy instead of config.toml's
+    /// default_policy (for this import only)
+    #[arg(long, requires = "use_included_policy")]
+    pub replace_default_policy: bool,
+    /// Move a name to a bundle even when its signed creation time is older than the bundle
+    /// the name refers to now (by default that is refused with exit 4: a rollback)
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Replace files in DIR that have other content
     #[arg(long)]
     pub force: bool,

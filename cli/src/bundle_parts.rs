@@ -1,13 +1,17 @@
-//! Random access to a bundle's parts without reading its blobs: the tar is indexed once (headers
-//! only; data is skipped by seeking), the small files (signed manifest, summary, index,
-//! signatures) are kept with the bundle reader's bounds, and blobs are served by offset. For
+//! Random access to a bundle's parts without reading its blobs: the tar is indexed once with
+//! core's bounded archive reader (headers only; data is skipped by seeking), the small files
+//! (signed manifest, summary, index, signatures) are kept with the bundle reader's bounds, and
+//! blobs are served by offset. For
 //! `ct push` and `ct export`, which stream blobs elsewhere. Nothing here is trusted: the signed
 //! manifest is parsed canonically and every blob is re-hashed by whoever consumes it.
 
 use crate::exit::{CmdResult, Failure};
+use cerro_core::archive::{ArchiveError, ArchiveReader, Dialect, TarKind};
 use cerro_core::bundle::layout::{self, classify, EntryPath};
+use cerro_core::bundle::reader::MAX_BUNDLE_HEADERS;
 use cerro_core::manifest::Manifest;
 use cerro_core::sign::SignatureFile;
+use cerro_core::text::show_name;
 use cerro_core::Sha256Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -46,63 +50,84 @@ impl BundleParts {
         let mut blobs = BTreeMap::new();
         let mut attestations = BTreeMap::new();
         let mut seen = BTreeSet::new();
-        {
-            let mut ar = tar::Archive::new(&file);
-            let bad = |e: std::io::Error| ctx(format!("not a readable bundle: {e}"));
-            for entry in ar.entries_with_seek().map_err(bad)? {
-                let mut entry = entry.map_err(bad)?;
-                let name = String::from_utf8(entry.path_bytes().into_owned())
-                    .map_err(|_| ctx("an entry name is not UTF-8".into()))?;
-                if !seen.insert(name.trim_end_matches('/').to_string()) {
-                    return Err(ctx(format!("entry {name:?} appears twice")));
+        let len = file
+            .metadata()
+            .map_err(|e| Failure::io(format!("opening bundle {}", path.display()), e))?
+            .len();
+        // The bounded archive reader (no extension header over 1 MiB, no name over 4095 bytes);
+        // blob data is sought over, never read.
+        let mut ar = ArchiveReader::seekable(&file, len, MAX_BUNDLE_HEADERS, Dialect::Archive);
+        let bad = |e: ArchiveError| match e {
+            ArchiveError::Io(e) => Failure::io(format!("reading bundle {}", path.display()), e),
+            e if e.is_truncated() => ctx(format!("it is truncated ({e}); copy it again")),
+            e => ctx(format!("not a readable bundle: {e}")),
+        };
+        while let Some(entry) = ar.next_entry().map_err(bad)? {
+            let name = String::from_utf8(entry.name).map_err(|b| {
+                ctx(format!(
+                    "entry {} has a name that is not UTF-8",
+                    show_name(b.as_bytes())
+                ))
+            })?;
+            if !seen.insert(name.trim_end_matches('/').to_string()) {
+                return Err(ctx(format!(
+                    "entry {} appears twice",
+                    show_name(name.as_bytes())
+                )));
+            }
+            let kind = classify(&name).map_err(ctx)?;
+            let is_dir = matches!(kind, EntryPath::Dir(_));
+            let expected = if is_dir {
+                TarKind::Directory
+            } else {
+                TarKind::Regular
+            };
+            if entry.kind != expected {
+                return Err(ctx(format!(
+                    "entry {} is a {}; a bundle holds only regular files and directories",
+                    show_name(name.as_bytes()),
+                    entry.kind.describe()
+                )));
+            }
+            let size = entry.size;
+            let mut small = |limit: u64| -> CmdResult<Vec<u8>> {
+                if size > limit {
+                    return Err(ctx(format!(
+                        "entry {} is {size} bytes, more than the {limit} allowed",
+                        show_name(name.as_bytes())
+                    )));
                 }
-                let kind = classify(&name).map_err(ctx)?;
-                let size = entry.size();
-                let mut small = |limit: u64| -> CmdResult<Vec<u8>> {
-                    if size > limit {
-                        return Err(ctx(format!(
-                            "entry {name:?} is {size} bytes, more than the {limit} allowed"
-                        )));
-                    }
-                    let mut v = Vec::with_capacity(size as usize);
-                    entry.read_to_end(&mut v).map_err(|e| {
-                        Failure::io(format!("reading bundle {}", path.display()), e)
+                let mut v = Vec::with_capacity(size as usize);
+                ar.read_to_end(&mut v)
+                    .map_err(|e| match e.downcast::<ArchiveError>() {
+                        Ok(a) => bad(a),
+                        Err(e) => Failure::io(format!("reading bundle {}", path.display()), e),
                     })?;
-                    Ok(v)
-                };
-                match kind {
-                    EntryPath::Manifest => {
-                        manifest_bytes =
-                            Some(small(cerro_core::manifest::MANIFEST_MAX_BYTES as u64)?)
-                    }
-                    EntryPath::Summary => summary = Some(small(layout::SMALL_FILE_MAX_BYTES)?),
-                    EntryPath::Signature(id) => {
-                        if signatures.len() >= layout::MAX_SIGNATURES {
-                            return Err(ctx("too many signatures".into()));
-                        }
-                        let v = small(cerro_core::sign::SIGNATURE_MAX_BYTES as u64)?;
-                        signatures.insert(id, v);
-                    }
-                    EntryPath::Blob(d) => {
-                        blobs.insert(
-                            d,
-                            Region {
-                                offset: entry.raw_file_position(),
-                                size,
-                            },
-                        );
-                    }
-                    EntryPath::Attestation(d) => {
-                        attestations.insert(
-                            d,
-                            Region {
-                                offset: entry.raw_file_position(),
-                                size,
-                            },
-                        );
-                    }
-                    EntryPath::Dir(_) | EntryPath::OciLayout | EntryPath::IndexJson => {}
+                Ok(v)
+            };
+            let region = Region {
+                offset: entry.data_offset,
+                size,
+            };
+            match kind {
+                EntryPath::Manifest => {
+                    manifest_bytes = Some(small(cerro_core::manifest::MANIFEST_MAX_BYTES as u64)?)
                 }
+                EntryPath::Summary => summary = Some(small(layout::SMALL_FILE_MAX_BYTES)?),
+                EntryPath::Signature(id) => {
+                    if signatures.len() >= layout::MAX_SIGNATURES {
+                        return Err(ctx("too many signatures".into()));
+                    }
+                    let v = small(cerro_core::sign::SIGNATURE_MAX_BYTES as u64)?;
+                    signatures.insert(id, v);
+                }
+                EntryPath::Blob(d) => {
+                    blobs.insert(d, region);
+                }
+                EntryPath::Attestation(d) => {
+                    attestations.insert(d, region);
+                }
+                EntryPath::Dir(_) | EntryPath::OciLayout | EntryPath::IndexJson => {}
             }
         }
         let manifest_bytes =

@@ -10,7 +10,6 @@ pub const OK: u8 = 0;
 pub const HASH_MISMATCH: u8 = 1;
 pub const SIGNATURE_INVALID: u8 = 2;
 pub const KEY_NOT_TRUSTED: u8 = 3;
-#[allow(dead_code)]
 pub const POLICY_REJECTED: u8 = 4;
 #[allow(dead_code)]
 pub const ATTESTATION_MISSING: u8 = 5;
@@ -99,6 +98,7 @@ impl From<cerro_store::StoreError> for Failure {
             E::NotFound(_) => Failure::usage(e.to_string()).hint("see `ct store ls`"),
             E::Exists(_) => Failure::usage(e.to_string()),
             E::Busy(_) => Failure::new(IO_ERROR, e.to_string()).hint("wait for the other ct process to finish"),
+            E::Unsafe(_) => Failure::new(IO_ERROR, e.to_string()).hint("the store's directories must be real directories owned by the store's owner; remove what is in the way (it was not made by ct), or point --store elsewhere"),
         }
     }
 }
@@ -110,7 +110,8 @@ impl From<cerro_store::import::ImportError> for Failure {
             E::Store(s) => s.into(),
             E::Bundle(b) => b.into(),
             E::RootfsMismatch { .. } => Failure::new(HASH_MISMATCH, e.to_string()).hint("the store is unchanged; do not use this bundle"),
-            E::NameTaken { .. } => Failure::usage(e.to_string()).hint("import it under another name with --name NAME, or remove the old one with `ct store rm NAME`"),
+            E::InvalidName { .. } => Failure::usage(e.to_string()),
+            E::Downgrade(_) => Failure::new(POLICY_REJECTED, e.to_string()).hint("a name never moves to an older bundle by itself (a rollback); pass --allow-downgrade to move it anyway, or import it under another name with --name NAME"),
         }
     }
 }

@@ -8,6 +8,7 @@ mod cmd;
 mod config;
 mod exit;
 mod mountinfo;
+mod outdir;
 mod output;
 mod passphrase;
 mod registry;
@@ -16,6 +17,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before anything else (and before any thread): children must never inherit it.
+    passphrase::take_from_env();
     let cli = match app::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

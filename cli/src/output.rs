@@ -90,11 +90,19 @@ impl Output {
                 "error": { "message": f.message, "hint": f.hint },
             }));
         }
-        eprintln!("{} {}", self.bad("error:"), f.message);
+        // Messages quote names, media types and registry text from outside: whatever was not
+        // escaped where it was quoted is escaped here, before it reaches the terminal.
+        eprintln!("{} {}", self.bad("error:"), safe(&f.message));
         if let Some(h) = &f.hint {
-            eprintln!("  {} {h}", self.dim("hint:"));
+            eprintln!("  {} {}", self.dim("hint:"), safe(h));
         }
     }
+}
+
+/// Text for the terminal with control characters (but newline and tab) escaped; see
+/// `cerro_core::text`.
+pub fn safe(s: &str) -> String {
+    cerro_core::text::terminal_safe(s)
 }
 
 /// A byte-count progress line on stderr, redrawn at most ten times a second.

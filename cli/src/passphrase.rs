@@ -1,12 +1,28 @@
 //! Where a passphrase comes from: `--passphrase-file`, then `CT_PASSPHRASE`, then a prompt on a
-//! terminal. Never from a command-line argument (it would show in `ps`).
+//! terminal. Never from a command-line argument (it would show in `ps`). `CT_PASSPHRASE` is
+//! taken out of ct's environment as the process starts ([`take_from_env`]), so no child ct
+//! starts — the mount daemon, container runtimes, tools — inherits it.
 
 use crate::exit::{CmdResult, Failure};
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
 pub const ENV: &str = "CT_PASSPHRASE";
+
+/// `CT_PASSPHRASE` as it was when ct started.
+static FROM_ENV: OnceLock<Option<Zeroizing<Vec<u8>>>> = OnceLock::new();
+
+/// Move `CT_PASSPHRASE` from the environment into this process's memory. Called first thing in
+/// `main`, while ct is still single-threaded (changing the environment is only sound then).
+pub fn take_from_env() {
+    let v = std::env::var_os(ENV).map(|p| Zeroizing::new(p.into_encoded_bytes()));
+    if v.is_some() {
+        std::env::remove_var(ENV);
+    }
+    let _ = FROM_ENV.set(v);
+}
 
 /// Get a passphrase; `confirm` asks twice on a terminal (for new keys).
 pub fn obtain(file: Option<&Path>, purpose: &str, confirm: bool) -> CmdResult<Zeroizing<Vec<u8>>> {
@@ -21,8 +37,8 @@ pub fn obtain(file: Option<&Path>, purpose: &str, confirm: bool) -> CmdResult<Ze
         }
         return Ok(Zeroizing::new(v));
     }
-    if let Some(p) = std::env::var_os(ENV) {
-        return Ok(Zeroizing::new(p.into_encoded_bytes()));
+    if let Some(Some(p)) = FROM_ENV.get() {
+        return Ok(p.clone());
     }
     if std::io::stdin().is_terminal() {
         let p = rpassword::prompt_password(format!("Passphrase for {purpose}: "))

@@ -7,7 +7,7 @@
 #[path = "../tests/rootfs_support/mod.rs"]
 mod support;
 
-use cerro_core::rootfs::{DirNode, Limits, RootRecord};
+use cerro_core::rootfs::{DirNode, Limits, OutboardBuilder, RootRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use support::{apply, compression_of, gzip, listing, zstd, Layer};
@@ -116,10 +116,40 @@ fn valid_cases() -> Vec<Case> {
         ("layer-1.tar", Layer::new().finish()),
         ("layer-2.tar", ip.finish()),
     ];
+    // Pax records (§3.1): when a key repeats, the last record wins; an empty value means "no
+    // override", so the header's own field stands (as POSIX and Go's archive/tar read it).
+    let mut pr = Layer::new();
+    pr.pax(&[(b"path", b"pax/first-name"), (b"path", b"")])
+        .file(
+            b"ustar-name-stands",
+            0o644,
+            b"the last path record is empty",
+        );
+    pr.pax(&[(b"mtime", b"1"), (b"mtime", b"2.5")])
+        .file(b"mtime-last-wins", 0o644, b"x");
+    pr.pax(&[(b"uid", b"7"), (b"uid", b"")])
+        .file(b"uid-from-header", 0o644, b"x");
+    pr.pax(&[(b"SCHILY.xattr.user.empty", b"")])
+        .file(b"empty-xattr", 0o644, b"x");
+    let pax_rules = vec![("layer-0.tar", pr.finish())];
+
+    // Layers that end right after the last entry's data (what `umoci insert` 0.4.7 writes), or
+    // inside its padding: complete, so accepted (§3.1 End).
+    let mut u0 = Layer::new();
+    u0.dir("bin", 0o755).file(b"bin/tool", 0o755, b"seven b");
+    let mut t0 = u0.unfinished();
+    t0.truncate(t0.len() - (512 - 7)); // no padding, no end-of-archive blocks
+    let mut u1 = Layer::new();
+    u1.file(b"etc/motd", 0o644, b"hello");
+    let mut t1 = u1.unfinished();
+    t1.truncate(t1.len() - 300); // 207 of the 507 padding bytes
+    let unpadded = vec![("layer-0.tar", t0), ("layer-1.tar", t1)];
     vec![
         ("basic", basic),
         ("layered", layered),
         ("implicit-parents", implicit),
+        ("pax-rules", pax_rules),
+        ("unpadded-end", unpadded),
     ]
 }
 
@@ -273,6 +303,30 @@ fn hostile_cases() -> Vec<(Case, &'static str, Option<Limits>)> {
         "bad_header",
         None,
     );
+    // Readers disagree on which wins (Go's archive/tar takes the GNU name): refused.
+    let mut l = Layer::new();
+    l.raw_entry(b'L', b"././@LongLink", b"", b"gnu-name\0")
+        .pax(&[(b"path", b"pax-name")])
+        .file(b"short", 0o644, b"x");
+    push(one("gnu-longname-and-pax-path", l), "bad_header", None);
+    // Linux's dev_t holds a 12-bit major and a 20-bit minor; 4096,0 would become 0,0.
+    let mut l = Layer::new();
+    l.device("dev/big", EntryType::Char, 4096, 0);
+    push(one("device-major-too-large", l), "unsupported", None);
+    let mut l = Layer::new();
+    l.device("dev/big", EntryType::Block, 8, 1 << 20);
+    push(one("device-minor-too-large", l), "unsupported", None);
+    // A gzip stream has at least one member, a zstd stream at least one frame.
+    push(
+        ("empty-gzip", vec![("layer-0.tar.gz", Vec::new())]),
+        "compression",
+        None,
+    );
+    push(
+        ("empty-zstd", vec![("layer-0.tar.zst", Vec::new())]),
+        "compression",
+        None,
+    );
     out
 }
 
@@ -362,6 +416,31 @@ fn main() {
     write(
         &out.join("nodes/expected.json"),
         (serde_json::to_string_pretty(&index).unwrap() + "\n").as_bytes(),
+    );
+    // Outboards (§4.2): files whose byte i is (7*i + seed) mod 256, at the sizes where the
+    // tree's shape changes: empty, one byte, one block, one block and a byte, several blocks.
+    let mut obs = Vec::new();
+    for (size, seed) in [
+        (0usize, 0u8),
+        (1, 1),
+        (65536, 2),
+        (65537, 3),
+        (3 * 65536 + 500, 4),
+    ] {
+        let data = bytes(size, seed);
+        let mut b = OutboardBuilder::new();
+        b.update(&data);
+        let (root, ob, _) = b.finalize();
+        obs.push(serde_json::json!({
+            "size": size,
+            "seed": seed,
+            "content_root": root.to_string(),
+            "outboard_hex": hex::encode(ob.as_bytes()),
+        }));
+    }
+    write(
+        &out.join("outboard/expected.json"),
+        (serde_json::to_string_pretty(&obs).unwrap() + "\n").as_bytes(),
     );
     println!("wrote {}", out.display());
 }

@@ -154,6 +154,27 @@ pub fn seal(
     )
 }
 
+/// [`seal`] with a given salt and nonce, so test vectors are reproducible. Never reuse a salt
+/// or nonce for a real key.
+#[doc(hidden)]
+pub fn seal_with(
+    key_id: KeyId,
+    seed: &[u8; 32],
+    passphrase: &[u8],
+    salt: &[u8; 16],
+    nonce: &[u8; 24],
+) -> Result<(SecretKeyFile, PublicKeyFile), KeyError> {
+    seal_key_with(
+        key_id,
+        Suite::CtSig01,
+        seed,
+        KeyWindow::default(),
+        passphrase,
+        salt,
+        nonce,
+    )
+}
+
 /// Seal a known seed of `suite` ([`Suite::seed_len`] bytes) with a validity window.
 pub fn seal_key(
     key_id: KeyId,
@@ -162,12 +183,31 @@ pub fn seal_key(
     window: KeyWindow,
     passphrase: &[u8],
 ) -> Result<(SecretKeyFile, PublicKeyFile), KeyError> {
+    seal_key_with(
+        key_id,
+        suite,
+        seed,
+        window,
+        passphrase,
+        &random::<16>()?,
+        &random::<24>()?,
+    )
+}
+
+/// [`seal_key`] with a given salt and nonce (for [`seal_with`]'s reproducible vectors).
+fn seal_key_with(
+    key_id: KeyId,
+    suite: Suite,
+    seed: &[u8],
+    window: KeyWindow,
+    passphrase: &[u8],
+    salt: &[u8; 16],
+    nonce: &[u8; 24],
+) -> Result<(SecretKeyFile, PublicKeyFile), KeyError> {
     window.validate().map_err(KeyError::Malformed)?;
     let signer = Signer::from_suite_seed(key_id.clone(), suite, seed)
         .map_err(|e| KeyError::Malformed(e.to_string()))?;
     let public_key = B64.encode(signer.public_key());
-    let salt = random::<16>()?;
-    let nonce = random::<24>()?;
     let kdf = Kdf {
         algorithm: "argon2id".into(),
         memory_kib: ARGON2_MEMORY_KIB,
@@ -175,11 +215,11 @@ pub fn seal_key(
         parallelism: ARGON2_PARALLELISM,
         salt: B64.encode(salt),
     };
-    let k = derive_key(passphrase, &kdf, &salt)?;
+    let k = derive_key(passphrase, &kdf, salt)?;
     let cipher = XChaCha20Poly1305::new(k.as_ref().into());
     let ct = cipher
         .encrypt(
-            XNonce::from_slice(&nonce),
+            XNonce::from_slice(nonce),
             Payload {
                 msg: seed,
                 aad: &aad(suite.id(), &key_id, &public_key),

@@ -2,17 +2,22 @@
 //! keys, signatures, trust policy). No I/O frameworks; callers pass readers and writers.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod bundle;
 pub mod digest;
+pub mod export;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
 pub mod mldsa;
 pub mod pack;
 pub mod policy;
+pub mod registry;
 pub mod rootfs;
 pub mod sign;
 pub mod source;
+pub mod text;
+pub mod verified;
 pub mod verify;
 pub mod window;
 

@@ -17,6 +17,10 @@ pub const MAX_LAYERS: usize = 1024;
 pub const MAX_ATTESTATIONS: usize = 64;
 /// Longest free-text value (version, source reference, media type).
 pub const MAX_TEXT_LEN: usize = 1024;
+/// Largest sum of all sizes a manifest lists (image, config, layers, attestations): 2^63-1, so
+/// that every total and offset computed from them fits a signed 64-bit integer (spec/bundle.md
+/// §4.2).
+pub const MAX_TOTAL_SIZE: u64 = i64::MAX as u64;
 
 /// Attestation kinds a bundle may carry (policy `require_attestations` names them).
 pub const ATTESTATION_KINDS: [&str; 3] = ["provenance", "sbom", "transparency_log"];
@@ -130,6 +134,13 @@ fn check_text(field: &str, s: &str, allow_empty: bool) -> Result<(), ManifestErr
     Ok(())
 }
 
+/// True for a time in a leap second (`23:59:60`): chrono keeps those as nanoseconds past 10^9.
+/// Manifests and policies refuse them (a second implementation need not represent them).
+pub fn is_leap_second(t: &chrono::DateTime<chrono::Utc>) -> bool {
+    use chrono::Timelike as _;
+    t.nanosecond() >= 1_000_000_000
+}
+
 /// Canonical timestamp form: RFC 3339, UTC, `Z`, fractional seconds only when non-zero.
 pub fn canonical_time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
@@ -152,6 +163,15 @@ impl Manifest {
         }
         check_text("package.version", &self.package.version, false)?;
         let created = self.created().map_err(|p| invalid("package.created", p))?;
+        if is_leap_second(&created) {
+            return Err(invalid(
+                "package.created",
+                format!(
+                    "{:?} is a leap second (:60), which manifests do not allow (spec/bundle.md §4.2)",
+                    self.package.created
+                ),
+            ));
+        }
         if canonical_time(&created) != self.package.created {
             return Err(invalid(
                 "package.created",
@@ -202,10 +222,25 @@ impl Manifest {
                 false,
             )?;
         }
+        let mut total = 0u64;
         for (field, size) in self.sizes() {
             if size > i64::MAX as u64 {
                 return Err(invalid(field, "size does not fit a TOML integer"));
             }
+            // Every sum of sizes (the image's, all blobs') then fits, and so does any offset
+            // computed from them.
+            total = total
+                .checked_add(size)
+                .filter(|&t| t <= MAX_TOTAL_SIZE)
+                .ok_or_else(|| {
+                    invalid(
+                        field,
+                        format!(
+                            "the sizes of the image, config, layers and attestations add up to \
+                             more than {MAX_TOTAL_SIZE} bytes"
+                        ),
+                    )
+                })?;
         }
         Ok(())
     }
@@ -244,9 +279,11 @@ impl Manifest {
             .chain(self.layers.iter())
     }
 
-    /// Total bytes of the image's blobs (manifest + config + layers).
+    /// Total bytes of the image's blobs (manifest + config + layers). Exact for a valid manifest
+    /// (`validate` bounds the sum); saturates at `u64::MAX` for one that was never validated.
     pub fn image_size(&self) -> u64 {
-        self.image_blobs().map(|d| d.size).sum()
+        self.image_blobs()
+            .fold(0u64, |total, d| total.saturating_add(d.size))
     }
 
     /// The canonical encoding (spec/bundle.md §4.1). Panics only if `validate` would fail.
@@ -416,6 +453,37 @@ mod tests {
     }
 
     #[test]
+    fn sizes_that_add_up_past_i64_max_are_invalid() {
+        // Each size fits; their sum does not (it would wrap a u64 with three of them).
+        let mut m = sample();
+        m.image.size = i64::MAX as u64;
+        m.config.size = i64::MAX as u64;
+        m.layers[0].size = i64::MAX as u64;
+        match m.validate() {
+            Err(ManifestError::Invalid { field, problem }) => {
+                assert_eq!(field, "config.size");
+                assert!(problem.contains("add up to more than 9223372036854775807"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(m.image_size(), u64::MAX, "saturates, never wraps");
+        // The parser refuses such bytes the same way.
+        let bytes = String::from_utf8(sample().encode())
+            .unwrap()
+            .replace("size = 400", &format!("size = {}", i64::MAX))
+            .replace("size = 600", &format!("size = {}", i64::MAX));
+        assert!(matches!(
+            Manifest::parse(bytes.as_bytes()),
+            Err(ManifestError::Invalid { .. })
+        ));
+        // Exactly 2^63-1 in all is fine.
+        let mut m = sample();
+        m.image.size = i64::MAX as u64 - 600 - (1 << 40);
+        m.validate().unwrap();
+        assert_eq!(m.image_size(), i64::MAX as u64);
+    }
+
+    #[test]
     fn unknown_fields_and_bad_values_are_refused() {
         let bytes = String::from_utf8(sample().encode()).unwrap();
         let extra = bytes.replace("[source]\n", "[source]\nextra = 1\n");
@@ -429,5 +497,14 @@ mod tests {
         let mut m = sample();
         m.package.created = "2026-01-02T03:04:05+00:00".into();
         assert!(m.validate().is_err());
+        let mut m = sample();
+        m.package.created = "2016-12-31T23:59:60Z".into();
+        match m.validate() {
+            Err(ManifestError::Invalid { field, problem }) => {
+                assert_eq!(field, "package.created");
+                assert!(problem.contains("leap second"), "{problem}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -39,7 +39,14 @@ pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Manifest, B
                     "image config: created {s:?} is not an RFC 3339 time: {e}"
                 ))
             })?;
-            canonical_time(&t.with_timezone(&chrono::Utc))
+            let t = t.with_timezone(&chrono::Utc);
+            if crate::manifest::is_leap_second(&t) {
+                return Err(BundleError::malformed(format!(
+                    "image config: created {s:?} is a leap second (:60); a manifest cannot record \
+                     one (spec/bundle.md §4.2): fix the image's config"
+                )));
+            }
+            canonical_time(&t)
         }
         None => EPOCH.to_string(),
     };

@@ -250,6 +250,24 @@ impl Signer {
     }
 }
 
+/// A strict Ed25519 public key (spec/signature.md §1.1 rules 1–2): a canonical encoding of a
+/// point that is not of small order. `verify_strict` checks the rest, but not A's encoding (it
+/// decodes y >= p as y - p), so that is checked here, for signatures and key files alike.
+fn ed25519_key(pk: &[u8]) -> Result<VerifyingKey, String> {
+    let bytes: [u8; ED25519_PUBLIC_KEY_LEN] = pk
+        .try_into()
+        .map_err(|_| "the Ed25519 public key is not 32 bytes".to_string())?;
+    let vk = VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "public key is not a valid Ed25519 point".to_string())?;
+    if vk.to_edwards().compress().to_bytes() != bytes {
+        return Err("public key is not a canonical Ed25519 encoding".into());
+    }
+    if vk.is_weak() {
+        return Err("public key is a point of small order, which signs anything".into());
+    }
+    Ok(vk)
+}
+
 /// Whether `public_key` is a well-formed raw public key of `suite`; says what is wrong.
 pub fn check_public_key(suite: Suite, public_key: &[u8]) -> Result<(), String> {
     if public_key.len() != suite.public_key_len() {
@@ -260,11 +278,7 @@ pub fn check_public_key(suite: Suite, public_key: &[u8]) -> Result<(), String> {
         ));
     }
     if matches!(suite, Suite::CtSig01 | Suite::CtSig02) {
-        let pk: [u8; 32] = public_key[..ED25519_PUBLIC_KEY_LEN]
-            .try_into()
-            .expect("length checked");
-        VerifyingKey::from_bytes(&pk)
-            .map_err(|_| "the public key is not a valid Ed25519 point".to_string())?;
+        ed25519_key(&public_key[..ED25519_PUBLIC_KEY_LEN])?;
     }
     // Every 2592-byte string is an ML-DSA-87 public key encoding (pkDecode cannot fail).
     Ok(())
@@ -291,14 +305,10 @@ impl std::fmt::Display for VerifyFailure {
 /// Strict Ed25519 verification of one signature (CT-SIG-01, and the first half of CT-SIG-02).
 fn verify_ed25519(pk: &[u8], message: &[u8], sig: &[u8]) -> Result<(), VerifyFailure> {
     use VerifyFailure::*;
-    let pk: [u8; 32] = pk
-        .try_into()
-        .map_err(|_| Form("the Ed25519 public key is not 32 bytes".into()))?;
-    let sig: [u8; 64] = sig
+    let sig: [u8; ED25519_SIGNATURE_LEN] = sig
         .try_into()
         .map_err(|_| Form("the Ed25519 signature is not 64 bytes".into()))?;
-    let vk = VerifyingKey::from_bytes(&pk)
-        .map_err(|_| Form("public key is not a valid Ed25519 point".into()))?;
+    let vk = ed25519_key(pk).map_err(Form)?;
     vk.verify_strict(message, &Signature::from_bytes(&sig))
         .map_err(|_| Mismatch("the Ed25519 signature does not match".into()))
 }

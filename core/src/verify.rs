@@ -202,17 +202,15 @@ fn run(
         .oci_layout
         .as_ref()
         .ok_or_else(|| missing("oci-layout file"))?;
-    let v: serde_json::Value = serde_json::from_slice(oci_layout).map_err(|e| {
-        fail(
-            Malformed,
-            format!("oci-layout is not JSON: {e}"),
-            HINT_MALFORMED,
-        )
-    })?;
-    if v.get("imageLayoutVersion").and_then(|x| x.as_str()) != Some("1.0.0") {
+    // Exactly the marker the writer writes (spec/bundle.md §2): any other form is refused, so
+    // readers never disagree about which layouts they accept.
+    if oci_layout.as_slice() != layout::OCI_LAYOUT_BYTES {
         return Err(fail(
             Malformed,
-            "oci-layout does not declare imageLayoutVersion 1.0.0",
+            format!(
+                "oci-layout is not the 30 bytes {{\"imageLayoutVersion\":\"1.0.0\"}} (it holds {})",
+                crate::text::show_name(oci_layout)
+            ),
             HINT_MALFORMED,
         ));
     }
@@ -242,6 +240,16 @@ fn run(
             problem: None,
         }))
         .collect();
+    // 2. Signatures, 3. trust: before anything derived from the manifest is compared with
+    // it, so an edited manifest is a signature failure (exit 2), never "malformed".
+    let sigs = parse_signatures(&raw.signatures)?;
+    let valid = match ctx {
+        Some(ctx) => Some(check_signers(&sigs, mbytes, ctx, rep)?),
+        None => None,
+    };
+
+    // 3b. The files derived from the (now authenticated) manifest must equal it: a mismatch
+    // with valid signatures is a damaged or hand-edited bundle (exit 10).
     let summary = raw
         .summary
         .as_ref()
@@ -262,14 +270,10 @@ fn run(
             .ok_or_else(|| missing(layout::INDEX_JSON))?,
         &m,
     )?;
-
-    // 2. Signatures.
-    let sigs = parse_signatures(&raw.signatures)?;
-    let Some(ctx) = ctx else {
+    let (Some(ctx), Some(valid)) = (ctx, valid) else {
         check_blobs(raw, &m, rep)?;
         return check_image_manifest(raw, &m);
     };
-    let valid = check_signers(&sigs, mbytes, ctx, rep)?;
 
     // 4. Blobs against the signed manifest.
     check_blobs(raw, &m, rep)?;

@@ -316,3 +316,50 @@ fn end_of_archive_rules() {
     let e = apply(&[(partial, Compression::None)], Limits::default()).unwrap_err();
     assert_eq!(e.refusal().map(|r| r.class()), Some("truncated"), "{e}");
 }
+
+#[test]
+fn a_layer_may_end_after_its_last_data_but_not_inside_it() {
+    // What `umoci insert` 0.4.7 writes: the last entry's data complete, then nothing — no
+    // padding, no end-of-archive blocks. Go's archive/tar (umoci unpack, skopeo) accepts it.
+    let data = b"hello, world";
+    let mut l = Layer::new();
+    l.dir("d", 0o755).file(b"d/last", 0o644, data);
+    let full = l.unfinished();
+    let data_end = full.len() - (512 - data.len());
+    let classes = |bytes: &[u8]| {
+        let layers = [(bytes.to_vec(), Compression::None)];
+        apply(&layers, Limits::default()).map_err(|e| e.refusal().map(|r| r.class()))
+    };
+    let ok = classes(&full[..data_end]).expect("ends right after the data");
+    assert_eq!(ok.digest, classes(&full).unwrap().digest, "same rootfs");
+    assert_eq!(
+        entry(&ok, b"d/last"),
+        Some(Payload::File {
+            size: data.len() as u64,
+            root: Blake3Root::of(data),
+            link: cerro_core::rootfs::Link::SINGLE,
+        })
+    );
+    // Anywhere in the padding is as good.
+    for cut in [data_end + 1, data_end + 250, full.len() - 1] {
+        assert_eq!(
+            classes(&full[..cut]).unwrap().digest,
+            ok.digest,
+            "cut at {cut}"
+        );
+    }
+    // Inside the data, or inside a header, is truncation; so is gzip cut short.
+    for cut in [data_end - 1, data_end - data.len() + 1, 100, 512 + 300] {
+        assert_eq!(
+            classes(&full[..cut]).unwrap_err(),
+            Some("truncated"),
+            "cut at {cut}"
+        );
+    }
+    let gz = gzip(&full[..data_end]);
+    let layers = [(gz.clone(), Compression::Gzip)];
+    assert_eq!(apply(&layers, Limits::default()).unwrap().digest, ok.digest);
+    let layers = [(gz[..gz.len() - 4].to_vec(), Compression::Gzip)];
+    let e = apply(&layers, Limits::default()).unwrap_err();
+    assert_eq!(e.refusal().map(|r| r.class()), Some("compression"), "{e}");
+}

@@ -117,3 +117,159 @@ fn rfc8032_public_key_matches() {
         "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
     );
 }
+
+#[test]
+fn invalid_signature_vectors_are_refused_strictly() {
+    // spec/signature.md §1.1: each file parses (it is well formed) but does not verify, so a
+    // bundle carrying it exits 2 — including the small-order forgery that a verifier without
+    // the strict rules accepts.
+    use cerro_core::sign::SignatureError;
+    let dir = vectors().join("signature/invalid");
+    let expected = json(&dir.join("expected.json"));
+    let cases = expected.as_object().unwrap();
+    assert!(cases.len() >= 5);
+    for (file, want) in cases {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let manifest = std::fs::read(dir.join(want["manifest"].as_str().unwrap())).unwrap();
+        assert_eq!(want["exit_code"], 2);
+        let s = SignatureFile::parse(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+        match s.verify(&manifest) {
+            Err(e @ SignatureError::Invalid { .. }) => assert!(
+                e.to_string().contains(want["reason"].as_str().unwrap()),
+                "{file}: {e}"
+            ),
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+    // The forgery is real: cofactorless verification without the small-order check accepts it
+    // for any message.
+    let s = SignatureFile::parse(&std::fs::read(dir.join("small-order-key-s-zero.sig")).unwrap())
+        .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pk: [u8; 32] = b64.decode(&s.public_key).unwrap().try_into().unwrap();
+    let sig: [u8; 64] = b64.decode(&s.signature).unwrap().try_into().unwrap();
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk).unwrap();
+    let sig = ed25519_dalek::Signature::from_bytes(&sig);
+    use ed25519_dalek::Verifier as _;
+    assert!(vk.verify(b"any message at all", &sig).is_ok());
+    assert!(vk.verify_strict(b"any message at all", &sig).is_err());
+}
+
+#[test]
+fn the_bundle_vector_is_reproduced_byte_for_byte_and_verifies() {
+    // spec/bundle.md §2.1: the same image and key give the same bundle bytes.
+    use cerro_core::bundle::{scan_bundle, write_bundle, BlobSource, BundleContents, BundleError};
+    struct Mem(Vec<Vec<u8>>);
+    impl BlobSource for Mem {
+        fn open_blob(
+            &mut self,
+            d: &Sha256Digest,
+            _: u64,
+        ) -> Result<Box<dyn std::io::Read + '_>, BundleError> {
+            let b = self.0.iter().find(|b| Sha256Digest::of(b) == *d).unwrap();
+            Ok(Box::new(&b[..]))
+        }
+    }
+    let dir = vectors().join("bundle");
+    let v = json(&dir.join("hello.json"));
+    let bytes = std::fs::read(dir.join(v["bundle"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        Sha256Digest::of(&bytes).to_string(),
+        v["sha256"].as_str().unwrap(),
+        "the bundle vector changed — a format change"
+    );
+    let raw = scan_bundle(&bytes[..], &mut |_| {}).unwrap();
+    let mbytes = raw.manifest.clone().unwrap();
+    assert_eq!(
+        Sha256Digest::of(&mbytes).to_string(),
+        v["bundle_digest"].as_str().unwrap()
+    );
+    let m = Manifest::parse(&mbytes).unwrap();
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(v["signer_seed_hex"].as_str().unwrap(), &mut seed).unwrap();
+    let signer = Signer::from_seed(KeyId::new(v["key_id"].as_str().unwrap()).unwrap(), &seed);
+    let sigs = [signer.sign(&mbytes)];
+    let blobs = &v["blobs"];
+    let mut mem = Mem(vec![
+        blobs["image"].as_str().unwrap().as_bytes().to_vec(),
+        blobs["config"].as_str().unwrap().as_bytes().to_vec(),
+        hex::decode(blobs["layer_hex"].as_str().unwrap()).unwrap(),
+    ]);
+    let contents = BundleContents {
+        manifest: &m,
+        manifest_bytes: &mbytes,
+        signatures: &sigs,
+    };
+    let rebuilt = write_bundle(Vec::new(), &contents, &mut mem, &mut |_| {}).unwrap();
+    assert!(
+        rebuilt == bytes,
+        "the writer no longer gives the vector's bytes"
+    );
+    let fp = signer.fingerprint();
+    let trust = move |f: &Fingerprint| (*f == fp).then(|| KeyId::new("vector-key").unwrap());
+    let rep = cerro_core::verify::verify(
+        &raw,
+        &cerro_core::verify::VerifyContext {
+            trust: &trust,
+            policy: None,
+            now: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        },
+    );
+    assert!(rep.ok(), "{:?}", rep.failure);
+}
+
+#[test]
+fn header_vectors_are_what_the_writer_writes() {
+    // spec/bundle.md §2.1: the byte form of every header field.
+    let v = json(&vectors().join("bundle/headers.json"));
+    for (name, h) in v.as_object().unwrap() {
+        let got = cerro_core::bundle::writer::header(
+            h["path"].as_str().unwrap(),
+            h["size"].as_u64().unwrap(),
+            h["dir"].as_bool().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(got.as_bytes()),
+            h["hex"].as_str().unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_secret_key_vector_unlocks_with_its_passphrase_only() {
+    // spec/signature.md §4: Argon2id (v1.3, 32-byte output) keys XChaCha20-Poly1305 over the
+    // 32-byte seed; the passphrase is the exact bytes (a newline is part of it: only
+    // `--passphrase-file` drops one trailing newline before this point).
+    use cerro_core::keys::{seal_with, SecretKeyFile};
+    let dir = vectors().join("keys");
+    let v = json(&dir.join("vector-key.json"));
+    let bytes = std::fs::read(dir.join(v["secret_key_file"].as_str().unwrap())).unwrap();
+    let file = SecretKeyFile::parse(&bytes).unwrap();
+    let pass = v["passphrase"].as_str().unwrap();
+    let signer = file.unlock(pass.as_bytes()).unwrap();
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(v["seed_hex"].as_str().unwrap(), &mut seed).unwrap();
+    let expected = Signer::from_seed(KeyId::new("vector-key").unwrap(), &seed);
+    assert_eq!(signer.public_key(), expected.public_key());
+    assert!(file.unlock(format!("{pass}\n").as_bytes()).is_err());
+    assert!(file.unlock(&pass.as_bytes()[1..]).is_err());
+    // The file is reproduced byte for byte from its salt and nonce.
+    let (again, public) = seal_with(
+        KeyId::new("vector-key").unwrap(),
+        &seed,
+        pass.as_bytes(),
+        &[0x5a; 16],
+        &[0xa5; 24],
+    )
+    .unwrap();
+    assert!(
+        again.encode() == bytes,
+        "the secret key file format changed"
+    );
+    assert_eq!(
+        public.encode(),
+        std::fs::read(dir.join(v["public_key_file"].as_str().unwrap())).unwrap()
+    );
+}

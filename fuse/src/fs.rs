@@ -19,6 +19,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Extended attributes that steer the kernel's overlayfs when a directory is an overlay lower
+/// layer (opaque directories, redirects, metacopy, origin): `trusted.overlay.*`, and
+/// `user.overlay.*` for overlays mounted with `userxattr`. An image must not control how the
+/// overlay `ct run` (or podman) puts on the mount resolves paths, so these are never served;
+/// they stay in the signed rootfs, and `ct store tree` shows them (spec/rootfs.md §5.5).
+const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
+
+/// Whether the mount serves the extended attribute `name` (see [`OVERLAY_XATTR_PREFIXES`]).
+pub fn served_xattr(name: &[u8]) -> bool {
+    !OVERLAY_XATTR_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// How long the kernel may keep entries and attributes: the tree never changes while mounted.
 const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Largest readahead asked of the kernel (it may offer less). Measured here: 1 MiB requests
@@ -239,7 +251,7 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
             return Ok(());
         };
         let bs = VERIFY_BLOCK_SIZE_V1;
-        let end = (offset + size as u64).min(f.size());
+        let end = offset.saturating_add(size as u64).min(f.size());
         let base = first * bs;
         let (lo, hi) = ((offset - base) as usize, (end - base) as usize);
         if first == last {
@@ -504,8 +516,8 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
         match self.table.get(ino.0) {
             None => reply.error(Errno::ENOENT),
             Some(n) => match n.xattrs.get(name.as_bytes()) {
-                Some(v) => Self::xattr_reply(v, size, reply),
-                None => reply.error(FsError::NoData.errno()),
+                Some(v) if served_xattr(name.as_bytes()) => Self::xattr_reply(v, size, reply),
+                _ => reply.error(FsError::NoData.errno()),
             },
         }
     }
@@ -515,7 +527,7 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
             None => reply.error(Errno::ENOENT),
             Some(n) => {
                 let mut list = Vec::new();
-                for k in n.xattrs.keys() {
+                for k in n.xattrs.keys().filter(|k| served_xattr(k)) {
                     list.extend_from_slice(k);
                     list.push(0);
                 }
@@ -676,5 +688,30 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
         reply: ReplyEmpty,
     ) {
         reply.ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::served_xattr;
+
+    #[test]
+    fn overlay_control_xattrs_are_not_served() {
+        for name in [
+            &b"trusted.overlay.opaque"[..],
+            b"trusted.overlay.redirect",
+            b"trusted.overlay.metacopy",
+            b"user.overlay.opaque",
+        ] {
+            assert!(!served_xattr(name), "{}", String::from_utf8_lossy(name));
+        }
+        for name in [
+            &b"user.note"[..],
+            b"security.capability",
+            b"trusted.other",
+            b"trusted.overlayish",
+        ] {
+            assert!(served_xattr(name), "{}", String::from_utf8_lossy(name));
+        }
     }
 }

@@ -6,7 +6,8 @@
 
 use crate::view::{StoreBundle, TreeRoot, View};
 use cerro_core::rootfs::{
-    Blake3Root, DirDigest, Metadata, Payload, TreeError, TreeStore, VerifiedTree,
+    Blake3Root, DirDigest, Metadata, Payload, TreeError, TreeStore, VerifiedTree, MAX_DEV_MAJOR_V1,
+    MAX_DEV_MINOR_V1,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -132,9 +133,13 @@ fn meta_attr(m: &Metadata, kind: Kind, size: u64, nlink: u32, rdev: u32) -> Attr
     }
 }
 
-/// `makedev` as Linux encodes it for `st_rdev` in FUSE attributes (32 bits).
+/// Linux's 32-bit device encoding (`new_encode_dev`), which FUSE's `rdev` carries and the
+/// kernel decodes with `new_decode_dev`. Exact for every device a directory node can hold: the
+/// node decoder refuses a major above 4095 or a minor above 2^20-1 (spec/rootfs.md §7), which
+/// this encoding could only give as another device.
 fn rdev(major: u32, minor: u32) -> u32 {
-    ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & !0xff) << 12)
+    debug_assert!(major <= MAX_DEV_MAJOR_V1 && minor <= MAX_DEV_MINOR_V1);
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
 }
 
 fn synthetic_attr(kind: Kind, perm: u16, size: u64) -> Attr {
@@ -245,55 +250,58 @@ impl<S: TreeStore + ?Sized> Table<S> {
         let mut bentries = Vec::new();
         let mut dentries = Vec::new();
         for b in bundles {
-            let me = self.synthetic_dir(bdir, b.name.as_bytes());
-            self.labels.push(b.name.clone());
-            let rootfs = self.push_tree_root(
-                &TreeRoot {
-                    label: b.name.clone(),
-                    root: b.root.clone(),
-                },
-                me,
-                b"rootfs".to_vec(),
-            );
-            let manifest = self.synthetic_leaf(
-                me,
-                b"manifest.toml",
-                Kind::File,
-                Body::Memory(Arc::new(b.manifest.clone())),
-            );
-            let sdir = self.synthetic_dir(me, b"signatures");
-            let sigs: Vec<(Vec<u8>, u64)> = b
-                .signatures
-                .iter()
-                .map(|(k, v)| {
-                    let name = format!("{k}.sig").into_bytes();
-                    let ino = self.synthetic_leaf(
-                        sdir,
-                        &name,
-                        Kind::File,
-                        Body::Memory(Arc::new(v.clone())),
-                    );
-                    (name, ino)
-                })
-                .collect();
-            self.set_children(sdir, sigs);
-            self.set_children(
-                me,
-                vec![
-                    (b"manifest.toml".to_vec(), manifest),
-                    (b"rootfs".to_vec(), rootfs),
-                    (b"signatures".to_vec(), sdir),
-                ],
-            );
-            bentries.push((b.name.as_bytes().to_vec(), me));
-            let target = format!("../bundles/{}", b.name).into_bytes();
-            let link = self.synthetic_leaf(
-                ddir,
-                b.digest_hex.as_bytes(),
-                Kind::Symlink,
-                Body::Symlink(target),
-            );
-            dentries.push((b.digest_hex.as_bytes().to_vec(), link));
+            let Some(first) = b.names.first() else {
+                continue;
+            };
+            let v = &b.bundle;
+            for name in &b.names {
+                let me = self.synthetic_dir(bdir, name.as_bytes());
+                self.labels.push(name.clone());
+                let rootfs = self.push_tree_root(
+                    &TreeRoot {
+                        label: name.clone(),
+                        root: v.subject().root.clone(),
+                    },
+                    me,
+                    b"rootfs".to_vec(),
+                );
+                let manifest = self.synthetic_leaf(
+                    me,
+                    b"manifest.toml",
+                    Kind::File,
+                    Body::Memory(Arc::new(v.manifest_bytes().to_vec())),
+                );
+                let sdir = self.synthetic_dir(me, b"signatures");
+                let sigs: Vec<(Vec<u8>, u64)> = v
+                    .signatures()
+                    .iter()
+                    .map(|(k, bytes)| {
+                        let name = format!("{k}.sig").into_bytes();
+                        let ino = self.synthetic_leaf(
+                            sdir,
+                            &name,
+                            Kind::File,
+                            Body::Memory(Arc::new(bytes.clone())),
+                        );
+                        (name, ino)
+                    })
+                    .collect();
+                self.set_children(sdir, sigs);
+                self.set_children(
+                    me,
+                    vec![
+                        (b"manifest.toml".to_vec(), manifest),
+                        (b"rootfs".to_vec(), rootfs),
+                        (b"signatures".to_vec(), sdir),
+                    ],
+                );
+                bentries.push((name.as_bytes().to_vec(), me));
+            }
+            let hex = v.digest().hex();
+            let target = format!("../bundles/{first}").into_bytes();
+            let link =
+                self.synthetic_leaf(ddir, hex.as_bytes(), Kind::Symlink, Body::Symlink(target));
+            dentries.push((hex.into_bytes(), link));
         }
         self.set_children(bdir, bentries);
         self.set_children(ddir, dentries);
@@ -325,7 +333,8 @@ impl<S: TreeStore + ?Sized> Table<S> {
             .unwrap_or("store")
     }
 
-    /// The path of `ino` from the mount's root (for logs), as text.
+    /// The path of `ino` from the mount's root (for logs), as text: names escaped (control
+    /// characters and invalid UTF-8 as `\xNN`), so an image cannot forge or garble log lines.
     pub fn path(&self, ino: u64) -> String {
         let mut parts = Vec::new();
         let mut cur = ino;
@@ -334,7 +343,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
             if cur == ROOT_INO {
                 break;
             }
-            parts.push(String::from_utf8_lossy(&n.name).into_owned());
+            parts.push(cerro_core::text::escape_bytes(&n.name));
             cur = n.parent;
         }
         parts.reverse();
@@ -438,5 +447,22 @@ impl<S: TreeStore + ?Sized> Table<S> {
 
     pub fn tree(&self) -> &VerifiedTree<S> {
         &self.tree
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's `new_decode_dev` (include/linux/kdev_t.h), for the test.
+    fn kernel_decode(dev: u32) -> (u32, u32) {
+        ((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00))
+    }
+
+    #[test]
+    fn device_numbers_reach_the_kernel_unchanged() {
+        for (major, minor) in [(0, 0), (1, 3), (8, 0), (259, 65536), (4095, (1 << 20) - 1)] {
+            assert_eq!(kernel_decode(rdev(major, minor)), (major, minor));
+        }
     }
 }

@@ -1,10 +1,10 @@
 //! `du`: the store's logical size (what the bundles would take stored separately), its stored
 //! size (each blob and object once, plus the database) and the difference, the dedup saving.
 
-use crate::db::bundles;
+use crate::db::names;
 use crate::error::Result;
 use crate::store::Store;
-use crate::walk::{walk_bundle, Visitor};
+use crate::walk::{record_roots, walk_bundle, Visitor};
 use cerro_core::rootfs::{Blake3Root, DirDigest};
 use cerro_core::Sha256Digest;
 use serde::Serialize;
@@ -51,8 +51,26 @@ pub fn usage(store: &Store) -> Result<Usage> {
     let mut out = Usage::default();
     let mut blobs = HashMap::new();
     let mut files = HashMap::new();
-    for (name, rec) in bundles::all(store.db())? {
-        let Ok(rec) = rec else { continue };
+    // One row per name (what a user sees as a bundle), then one per record no name refers to
+    // (an older version kept until `gc`). Records that do not check out are left out.
+    let mut rows: Vec<(String, Sha256Digest)> = Vec::new();
+    for (key, r) in store.names()? {
+        if let (Ok(n), Ok(r)) = (names::valid_name(&key), r) {
+            rows.push((n.to_string(), r.digest));
+        }
+    }
+    for e in store.records()? {
+        if let Some(d) = e.digest.filter(|d| !rows.iter().any(|(_, x)| x == d)) {
+            rows.push((d.to_string(), d));
+        }
+    }
+    for (name, digest) in rows {
+        let Ok(Some(rec)) = store.record_unverified(&digest) else {
+            continue;
+        };
+        let Ok((m, root)) = record_roots(&digest, &rec) else {
+            continue;
+        };
         // Directories are walked per bundle so each bundle's logical size counts all its files.
         let mut seen = HashSet::new();
         let mut s = Sum {
@@ -63,7 +81,7 @@ pub fn usage(store: &Store) -> Result<Usage> {
             unique_blobs: &mut blobs,
             unique_files: &mut files,
         };
-        walk_bundle(store, &rec, &mut seen, &mut s)?;
+        walk_bundle(store, &m, &root, &mut seen, &mut s)?;
         out.logical_bytes += s.u.logical_bytes;
         out.bundles.push(s.u);
     }

@@ -1,5 +1,6 @@
 //! Store errors: each says what failed and where (path, digest, bundle). The CLI maps `Io` to
-//! exit 11, `Corrupt` to exit 1, `Busy`/`NotFound`/`Exists` to usage errors.
+//! exit 11, `Corrupt` to exit 1, `Busy`/`NotFound`/`Exists` to usage errors, `Unsafe` (a
+//! store whose own directories are links or belong to someone else) to exit 11.
 
 use std::path::PathBuf;
 
@@ -20,6 +21,9 @@ pub enum StoreError {
     Exists(String),
     #[error("{0}")]
     Busy(String),
+    /// The store's layout is not what ct made: a link, a directory owned by another user.
+    #[error("unsafe store: {0}")]
+    Unsafe(String),
 }
 
 impl StoreError {

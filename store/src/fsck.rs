@@ -2,18 +2,17 @@
 //! missing or truncated object and corrupt database value. `repair` removes what is corrupt (so
 //! nothing corrupt can be served or copied) and names the bundles that must be re-imported.
 
-use crate::db::{bundles, nodes};
+use crate::db::{names, nodes, records};
 use crate::error::Result;
 use crate::objects::ObjectId;
 use crate::store::Store;
-use crate::walk::{walk_bundle, Visitor};
+use crate::walk::{record_roots, walk_bundle, Visitor};
 use cerro_core::digest::hash_reader;
 use cerro_core::rootfs::{Blake3Root, DirDigest, Outboard};
 use cerro_core::Sha256Digest;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
@@ -63,11 +62,13 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn check_blob(&mut self, d: &Sha256Digest, size: u64) -> ObjectState {
-        let id = ObjectId::Blob(d.hex());
-        let p = self.store.object_path(&id);
-        let state = match File::open(&p) {
-            Err(e) => ObjectState::Bad(format!("missing ({e})")),
-            Ok(f) => match hash_reader(BufReader::with_capacity(1 << 20, f)) {
+        let id = ObjectId::blob(d);
+        let state = match self.store.open_object(&id, size) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return ObjectState::Bad("missing".into())
+            }
+            Err(e) => ObjectState::Bad(e.to_string()),
+            Ok(f) => match hash_reader(BufReader::with_capacity(1 << 20, f.take(size + 1))) {
                 Err(e) => ObjectState::Bad(format!("unreadable: {e}")),
                 Ok((got, len)) => {
                     self.report_counts.0 += 1;
@@ -84,18 +85,20 @@ impl Checker<'_> {
                 }
             },
         };
-        if matches!(state, ObjectState::Bad(_)) && p.exists() {
+        if matches!(state, ObjectState::Bad(_)) {
             self.corrupt_ids.push(id);
         }
         state
     }
 
     fn check_file(&mut self, size: u64, root: &Blake3Root) -> ObjectState {
-        let id = ObjectId::File(root.hex());
-        let p = self.store.object_path(&id);
-        let state = match File::open(&p) {
-            Err(e) => ObjectState::Bad(format!("missing ({e})")),
-            Ok(f) => match Outboard::compute(BufReader::with_capacity(1 << 20, f)) {
+        let id = ObjectId::file(root);
+        let state = match self.store.open_object(&id, size) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return ObjectState::Bad("missing".into())
+            }
+            Err(e) => ObjectState::Bad(e.to_string()),
+            Ok(f) => match Outboard::compute(BufReader::with_capacity(1 << 20, f.take(size + 1))) {
                 Err(e) => ObjectState::Bad(format!("unreadable: {e}")),
                 Ok((got, outboard, len)) => {
                     self.report_counts.1 += 1;
@@ -115,10 +118,10 @@ impl Checker<'_> {
                             }
                             Ok(_) => {
                                 self.corrupt_dirs.push(format!("outboard:{}", root.hex()));
-                                ObjectState::Bad(
+                                return ObjectState::Bad(
                                     "its Merkle outboard in the database is missing or corrupt"
                                         .into(),
-                                )
+                                );
                             }
                             Err(e) => ObjectState::Bad(format!("outboard unreadable: {e}")),
                         }
@@ -126,7 +129,7 @@ impl Checker<'_> {
                 }
             },
         };
-        if matches!(&state, ObjectState::Bad(m) if !m.contains("outboard")) && p.exists() {
+        if matches!(state, ObjectState::Bad(_)) {
             self.corrupt_ids.push(id);
         }
         state
@@ -186,35 +189,103 @@ impl Visitor for Checker<'_> {
     }
 }
 
+/// A record's label in findings: the names that refer to it, else its digest.
+fn label(names: &[String], key: &[u8]) -> String {
+    if names.is_empty() {
+        records::key_shown(key)
+    } else {
+        names.join(", ")
+    }
+}
+
 /// Check the whole store; with `repair` (needs the exclusive lock) remove what is corrupt.
+/// Besides content, every binding is checked: each name is a valid name and refers to a record
+/// the store has; each record is stored under the digest of the manifest it holds, its root
+/// record hashes to the signed rootfs digest, and its signatures verify (trust is not fsck's
+/// business: that is checked whenever a record is served).
 pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
     let mut rep = FsckReport::default();
     let mut blob_cache = HashMap::new();
     let mut file_cache = HashMap::new();
     let mut corrupt_ids: BTreeSet<ObjectId> = BTreeSet::new();
     let mut corrupt_values: BTreeSet<String> = BTreeSet::new();
-    let mut bad_records = Vec::new();
-    for (name, rec) in bundles::all(store.db())? {
+    let mut bad_records: Vec<Vec<u8>> = Vec::new();
+    let mut bad_names: Vec<Vec<u8>> = Vec::new();
+    let entries = store.records()?;
+    let have: HashSet<Sha256Digest> = entries.iter().filter_map(|e| e.digest).collect();
+    let mut names_of: HashMap<Sha256Digest, Vec<String>> = HashMap::new();
+    for (key, r) in store.names()? {
+        let finding = |problem: String| Finding {
+            bundle: crate::shown(&key),
+            path: None,
+            object: "name".into(),
+            problem,
+        };
+        match (names::valid_name(&key), r) {
+            (Ok(n), Ok(r)) if have.contains(&r.digest) => {
+                names_of.entry(r.digest).or_default().push(n.to_string())
+            }
+            (Ok(n), Ok(r)) => {
+                rep.findings.push(finding(format!(
+                    "refers to bundle {}, which the store has no record of",
+                    r.digest
+                )));
+                rep.must_reimport.insert(n.to_string());
+                bad_names.push(key.clone());
+            }
+            (_, Err(e)) | (Err(e), _) => {
+                rep.findings.push(finding(e.to_string()));
+                bad_names.push(key.clone());
+            }
+        }
+    }
+    for e in entries {
         rep.bundles += 1;
-        let rec = match rec {
+        let names = e
+            .digest
+            .and_then(|d| names_of.get(&d).cloned())
+            .unwrap_or_default();
+        let who = label(&names, &e.key);
+        let broken = |problem: String, rep: &mut FsckReport| {
+            rep.findings.push(Finding {
+                bundle: who.clone(),
+                path: None,
+                object: "store record".into(),
+                problem,
+            });
+            rep.must_reimport.extend(names.iter().cloned());
+        };
+        let Some(digest) = e.digest else {
+            broken("its key is not a bundle digest".into(), &mut rep);
+            bad_records.push(e.key);
+            continue;
+        };
+        let rec = match e.record {
             Ok(r) => r,
-            Err(e) => {
-                rep.findings.push(Finding {
-                    bundle: name.clone(),
-                    path: None,
-                    object: "bundle record".into(),
-                    problem: e.to_string(),
-                });
-                rep.must_reimport.insert(name.clone());
-                bad_records.push(name);
+            Err(err) => {
+                broken(err.to_string(), &mut rep);
+                bad_records.push(e.key);
                 continue;
             }
         };
+        let (m, root) = match record_roots(&digest, &rec) {
+            Ok(x) => x,
+            Err(err) => {
+                broken(err.to_string(), &mut rep);
+                bad_records.push(e.key);
+                continue;
+            }
+        };
+        if let Some(problem) = signature_problem(&rec, &digest) {
+            broken(problem, &mut rep);
+            bad_records.push(e.key);
+            continue;
+        }
         // Each bundle walks all of its own directories (no sharing), so findings name every bundle affected.
         let mut seen = HashSet::new();
         let mut c = Checker {
             store,
-            bundle: name.clone(),
+            bundle: who.clone(),
             blob_cache: &mut blob_cache,
             file_cache: &mut file_cache,
             findings: vec![],
@@ -222,19 +293,22 @@ pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
             corrupt_dirs: vec![],
             report_counts: (0, 0, 0),
         };
-        if let Err(e) = walk_bundle(store, &rec, &mut seen, &mut c) {
+        if let Err(err) = walk_bundle(store, &m, &root, &mut seen, &mut c) {
             c.findings.push(Finding {
-                bundle: name.clone(),
+                bundle: who.clone(),
                 path: None,
-                object: "bundle record".into(),
-                problem: e.to_string(),
+                object: "store record".into(),
+                problem: err.to_string(),
             });
         }
         rep.blobs_checked += c.report_counts.0;
         rep.objects_checked += c.report_counts.1;
         rep.bytes_checked += c.report_counts.2;
         if !c.findings.is_empty() {
-            rep.must_reimport.insert(name.clone());
+            rep.must_reimport.extend(names.iter().cloned());
+            if names.is_empty() {
+                rep.must_reimport.insert(digest.to_string());
+            }
         }
         corrupt_ids.extend(c.corrupt_ids);
         corrupt_values.extend(c.corrupt_dirs);
@@ -242,9 +316,11 @@ pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
     }
     if repair {
         for id in &corrupt_ids {
-            let p = store.object_path(id);
-            if std::fs::remove_file(&p).is_ok() {
-                rep.removed.push(p.display().to_string());
+            let rel = id.relative_path_str();
+            let (dir, leaf) = rel.rsplit_once('/').expect("object paths have a directory");
+            if store.dirs().remove_file(dir, leaf).unwrap_or(false) {
+                rep.removed
+                    .push(store.object_path(id).display().to_string());
             }
         }
         let writer = store.writer()?;
@@ -260,11 +336,42 @@ pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
                 rep.removed.push(format!("directory node {v}"));
             }
         }
-        for name in &bad_records {
-            batch.delete(crate::db::CF_BUNDLES, name.as_bytes());
-            rep.removed.push(format!("bundle record {name:?}"));
+        for k in &bad_records {
+            records::delete(&mut batch, k);
+            rep.removed
+                .push(format!("store record {}", records::key_shown(k)));
+        }
+        for k in &bad_names {
+            names::delete(&mut batch, k);
+            rep.removed.push(format!("name {}", crate::shown(k)));
         }
         batch.write()?;
     }
     Ok(rep)
+}
+
+/// Why the record's signatures do not verify over its manifest (cryptographically; whether a
+/// signer is trusted is not checked here), or `None`.
+fn signature_problem(rec: &records::Record, digest: &Sha256Digest) -> Option<String> {
+    use cerro_core::verify::{verify_signed_manifest, FailureKind, VerifyContext};
+    let bytes = rec.bytes(digest).ok()?;
+    let r = verify_signed_manifest(
+        &bytes.manifest,
+        &bytes.signatures,
+        &VerifyContext {
+            trust: &|_| None,
+            policy: None,
+            now: chrono_now(),
+        },
+    );
+    match r.failure {
+        Some(f) if f.kind != FailureKind::KeyNotTrusted => {
+            Some(format!("its signatures do not verify: {}", f.message))
+        }
+        _ => None,
+    }
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
 }

@@ -1,20 +1,28 @@
-//! Garbage collection, mark and sweep under the exclusive store lock: everything reachable from
-//! a bundle record is kept; every other blob, file object, directory node and outboard goes.
-//! If any bundle record cannot be read, nothing is removed (its references are unknown).
+//! Garbage collection, mark and sweep under the exclusive store lock. The roots are every name
+//! and every live lease (mount daemons, `ct run`, `ct unpack` … take one before they resolve
+//! what they read, see lease.rs); records no root reaches are removed, and everything reachable
+//! from a remaining record is kept: every other blob, file object, directory node and outboard
+//! goes. If anything a root depends on cannot be read, nothing is removed (its references are
+//! unknown). Files are listed and removed through descriptors; only names of the store's own
+//! form (64 hex digits) that `lstat` shows to be regular files or links are ever removed.
 
-use crate::db::{bundles, nodes};
+use crate::db::{names, nodes, records};
+use crate::dirs::{list_at, remove_file_at};
 use crate::error::{Result, StoreError};
+use crate::lease;
 use crate::objects::{BLOBS_DIR, OBJECTS_DIR};
 use crate::store::Store;
-use crate::walk::{walk_bundle, Visitor};
+use crate::walk::{record_roots, walk_bundle, Visitor};
 use cerro_core::rootfs::{Blake3Root, DirDigest};
 use cerro_core::Sha256Digest;
 use std::collections::HashSet;
-use std::fs;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct GcStats {
+    /// Bundles kept (named, or leased by a live reader).
     pub bundles: usize,
+    /// Records removed: bundles no name and no live reader refers to any more.
+    pub removed_records: u64,
     pub removed_blobs: u64,
     pub removed_objects: u64,
     pub removed_bytes: u64,
@@ -46,77 +54,98 @@ impl Visitor for Marks {
     }
 }
 
-/// Remove everything no bundle references. Needs the store opened with `LockMode::Exclusive`.
+fn refuse(what: String) -> StoreError {
+    StoreError::Corrupt(format!(
+        "{what}; nothing was removed — run `ct store fsck` (and `--repair`) first"
+    ))
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Remove everything no name and no live reader references. Needs the store opened with
+/// `LockMode::Exclusive` (so no reader can take a lease meanwhile).
 pub fn gc(store: &Store) -> Result<GcStats> {
+    let mut stats = GcStats::default();
+    let mut roots: HashSet<Sha256Digest> = HashSet::new();
+    for (key, r) in names::all(store.db())? {
+        let r = r.map_err(|e| refuse(format!("{e} (name {})", crate::shown(&key))))?;
+        roots.insert(r.digest);
+    }
+    roots.extend(lease::live_digests(store.dirs())?);
+
     let mut marks = Marks::default();
     let mut seen = HashSet::new();
-    let mut stats = GcStats::default();
-    for (name, rec) in bundles::all(store.db())? {
-        let rec = rec.map_err(|e| {
-            StoreError::Corrupt(format!(
-                "{e}; nothing was removed — run `ct store fsck --repair` first (bundle {name:?})"
-            ))
-        })?;
-        walk_bundle(store, &rec, &mut seen, &mut marks)?;
-        stats.bundles += 1;
-    }
-    // What live mounts serve stays, even when its bundle record was removed meanwhile.
-    for m in crate::mounts::list(store.root())? {
-        if !m.alive {
+    let mut dead_records = Vec::new();
+    for e in store.records()? {
+        let rooted = e.digest.is_some_and(|d| roots.contains(&d));
+        if !rooted {
+            dead_records.push(e.key);
             continue;
         }
-        let info = m.info.map_err(|e| {
-            StoreError::Corrupt(format!(
-                "{e}; nothing was removed — a live mount's registration cannot be read"
-            ))
-        })?;
-        for rec in &info.records {
-            walk_bundle(store, rec, &mut seen, &mut marks)?;
-        }
+        let d = e.digest.expect("rooted records have digest keys");
+        let rec = e.record.map_err(|err| refuse(err.to_string()))?;
+        let (m, root) = record_roots(&d, &rec).map_err(|err| refuse(err.to_string()))?;
+        walk_bundle(store, &m, &root, &mut seen, &mut marks)?;
+        stats.bundles += 1;
     }
     if let Some(p) = marks.problems.first() {
         // A missing directory hides what lies below it: removing anything could lose data.
-        return Err(StoreError::Corrupt(format!(
-            "{p}; nothing was removed — run `ct store fsck` first"
-        )));
+        return Err(refuse(p.clone()));
     }
     // Sweep files.
-    let blobs = store.root().join(BLOBS_DIR);
-    for ent in fs::read_dir(&blobs)
-        .map_err(|e| StoreError::io(format!("reading {}", blobs.display()), e))?
-        .flatten()
-    {
-        let name = ent.file_name().to_string_lossy().into_owned();
-        if !marks.blobs.contains(&name) {
-            stats.removed_bytes += ent.metadata().map(|m| m.len()).unwrap_or(0);
-            fs::remove_file(ent.path())
-                .map_err(|e| StoreError::io(format!("removing {}", ent.path().display()), e))?;
-            stats.removed_blobs += 1;
-        }
-    }
-    let objects = store.root().join(OBJECTS_DIR);
-    for sub in fs::read_dir(&objects)
-        .map_err(|e| StoreError::io(format!("reading {}", objects.display()), e))?
-        .flatten()
-    {
-        let prefix = sub.file_name().to_string_lossy().into_owned();
-        let Ok(rd) = fs::read_dir(sub.path()) else {
-            continue;
-        };
-        for ent in rd.flatten() {
-            let hexname = format!("{prefix}{}", ent.file_name().to_string_lossy());
-            if !marks.files.contains(&hexname) {
-                stats.removed_bytes += ent.metadata().map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(ent.path())
-                    .map_err(|e| StoreError::io(format!("removing {}", ent.path().display()), e))?;
-                stats.removed_objects += 1;
+    let dirs = store.dirs();
+    let blobs = dirs.open_dir(BLOBS_DIR)?;
+    let listing = |p: &str, e: std::io::Error| {
+        StoreError::io(format!("reading {}", dirs.join(p).display()), e)
+    };
+    for name in list_at(&blobs).map_err(|e| listing(BLOBS_DIR, e))? {
+        if is_hex(&name, 64) && !marks.blobs.contains(&name) {
+            let size = dirs
+                .lstat(&format!("{BLOBS_DIR}/{name}"))?
+                .map_or(0, |(_, s)| s);
+            if remove_file_at(&blobs, &name)
+                .map_err(|e| StoreError::io(format!("removing blob {name}"), e))?
+            {
+                stats.removed_bytes += size;
+                stats.removed_blobs += 1;
             }
         }
-        let _ = fs::remove_dir(sub.path()); // only succeeds when empty
     }
-    // Sweep database nodes.
+    let objects = dirs.open_dir(OBJECTS_DIR)?;
+    for prefix in list_at(&objects).map_err(|e| listing(OBJECTS_DIR, e))? {
+        if !is_hex(&prefix, 2) {
+            continue;
+        }
+        // A link or anything but a real directory of ours is left alone.
+        let Ok(sub) = dirs.open_dir(&format!("{OBJECTS_DIR}/{prefix}")) else {
+            continue;
+        };
+        for name in list_at(&sub).map_err(|e| listing(OBJECTS_DIR, e))? {
+            let hexname = format!("{prefix}{name}");
+            if is_hex(&hexname, 64) && !marks.files.contains(&hexname) {
+                let size = dirs
+                    .lstat(&format!("{OBJECTS_DIR}/{prefix}/{name}"))?
+                    .map_or(0, |(_, s)| s);
+                if remove_file_at(&sub, &name)
+                    .map_err(|e| StoreError::io(format!("removing object {hexname}"), e))?
+                {
+                    stats.removed_bytes += size;
+                    stats.removed_objects += 1;
+                }
+            }
+        }
+        // Only succeeds when empty.
+        let _ = rustix::fs::unlinkat(&objects, prefix.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+    }
+    // Sweep the database: unreferenced records, nodes and outboards, in one batch.
     let writer = store.writer()?;
     let mut batch = writer.batch();
+    for k in &dead_records {
+        records::delete(&mut batch, k);
+        stats.removed_records += 1;
+    }
     for k in nodes::dir_keys(store.db())? {
         let keep = <[u8; 32]>::try_from(k.as_slice())
             .map(|a| marks.dirs.contains(&DirDigest::from_bytes(a)))

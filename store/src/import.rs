@@ -1,24 +1,33 @@
-//! Import of a verified bundle into the store, all or nothing. Each layer is read once: the
-//! bytes are hashed (SHA-256, checked against the signed descriptor) and kept as the verbatim
-//! blob while they are decompressed, parsed and applied (core's rootfs rules); every regular
-//! file becomes a content-addressed object with its Merkle outboard. New objects wait in a
-//! staging directory until the rootfs derived from the layers equals the signed one; only then
-//! are they moved into place, synced, and made reachable by one database batch. A crash at any
-//! point leaves either no trace (staging is removed) or unreferenced objects that `gc` removes.
+//! Import of a verified bundle into the store, all or nothing. It takes the witness
+//! `Verified<SignedBundle>` that only core's verification makes, so nothing unverified can be
+//! imported. Each layer is read once: the bytes are hashed (SHA-256, checked against the signed
+//! descriptor) and kept as the verbatim blob while they are decompressed, parsed and applied
+//! (core's rootfs rules); every regular file becomes a content-addressed object with its
+//! Merkle outboard. New objects wait in a staging directory until the rootfs derived from the
+//! layers equals the signed one; only then are they moved into place, synced, and made
+//! reachable by one database batch: the record under the bundle digest, and the name moved to
+//! it (never to an older `created` unless allowed). A crash at any point leaves either no trace
+//! (staging is removed) or unreferenced objects that `gc` removes.
+//!
+//! Re-import heals: every object, blob, directory node and outboard the bundle relies on that
+//! the store already holds is checked (type, size, content hash; node and outboard bytes) and
+//! replaced with the verified bytes when it is damaged.
 
-use crate::db::{bundles, bundles::BundleRecord, nodes};
+use crate::db::{names, nodes, records};
 use crate::error::StoreError;
-use crate::objects::{sync_store, ObjectId, Staging};
+use crate::objects::{check_existing, sync_store, Existing, ObjectId, Staging, Temp};
 use crate::store::Store;
 use cerro_core::bundle::{BlobSource, BundleError};
-use cerro_core::manifest::Manifest;
+use cerro_core::manifest::{is_valid_name, Manifest};
 use cerro_core::rootfs::{
     Blake3Root, ContentSink, Limits, OutboardBuilder, RootfsBuilder, RootfsDigest,
 };
 use cerro_core::source::layer_compression;
+use cerro_core::verified::{SignedBundle, Verified};
 use cerro_core::Sha256Digest;
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 
@@ -27,17 +36,56 @@ use std::io::{self, Read, Write};
 const IN_MEMORY_FILE_MAX: u64 = 1 << 20;
 const COPY_BUF: usize = 1 << 20;
 
-/// What to import: the verified manifest bytes and signature files of one bundle.
-pub struct ImportRequest<'a> {
-    pub name: &'a str,
-    pub manifest_bytes: &'a [u8],
-    pub manifest: &'a Manifest,
-    pub signatures: &'a BTreeMap<String, Vec<u8>>,
+/// What to do when the name would move to an older bundle (signed `created` earlier than the
+/// one the name holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Downgrade {
+    /// Refuse the import (exit 4): `ct import` without `--allow-downgrade`.
+    Refuse,
+    /// Import the bundle by digest but leave the name where it is: `ct mount FILE` and friends,
+    /// which serve exactly FILE's digest whatever the name says.
+    KeepName,
+    /// Move the name anyway (`--allow-downgrade`).
+    Allow,
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+/// How to import.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportOptions<'a> {
+    /// The name to point at the bundle [default: its package name].
+    pub name: Option<&'a str>,
+    pub downgrade: Downgrade,
+}
+
+/// What happened to the name.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NameAction {
+    /// The name is new.
+    Created,
+    /// The name already named this bundle.
+    Unchanged,
+    /// The name moved from another bundle to this one.
+    Moved,
+    /// The name stays on a newer bundle (`Downgrade::KeepName`).
+    KeptNewer,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NameOutcome {
+    pub name: String,
+    pub action: NameAction,
+    /// The bundle the name named before, when another.
+    pub previous: Option<Sha256Digest>,
+    /// That bundle's signed version and `created`, when its record could be read.
+    pub previous_version: Option<String>,
+    pub previous_created: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportStats {
-    /// The bundle was already in the store under this name: nothing was written.
+    /// The store already held this bundle's record, intact: nothing new was needed (damaged
+    /// parts, if any, were replaced: see `healed`).
     pub already_present: bool,
     pub files: u64,
     pub file_bytes: u64,
@@ -46,6 +94,9 @@ pub struct ImportStats {
     pub new_blobs: u64,
     pub new_blob_bytes: u64,
     pub directories: u64,
+    /// Damaged objects, blobs, nodes, outboards or records the import replaced, one line each.
+    pub healed: Vec<String>,
+    pub name: Option<NameOutcome>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,45 +110,76 @@ pub enum ImportError {
         signed: RootfsDigest,
         derived: RootfsDigest,
     },
-    #[error("the store already has a different bundle named {name:?} ({existing})")]
-    NameTaken { name: String, existing: String },
+    #[error("{name:?} is not a valid bundle name (1-128 of A-Z a-z 0-9 . _ -)")]
+    InvalidName { name: String },
+    #[error("{0}")]
+    Downgrade(Box<Rollback>),
 }
 
-/// Import `req` reading blobs from `src` (a bundle file). The bundle must have been verified
-/// (signatures, trust, policy) by the caller; every byte is re-hashed here anyway.
+/// A name move refused because the new bundle is older than the one the name holds.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to move {name} from version {held_version} (created {held_created}, {held}) to the older version {new_version} (created {new_created}, {new})")]
+pub struct Rollback {
+    pub name: String,
+    pub held: Sha256Digest,
+    pub held_version: String,
+    pub held_created: String,
+    pub new: Sha256Digest,
+    pub new_version: String,
+    pub new_created: String,
+}
+
+/// Import the verified bundle `bundle`, reading its blobs from `src` (the bundle file it was
+/// verified from). Every byte is re-hashed here anyway.
 pub fn import(
     store: &Store,
     src: &mut dyn BlobSource,
-    req: &ImportRequest<'_>,
+    bundle: &Verified<SignedBundle>,
+    opts: ImportOptions<'_>,
     limits: &Limits,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportStats, ImportError> {
-    let m = req.manifest;
-    let bundle_digest = Sha256Digest::of(req.manifest_bytes).to_string();
-    if let Some(existing) = bundles::get(store.db(), req.name)? {
-        if existing.bundle_digest == bundle_digest {
-            return Ok(ImportStats {
-                already_present: true,
-                ..Default::default()
-            });
-        }
-        return Err(ImportError::NameTaken {
-            name: req.name.into(),
-            existing: existing.bundle_digest,
+    let m = bundle.manifest();
+    let digest = bundle.digest();
+    let name = opts.name.unwrap_or(&m.package.name);
+    if !is_valid_name(name) {
+        return Err(ImportError::InvalidName {
+            name: name.chars().take(200).collect(),
         });
     }
-    let mut staging = Staging::new(store.root())?;
-    let mut stats = ImportStats::default();
+    // Fail fast on a refused downgrade; decided again against the database at write time.
+    decide_name(store.db(), name, digest, m, opts.downgrade)?;
+    let record = records::Record::new(bundle.manifest_bytes(), bundle.signatures(), &[], now())?;
+    let mut stats = ImportStats {
+        already_present: matches!(
+            store.record_unverified(&digest),
+            Ok(Some(r)) if Sha256Digest::of(r.manifest.as_bytes()) == digest
+                && r.manifest == record.manifest && r.signatures == record.signatures
+        ),
+        ..Default::default()
+    };
+    let mut staging = Staging::new(store.dirs())?;
+    let mut checked: HashMap<ObjectId, bool> = HashMap::new();
     let mut done = 0u64;
 
     // Small blobs (image manifest, config) first, then each layer once, in order.
     for d in [&m.image, &m.config] {
         let mut r = src.open_blob(&d.digest, d.size)?;
-        copy_blob(&mut staging, &mut *r, d.digest, d.size, &mut stats)?;
+        copy_blob(
+            store,
+            &mut staging,
+            &mut checked,
+            &mut *r,
+            d.digest,
+            d.size,
+            &mut stats,
+        )?;
     }
     let mut builder = RootfsBuilder::new(*limits);
     let mut sink = StoreSink {
+        store,
         staging: &mut staging,
+        checked: &mut checked,
         outboards: HashMap::new(),
         stats: &mut stats,
     };
@@ -105,17 +187,17 @@ pub fn import(
         let compression = layer_compression(&l.media_type).ok_or_else(|| {
             BundleError::malformed(format!("layer {} has media type {:?}", i + 1, l.media_type))
         })?;
-        let id = ObjectId::Blob(l.digest.hex());
-        let keep = !sink.staging.exists_in_store(&id);
-        let (tmp_path, tmp) = if keep {
-            sink.staging.temp_file().map(|(p, f)| (Some(p), Some(f)))?
+        let id = ObjectId::blob(&l.digest);
+        let keep = sink.needs(&id, l.size);
+        let (tmp, out) = if keep {
+            sink.staging.temp_file().map(|(t, f)| (Some(t), Some(f)))?
         } else {
             (None, None)
         };
         let mut tee = Tee {
             inner: src.open_blob(&l.digest, l.size)?,
             hasher: Sha256::new(),
-            out: tmp,
+            out,
             len: 0,
         };
         builder
@@ -124,21 +206,21 @@ pub fn import(
         // Whatever follows the tar's end (padding, a trailing gzip member) is part of the blob.
         io::copy(&mut tee, &mut io::sink())
             .map_err(|e| StoreError::io(format!("reading layer {}", i + 1), e))?;
-        let (digest, len, out) = tee.finish();
-        if digest != l.digest || len != l.size {
+        let (got, len, out) = tee.finish();
+        if got != l.digest || len != l.size {
             return Err(BundleError::Mismatch(format!(
-                "layer {} {}: the bundle's bytes ({len} bytes) hash to {digest}",
+                "layer {} {}: the bundle's bytes ({len} bytes) hash to {got}",
                 i + 1,
                 l.digest
             ))
             .into());
         }
-        if let (Some(p), Some(mut f)) = (tmp_path, out) {
+        if let (Some(t), Some(mut f)) = (tmp, out) {
             f.flush()
                 .map_err(|e| StoreError::io("writing a layer blob", e))?;
             sink.stats.new_blobs += 1;
             sink.stats.new_blob_bytes += len;
-            sink.staging.stage(&p, id)?;
+            sink.staging.stage(t, id)?;
         }
         done += l.size;
         progress(done);
@@ -154,60 +236,127 @@ pub fn import(
 
     // Verified: move objects into place, make them durable, then publish in one batch.
     staging.commit()?;
-    sync_store(store.root())?;
+    sync_store(store.dirs())?;
     // The database is opened read-write only now, for this one batch, so that imports running
-    // side by side wait for each other only here. Everything is checked again against the
-    // database as it is now: another import may have published the same name meanwhile.
+    // side by side wait for each other only here. The name is decided again against the
+    // database as it is now: another import may have moved it meanwhile.
     let db = store.writer()?;
-    if let Some(existing) = bundles::get(&db, req.name)? {
-        if existing.bundle_digest != bundle_digest {
-            return Err(ImportError::NameTaken {
-                name: req.name.into(),
-                existing: existing.bundle_digest,
-            });
-        }
-    }
+    let name_outcome = decide_name(&db, name, digest, m, opts.downgrade)?;
     let db = &db;
     let mut batch = db.batch();
-    for (digest, node) in &rootfs.dirs {
-        if !nodes::has_dir(db, digest.as_bytes())? {
-            nodes::put_dir(&mut batch, digest.as_bytes(), node);
+    for (d, node) in &rootfs.dirs {
+        match nodes::get_dir(db, d.as_bytes())? {
+            Some(stored) if stored == *node => {}
+            stored => {
+                if stored.is_some() {
+                    stats.healed.push(format!("directory node {d}"));
+                }
+                nodes::put_dir(&mut batch, d.as_bytes(), node);
+            }
         }
     }
     stats.directories = rootfs.dirs.len() as u64;
     for (root, ob) in &outboards {
-        if nodes::get_outboard(db, root.as_bytes())?.is_none() {
-            nodes::put_outboard(&mut batch, root.as_bytes(), ob);
+        match nodes::get_outboard(db, root.as_bytes())? {
+            Some(stored) if stored == *ob => {}
+            stored => {
+                if stored.is_some() {
+                    stats.healed.push(format!("outboard of {root}"));
+                }
+                nodes::put_outboard(&mut batch, root.as_bytes(), ob);
+            }
         }
     }
-    let record = BundleRecord {
-        format: bundles::BUNDLE_RECORD_FORMAT_V1.into(),
-        name: req.name.into(),
-        bundle_digest,
-        manifest: String::from_utf8(req.manifest_bytes.to_vec())
-            .map_err(|_| BundleError::malformed("the manifest is not UTF-8"))?,
-        signatures: req
-            .signatures
-            .iter()
-            .map(|(k, v)| {
-                Ok((
-                    k.clone(),
-                    String::from_utf8(v.clone()).map_err(|_| {
-                        BundleError::malformed(format!("signature {k} is not UTF-8"))
-                    })?,
-                ))
-            })
-            .collect::<Result<_, BundleError>>()?,
-        rootfs: rootfs.digest.to_string(),
+    let record = records::Record {
         root_record: hex::encode(rootfs.root.encode()),
-        imported_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0),
+        ..record
     };
-    bundles::put(&mut batch, &record);
+    match records::get(db, &digest) {
+        Ok(Some(held)) if held.same_content(&record) => {}
+        held => {
+            if !matches!(held, Ok(None)) {
+                stats.healed.push(format!("store record {digest}"));
+                stats.already_present = false;
+            }
+            records::put(&mut batch, &digest, &record);
+        }
+    }
+    if matches!(name_outcome.action, NameAction::Created | NameAction::Moved) {
+        names::put(&mut batch, name, &Store::name_ref(digest));
+    }
     batch.write()?;
+    stats.name = Some(name_outcome);
     Ok(stats)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Where `name` should point once `digest` (manifest `m`) is imported, by the rollback rule:
+/// never to an older signed `created` than the bundle it names now, unless allowed. The bundle
+/// it names now is read from its record, which must hash to its digest (a broken record is
+/// not believed, and the name moves).
+fn decide_name(
+    db: &crate::db::Db,
+    name: &str,
+    digest: Sha256Digest,
+    m: &Manifest,
+    downgrade: Downgrade,
+) -> Result<NameOutcome, ImportError> {
+    let mut out = NameOutcome {
+        name: name.to_string(),
+        action: NameAction::Created,
+        previous: None,
+        previous_version: None,
+        previous_created: None,
+    };
+    // A name whose value does not decode is replaced (fsck reports it).
+    let Ok(Some(held)) = names::get(db, name) else {
+        return Ok(out);
+    };
+    if held.digest == digest {
+        out.action = NameAction::Unchanged;
+        return Ok(out);
+    }
+    out.previous = Some(held.digest);
+    out.action = NameAction::Moved;
+    let held_manifest = match records::get(db, &held.digest) {
+        Ok(Some(r)) if Sha256Digest::of(r.manifest.as_bytes()) == held.digest => {
+            Manifest::parse(r.manifest.as_bytes()).ok()
+        }
+        _ => None,
+    };
+    let Some(hm) = held_manifest else {
+        return Ok(out);
+    };
+    out.previous_version = Some(hm.package.version.clone());
+    out.previous_created = Some(hm.package.created.clone());
+    let older = match (m.created(), hm.created()) {
+        (Ok(new), Ok(old)) => new < old,
+        _ => false,
+    };
+    if older {
+        match downgrade {
+            Downgrade::Allow => {}
+            Downgrade::KeepName => out.action = NameAction::KeptNewer,
+            Downgrade::Refuse => {
+                return Err(ImportError::Downgrade(Box::new(Rollback {
+                    name: name.to_string(),
+                    held: held.digest,
+                    held_version: hm.package.version.clone(),
+                    held_created: hm.package.created.clone(),
+                    new: digest,
+                    new_version: m.package.version.clone(),
+                    new_created: m.package.created.clone(),
+                })))
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn layer_error(i: usize, digest: Sha256Digest, e: cerro_core::rootfs::LayerError) -> ImportError {
@@ -223,16 +372,39 @@ fn layer_error(i: usize, digest: Sha256Digest, e: cerro_core::rootfs::LayerError
     }
 }
 
-/// Copy a whole small blob into staging (unless the store has it), checking its digest.
+/// Whether the store needs `id` written: absent, or damaged (then it is recorded as healed).
+/// Checked once per import.
+fn needs(
+    store: &Store,
+    checked: &mut HashMap<ObjectId, bool>,
+    healed: &mut Vec<String>,
+    id: &ObjectId,
+    size: u64,
+) -> bool {
+    *checked
+        .entry(*id)
+        .or_insert_with(|| match check_existing(store.dirs(), id, size) {
+            Existing::Sound => false,
+            Existing::Absent => true,
+            Existing::Damaged(why) => {
+                healed.push(format!("{id} ({why})"));
+                true
+            }
+        })
+}
+
+/// Copy a whole small blob into staging (unless the store has it intact), checking its digest.
 fn copy_blob(
+    store: &Store,
     staging: &mut Staging,
+    checked: &mut HashMap<ObjectId, bool>,
     r: &mut dyn Read,
     digest: Sha256Digest,
     size: u64,
     stats: &mut ImportStats,
 ) -> Result<(), ImportError> {
     let mut bytes = Vec::with_capacity(size.min(16 << 20) as usize);
-    r.take(size + 1)
+    r.take(size.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| StoreError::io(format!("reading blob {digest}"), e))?;
     if Sha256Digest::of(&bytes) != digest || bytes.len() as u64 != size {
@@ -241,16 +413,16 @@ fn copy_blob(
         ))
         .into());
     }
-    let id = ObjectId::Blob(digest.hex());
-    if staging.exists_in_store(&id) {
+    let id = ObjectId::blob(&digest);
+    if staging.has_staged(&id) || !needs(store, checked, &mut stats.healed, &id, size) {
         return Ok(());
     }
-    let (p, mut f) = staging.temp_file()?;
+    let (t, mut f) = staging.temp_file()?;
     f.write_all(&bytes)
-        .map_err(|e| StoreError::io(format!("writing {}", p.display()), e))?;
+        .map_err(|e| StoreError::io(format!("writing blob {digest} to staging"), e))?;
     stats.new_blobs += 1;
     stats.new_blob_bytes += size;
-    staging.stage(&p, id)?;
+    staging.stage(t, id)?;
     Ok(())
 }
 
@@ -285,34 +457,53 @@ impl Read for Tee<'_> {
 }
 
 /// Receives each regular file: hashes it into its BLAKE3 root and outboard and writes it as an
-/// object unless the store (or this import) already has it.
+/// object unless the store (or this import) already has it intact.
 struct StoreSink<'a> {
+    store: &'a Store,
     staging: &'a mut Staging,
+    checked: &'a mut HashMap<ObjectId, bool>,
     outboards: HashMap<Blake3Root, Vec<u8>>,
     stats: &'a mut ImportStats,
+}
+
+impl StoreSink<'_> {
+    fn needs(&mut self, id: &ObjectId, size: u64) -> bool {
+        !self.staging.has_staged(id)
+            && needs(self.store, self.checked, &mut self.stats.healed, id, size)
+    }
+
+    fn keep(&mut self, t: Temp, id: ObjectId, len: u64) -> Result<(), StoreError> {
+        if self.needs(&id, len) {
+            self.stats.new_objects += 1;
+            self.stats.new_object_bytes += len;
+            self.staging.stage(t, id)
+        } else {
+            self.staging.discard(t)
+        }
+    }
 }
 
 impl ContentSink for StoreSink<'_> {
     fn file(&mut self, content: &mut dyn Read, size: u64) -> io::Result<Blake3Root> {
         let to_io = |e: StoreError| io::Error::other(e.to_string());
         let mut ob = OutboardBuilder::new();
-        let mut buf = vec![0u8; COPY_BUF.min(size.max(1) as usize)];
         let (root, outboard, len) = if size <= IN_MEMORY_FILE_MAX {
             let mut data = Vec::with_capacity(size as usize);
             content.read_to_end(&mut data)?;
             ob.update(&data);
             let (root, outboard, len) = ob.finalize();
-            let id = ObjectId::File(root.hex());
-            if len == size && !self.staging.exists_in_store(&id) {
-                let (p, mut f) = self.staging.temp_file().map_err(to_io)?;
+            let id = ObjectId::file(&root);
+            if len == size && self.needs(&id, len) {
+                let (t, mut f) = self.staging.temp_file().map_err(to_io)?;
                 f.write_all(&data)?;
                 self.stats.new_objects += 1;
                 self.stats.new_object_bytes += len;
-                self.staging.stage(&p, id).map_err(to_io)?;
+                self.staging.stage(t, id).map_err(to_io)?;
             }
             (root, outboard, len)
         } else {
-            let (p, f) = self.staging.temp_file().map_err(to_io)?;
+            let mut buf = vec![0u8; COPY_BUF];
+            let (t, f) = self.staging.temp_file().map_err(to_io)?;
             let mut w = io::BufWriter::with_capacity(COPY_BUF, f);
             loop {
                 let n = match content.read(&mut buf) {
@@ -326,13 +517,10 @@ impl ContentSink for StoreSink<'_> {
             }
             w.flush()?;
             let (root, outboard, len) = ob.finalize();
-            let id = ObjectId::File(root.hex());
             if len == size {
-                if !self.staging.exists_in_store(&id) {
-                    self.stats.new_objects += 1;
-                    self.stats.new_object_bytes += len;
-                }
-                self.staging.stage(&p, id).map_err(to_io)?;
+                self.keep(t, ObjectId::file(&root), len).map_err(to_io)?;
+            } else {
+                self.staging.discard(t).map_err(to_io)?;
             }
             (root, outboard, len)
         };

@@ -3,23 +3,29 @@
 //! records. Everything on disk is treated as attacker-writable: readers re-verify, `fsck` re-hashes.
 //!
 //! ```text
-//! STORE/
+//! STORE/                      mode 0700 when ct creates it; every directory below must be a
+//!                             real directory owned by the store's owner (dirs.rs)
 //!   lock                      flock: shared for imports/readers, exclusive for gc/rm/repair
 //!   blobs/sha256/<hex>        verbatim OCI blobs (what signatures cover)
 //!   objects/<2 hex>/<62 hex>  file contents by BLAKE3 root (decompressed, stored once)
-//!   db/                       RocksDB: one column family per record type (see db/)
+//!   db/                       RocksDB: records by bundle digest, names, nodes (see db/)
 //!   tmp/                      staging for imports in progress (removed when abandoned)
 //!   log/                      logs of long-running processes (mount daemons)
 //!   mounts/<id>.json          live mounts, each locked by its daemon (see mounts.rs)
+//!   leases/<id>.json          what live readers use; gc keeps it (see lease.rs)
 //! ```
+//! Records are addressed by bundle digest and names are references (spec/store.md); the only
+//! way to a record that serving code accepts is [`Store::verified`], which re-verifies it.
 #![forbid(unsafe_code)]
 
 pub mod db;
+pub mod dirs;
 pub mod du;
 pub mod error;
 pub mod fsck;
 pub mod gc;
 pub mod import;
+pub mod lease;
 pub mod lock;
 pub mod mounts;
 pub mod objects;
@@ -28,8 +34,45 @@ pub mod tree;
 pub mod walk;
 
 pub use error::StoreError;
+pub use lease::Lease;
 pub use lock::LockMode;
-pub use store::Store;
+pub use store::{RecordError, Store, Target};
+
+/// Bytes from the store as they may appear in a message: quoted, control characters and
+/// non-UTF-8 bytes escaped, cut to a readable length.
+pub fn shown(b: &[u8]) -> String {
+    const MAX: usize = 80;
+    let cut = &b[..b.len().min(MAX)];
+    let mut s = format!("{:?}", String::from_utf8_lossy(cut));
+    if b.len() > MAX {
+        s.push_str(&format!(" (… {} bytes)", b.len()));
+    }
+    s
+}
+
+/// Mutation helpers for the "random bytes never panic" tests of every decoder.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Call `f` with `n` variants of `good`: bit flips, truncations, random bytes.
+    pub fn mutations(good: &[u8], n: usize, mut f: impl FnMut(&[u8])) {
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut v = match i % 3 {
+                0 => good.to_vec(),
+                1 => good[..(x as usize) % (good.len() + 1)].to_vec(),
+                _ => (0..(x % 300)).map(|j| (x >> (j % 56)) as u8).collect(),
+            };
+            if !v.is_empty() {
+                let len = v.len();
+                v[(x as usize) % len] ^= (x >> 8) as u8;
+            }
+            f(&v);
+        }
+    }
+}
 
 use std::path::{Path, PathBuf};
 

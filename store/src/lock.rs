@@ -2,9 +2,9 @@
 //! repair take it exclusively. The kernel releases it when the process dies, so a killed import
 //! never leaves the store locked.
 
+use crate::dirs::StoreDirs;
 use crate::error::{Result, StoreError};
-use std::fs::{File, OpenOptions};
-use std::path::Path;
+use std::fs::File;
 
 /// How the lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,15 +30,11 @@ impl StoreLock {
     }
 
     /// Take the lock, waiting for it unless `wait` is false (then a held lock is `Busy`).
-    pub fn acquire(store: &Path, mode: LockMode, wait: bool) -> Result<Self> {
-        let path = store.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+    pub fn acquire(dirs: &StoreDirs, mode: LockMode, wait: bool) -> Result<Self> {
+        let path = dirs.join("lock");
+        let store = dirs.path();
+        // Never through a link, always a regular file (see dirs.rs).
+        let file = dirs.open_append(".", "lock")?;
         let res = match (mode, wait) {
             (LockMode::Shared, true) => file.lock_shared().map(|_| true),
             (LockMode::Exclusive, true) => file.lock().map(|_| true),
@@ -73,18 +69,19 @@ mod tests {
 
     #[test]
     fn shared_locks_coexist_exclusive_excludes() {
-        let d = tempfile::tempdir().unwrap();
-        let a = StoreLock::acquire(d.path(), LockMode::Shared, false).unwrap();
-        let _b = StoreLock::acquire(d.path(), LockMode::Shared, false).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let d = StoreDirs::create(t.path()).unwrap();
+        let a = StoreLock::acquire(&d, LockMode::Shared, false).unwrap();
+        let _b = StoreLock::acquire(&d, LockMode::Shared, false).unwrap();
         assert!(matches!(
-            StoreLock::acquire(d.path(), LockMode::Exclusive, false),
+            StoreLock::acquire(&d, LockMode::Exclusive, false),
             Err(StoreError::Busy(_))
         ));
         drop(a);
         drop(_b);
-        let _c = StoreLock::acquire(d.path(), LockMode::Exclusive, false).unwrap();
+        let _c = StoreLock::acquire(&d, LockMode::Exclusive, false).unwrap();
         assert!(matches!(
-            StoreLock::acquire(d.path(), LockMode::Shared, false),
+            StoreLock::acquire(&d, LockMode::Shared, false),
             Err(StoreError::Busy(_))
         ));
     }

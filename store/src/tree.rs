@@ -18,8 +18,9 @@ impl TreeStore for Store {
         nodes::get_outboard(self.db(), root.as_bytes()).map_err(|e| io::Error::other(e.to_string()))
     }
 
-    fn open_content(&self, root: &Blake3Root) -> io::Result<Arc<dyn ContentReader>> {
-        let f = std::fs::File::open(self.object_path(&ObjectId::File(root.hex())))?;
-        Ok(Arc::new(f))
+    /// The object file, opened through the store's descriptors: never through a link, never a
+    /// FIFO or device (which could hang or feed a reader forever), and exactly `size` bytes.
+    fn open_content(&self, root: &Blake3Root, size: u64) -> io::Result<Arc<dyn ContentReader>> {
+        Ok(Arc::new(self.open_object(&ObjectId::file(root), size)?))
     }
 }

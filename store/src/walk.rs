@@ -1,16 +1,15 @@
 //! Walks what a bundle record references: its blobs, its root record, every directory node and
 //! every file object with its outboard. Shared by `gc` (mark), `fsck` (check) and `ct store tree`
 //! (every entry with its path). Every value read is checked against the digest it is stored
-//! under before it is trusted.
+//! under before it is trusted; `gc`, `fsck` and `du` walk records whose signatures they do not
+//! check (they serve nothing), `ct store tree` walks a verified record's root.
 
-use crate::db::{bundles::BundleRecord, nodes};
+use crate::db::{nodes, records::Record};
 use crate::error::{Result, StoreError};
 use crate::store::Store;
 use cerro_core::manifest::Manifest;
 use cerro_core::rootfs::node::dir_digest;
-use cerro_core::rootfs::{
-    Blake3Root, DirDigest, DirEntry, DirNode, Payload, RootRecord, RootfsDigest,
-};
+use cerro_core::rootfs::{Blake3Root, DirDigest, DirEntry, DirNode, Payload, RootRecord};
 use cerro_core::Sha256Digest;
 use std::collections::HashSet;
 
@@ -26,33 +25,43 @@ pub trait Visitor {
     fn problem(&mut self, path: &[u8], dir: &DirDigest, what: String);
 }
 
-/// Parse a record's signed manifest and root record, checking the root record's digest.
-pub fn record_roots(r: &BundleRecord) -> Result<(Manifest, RootRecord)> {
-    let m = Manifest::parse(r.manifest.as_bytes())
-        .map_err(|e| StoreError::Corrupt(format!("bundle {}: stored manifest: {e}", r.name)))?;
-    let bytes = hex::decode(&r.root_record)
-        .map_err(|_| StoreError::Corrupt(format!("bundle {}: root record is not hex", r.name)))?;
-    let root = RootRecord::decode(&bytes)
-        .map_err(|e| StoreError::Corrupt(format!("bundle {}: root record: {e}", r.name)))?;
-    if root.digest() != m.rootfs.digest
-        || RootfsDigest::parse(&r.rootfs).ok() != Some(m.rootfs.digest)
-    {
+/// Check a record's binding without its signatures: its manifest hashes to `digest` (the key
+/// it is stored under), parses, and its root record hashes to the signed rootfs digest. What
+/// `gc`, `fsck` and `du` rely on; serving code uses `Store::verified`, which also checks the
+/// signatures, trust and policy.
+pub fn record_roots(digest: &Sha256Digest, r: &Record) -> Result<(Manifest, RootRecord)> {
+    let found = Sha256Digest::of(r.manifest.as_bytes());
+    if found != *digest {
         return Err(StoreError::Corrupt(format!(
-            "bundle {}: stored root record does not match the signed rootfs digest",
-            r.name
+            "store record {digest}: the manifest it holds hashes to {found}, so it is not that bundle"
+        )));
+    }
+    let m = Manifest::parse(r.manifest.as_bytes())
+        .map_err(|e| StoreError::Corrupt(format!("store record {digest}: manifest: {e}")))?;
+    let bytes = hex::decode(&r.root_record).map_err(|_| {
+        StoreError::Corrupt(format!("store record {digest}: the root record is not hex"))
+    })?;
+    let root = RootRecord::decode(&bytes)
+        .map_err(|e| StoreError::Corrupt(format!("store record {digest}: root record: {e}")))?;
+    if root.digest() != m.rootfs.digest {
+        return Err(StoreError::Corrupt(format!(
+            "store record {digest}: its root record hashes to {}, but the signed manifest names rootfs {}",
+            root.digest(),
+            m.rootfs.digest
         )));
     }
     Ok((m, root))
 }
 
-/// Walk one bundle. `seen_dirs` is shared across bundles so common directories are read once.
+/// Walk one bundle (its manifest's blobs and the tree below `root`). `seen_dirs` is shared
+/// across bundles so common directories are read once.
 pub fn walk_bundle(
     store: &Store,
-    r: &BundleRecord,
+    m: &Manifest,
+    root: &RootRecord,
     seen_dirs: &mut HashSet<DirDigest>,
     v: &mut dyn Visitor,
 ) -> Result<()> {
-    let (m, root) = record_roots(r)?;
     for d in m.image_blobs() {
         v.blob(&d.digest, d.size);
     }
@@ -108,13 +117,16 @@ pub fn walk_bundle(
     Ok(())
 }
 
-/// Every entry of the rootfs of bundle `r`, the root first (path `/`, with the signed root
-/// record's metadata and its directory digest), then all others sorted by path (`/`-joined
-/// bytes, leading `/`). Each directory node is read once per path it appears at and checked
-/// against the digest its parent names, up to the root record, which is checked against the
-/// signed manifest: a missing, corrupt or undecodable node is an error naming bundle and path.
-pub fn rootfs_entries(store: &Store, r: &BundleRecord) -> Result<Vec<(Vec<u8>, DirEntry)>> {
-    let (_, root) = record_roots(r)?;
+/// Every entry of the rootfs whose verified root record is `root`, the root first (path `/`,
+/// with the root record's metadata and its directory digest), then all others sorted by path
+/// (`/`-joined bytes, leading `/`). Each directory node is read once per path it appears at and
+/// checked against the digest its parent names: a missing, corrupt or undecodable node is an
+/// error naming `label` (the bundle) and the path.
+pub fn rootfs_entries(
+    store: &Store,
+    label: &str,
+    root: &RootRecord,
+) -> Result<Vec<(Vec<u8>, DirEntry)>> {
     let mut out = vec![(
         b"/".to_vec(),
         DirEntry {
@@ -130,7 +142,7 @@ pub fn rootfs_entries(store: &Store, r: &BundleRecord) -> Result<Vec<(Vec<u8>, D
         } else {
             String::from_utf8_lossy(&prefix).into_owned()
         };
-        let bad = |what: String| StoreError::Corrupt(format!("bundle {}, {shown}: {what}", r.name));
+        let bad = |what: String| StoreError::Corrupt(format!("bundle {label}, {shown}: {what}"));
         let bytes = nodes::get_dir(store.db(), d.as_bytes())?
             .ok_or_else(|| bad(format!("directory node {d} is missing from the database")))?;
         let found = dir_digest(&bytes);
@@ -158,7 +170,7 @@ pub fn rootfs_entries(store: &Store, r: &BundleRecord) -> Result<Vec<(Vec<u8>, D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{bundles, CF_DIRS};
+    use crate::db::{names, records, CF_DIRS};
     use crate::lock::LockMode;
     use cerro_core::manifest::{Descriptor, Package, RootfsRef, Source, MANIFEST_FORMAT_V1};
     use cerro_core::rootfs::{Link, Metadata};
@@ -193,7 +205,7 @@ mod tests {
 
     /// A store holding one bundle `b` whose rootfs is `/a-b`, `/a/e/f`, `/a/g` and `/z/e/f`
     /// (`/a/e` and `/z/e` are the same node); returns it and the `e` node's digest.
-    fn store_with_tree(root: &std::path::Path) -> (Store, DirDigest) {
+    fn store_with_tree(root: &std::path::Path) -> (Store, DirDigest, RootRecord) {
         let e = DirNode {
             entries: vec![file("f", b"f")],
         };
@@ -243,33 +255,28 @@ mod tests {
         for n in [&e, &a, &z, &top] {
             nodes::put_dir(&mut b, n.digest().as_bytes(), &n.encode());
         }
-        bundles::put(
-            &mut b,
-            &BundleRecord {
-                format: bundles::BUNDLE_RECORD_FORMAT_V1.into(),
-                name: "b".into(),
-                bundle_digest: Sha256Digest::of(&m.encode()).to_string(),
-                manifest: String::from_utf8(m.encode()).unwrap(),
-                signatures: Default::default(),
-                rootfs: rec.digest().to_string(),
-                root_record: hex::encode(rec.encode()),
-                imported_at: 0,
-            },
-        );
+        let digest = Sha256Digest::of(&m.encode());
+        let record = Record::new(&m.encode(), &Default::default(), &rec.encode(), 0).unwrap();
+        records::put(&mut b, &digest, &record);
+        names::put(&mut b, "b", &Store::name_ref(digest));
         b.write().unwrap();
         drop(w);
         drop(s);
         // A store opened now sees what was written (each open reads the database as it is).
         let s = Store::open(root, LockMode::Exclusive).unwrap();
-        (s, e.digest())
+        let got = s
+            .record_unverified(&s.resolve("b").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(record_roots(&digest, &got).unwrap().1, rec);
+        (s, e.digest(), rec)
     }
 
     #[test]
     fn entries_come_root_first_then_by_path_with_shared_nodes_at_each_path() {
         let t = tempfile::tempdir().unwrap();
-        let (s, _) = store_with_tree(t.path());
-        let r = s.bundle("b").unwrap();
-        let paths: Vec<String> = rootfs_entries(&s, &r)
+        let (s, _, r) = store_with_tree(t.path());
+        let paths: Vec<String> = rootfs_entries(&s, "b", &r)
             .unwrap()
             .into_iter()
             .map(|(p, _)| String::from_utf8(p).unwrap())
@@ -283,8 +290,7 @@ mod tests {
     #[test]
     fn a_corrupt_or_missing_node_stops_the_walk_naming_the_path() {
         let t = tempfile::tempdir().unwrap();
-        let (s, e) = store_with_tree(t.path());
-        let r = s.bundle("b").unwrap();
+        let (s, e, r) = store_with_tree(t.path());
         let other = DirNode {
             entries: vec![file("f", b"forged")],
         };
@@ -297,7 +303,7 @@ mod tests {
             Store::open(t.path(), LockMode::Exclusive).unwrap()
         };
         let s = reopen(s);
-        let err = rootfs_entries(&s, &r).unwrap_err().to_string();
+        let err = rootfs_entries(&s, "b", &r).unwrap_err().to_string();
         // The node sits at two paths; the walk names the one where it met it first.
         assert!(
             err.contains("bundle b, /a/e: directory node")
@@ -312,7 +318,7 @@ mod tests {
             b.write().unwrap();
         }
         let s = reopen(s);
-        let err = rootfs_entries(&s, &r).unwrap_err().to_string();
+        let err = rootfs_entries(&s, "b", &r).unwrap_err().to_string();
         assert!(err.contains("is missing from the database"), "{err}");
     }
 }

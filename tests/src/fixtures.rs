@@ -112,3 +112,26 @@ pub fn debian_image_plus() -> &'static Path {
         )
     })
 }
+
+/// The tag of the image in [`nginx_image`].
+pub const NGINX_TAG: &str = "nginx";
+
+/// Debian 12 minbase with nginx-light, whose Cmd runs nginx in the foreground (the README's
+/// `ct run -d -p 8080:80 nginx.ctp` example), tag [`NGINX_TAG`].
+pub fn nginx_image() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        script_fixture(
+            "debian-nginx",
+            "make-debian-image",
+            &[
+                "--include",
+                "nginx-light",
+                "--tag",
+                NGINX_TAG,
+                "--cmd",
+                r#"["nginx","-g","daemon off;"]"#,
+            ],
+        )
+    })
+}

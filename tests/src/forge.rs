@@ -320,9 +320,41 @@ pub fn write_layout(dir: &Path, name: &str, layers: &[Layer]) {
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
 }
 
+/// The package a forged bundle's manifest names.
+#[derive(Debug, Clone)]
+pub struct PackageSpec {
+    pub name: String,
+    pub version: String,
+    /// RFC 3339, UTC (`2024-01-01T00:00:00Z`).
+    pub created: String,
+}
+
 /// Forge `DIR/NAME.ctp` (its layout in `DIR/NAME-layout`): an image with `layers`, a manifest
 /// claiming `claim`, signed by [`forger`], written by the bundle writer `ct pack` uses.
 pub fn forge_bundle(dir: &Path, name: &str, layers: &[Layer], claim: RootfsClaim) -> Forged {
+    forge_package(
+        dir,
+        name,
+        layers,
+        claim,
+        &PackageSpec {
+            name: name.into(),
+            version: "1.0".into(),
+            created: CREATED.into(),
+        },
+    )
+}
+
+/// [`forge_bundle`] for a chosen package name, version and creation time (several versions of
+/// one package: `DIR/FILE.ctp`).
+pub fn forge_package(
+    dir: &Path,
+    file: &str,
+    layers: &[Layer],
+    claim: RootfsClaim,
+    pkg: &PackageSpec,
+) -> Forged {
+    let name = file;
     let layout = dir.join(format!("{name}-layout"));
     write_layout(&layout, name, layers);
     let mut src = OciDir::open(&layout, Some(name)).expect("the forged layout opens");
@@ -344,9 +376,9 @@ pub fn forge_bundle(dir: &Path, name: &str, layers: &[Layer], claim: RootfsClaim
     let manifest = Manifest {
         format: MANIFEST_FORMAT_V1.into(),
         package: Package {
-            name: name.into(),
-            version: "1.0".into(),
-            created: CREATED.into(),
+            name: pkg.name.clone(),
+            version: pkg.version.clone(),
+            created: pkg.created.clone(),
         },
         source: Source {
             reference: img.reference.clone(),

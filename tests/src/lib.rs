@@ -730,7 +730,9 @@ pub fn has_sgr(s: &str) -> bool {
 
 pub mod fixtures;
 pub mod forge;
+pub mod hostile_store;
 pub mod mount;
 pub mod rawtar;
 pub mod registry;
+pub mod run;
 pub mod tree;

@@ -82,16 +82,18 @@ pub struct Entry {
     pub hardlink: Option<String>,
 }
 
-/// Show bytes as text: valid UTF-8 stays (a backslash doubled, a control character as `\xNN`),
-/// every byte outside a valid UTF-8 sequence becomes `\xNN`. The same rule as `ct store tree`,
-/// implemented separately here on purpose.
+/// Show bytes as text: valid UTF-8 stays (a backslash doubled, a control character or a Unicode
+/// bidirectional control as `\xNN` per byte), every byte outside a valid UTF-8 sequence becomes
+/// `\xNN`. The same rule as `ct store tree`, implemented separately here on purpose.
 pub fn escape_bytes(b: &[u8]) -> String {
     let mut s = String::new();
     for chunk in b.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c == '\\' {
                 s.push_str("\\\\");
-            } else if c.is_control() {
+            } else if c.is_control()
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            {
                 let mut buf = [0u8; 4];
                 for byte in c.encode_utf8(&mut buf).bytes() {
                     write!(s, "\\x{byte:02x}").unwrap();

@@ -213,7 +213,7 @@ fn links_are_refused() {
         10,
         &[
             "\"cerro/signatures/alice.sig\"",
-            "Symlink",
+            "is a symbolic link",
             "only regular files",
         ],
     );
@@ -224,7 +224,12 @@ fn links_are_refused() {
     link.header.set_cksum();
     entries.push(link);
     let p = write_bad(&env, &entries);
-    refused(&env, &p, 10, &["\"cerro/signatures/bob.sig\"", "Link"]);
+    refused(
+        &env,
+        &p,
+        10,
+        &["\"cerro/signatures/bob.sig\"", "is a hard link"],
+    );
 }
 
 /// Replace the data of entry `name` by `edit(old text)`.

@@ -339,8 +339,9 @@ fn a_tampered_directory_node_fails_its_lookup_with_eio() {
     {
         use cerro_core::rootfs::{DirNode, Payload};
         let s = cerro_store::Store::open(&store, cerro_store::LockMode::Exclusive).unwrap();
-        let rec = s.bundle("mnt").unwrap();
-        let (_, root) = cerro_store::walk::record_roots(&rec).unwrap();
+        let d = s.resolve("mnt").unwrap();
+        let rec = s.record_unverified(&d).unwrap().unwrap();
+        let (_, root) = cerro_store::walk::record_roots(&d, &rec).unwrap();
         let get = |d: &cerro_core::rootfs::DirDigest| {
             cerro_store::db::nodes::get_dir(s.db(), d.as_bytes())
                 .unwrap()
@@ -573,4 +574,45 @@ fn runc_runs_a_container_whose_rootfs_is_the_mount() {
     };
     assert!(r.stdout.contains(&want), "{r:?}");
     m.unmount();
+}
+
+/// The capability sets of process `pid` (hex masks from /proc/PID/status) and NoNewPrivs.
+fn caps_of(pid: u64) -> BTreeMap<String, String> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(":\t"))
+        .filter(|(k, _)| k.starts_with("Cap") || *k == "NoNewPrivs")
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn the_daemon_keeps_only_cap_sys_admin_while_it_serves() {
+    let (env, store, bundle) = setup();
+    let mp = env.path("mnt");
+    let m = Mounted::mount(&env, &store, bundle.to_str().unwrap(), &mp, &[]);
+    let v = mounts_at(&env, &store, &mp);
+    let pid = v[0]["pid"].as_u64().unwrap();
+    let caps = caps_of(pid);
+    // Bit 21 is CAP_SYS_ADMIN (mount and unmount); nothing else, in any set.
+    const SYS_ADMIN: &str = "0000000000200000";
+    assert_eq!(caps["CapEff"], SYS_ADMIN, "{caps:?}");
+    assert_eq!(caps["CapPrm"], SYS_ADMIN, "{caps:?}");
+    assert_eq!(caps["CapBnd"], SYS_ADMIN, "{caps:?}");
+    assert_eq!(caps["CapInh"], "0000000000000000", "{caps:?}");
+    assert_eq!(caps["CapAmb"], "0000000000000000", "{caps:?}");
+    assert_eq!(caps["NoNewPrivs"], "1", "{caps:?}");
+    // And it still serves, and still unmounts on SIGTERM (which needs that capability).
+    assert_eq!(fs::read(m.path("data/public")).unwrap(), b"for everyone\n");
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while is_mounted(&mp) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!is_mounted(&mp), "SIGTERM unmounts");
+    drop(m);
 }

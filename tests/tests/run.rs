@@ -3,95 +3,15 @@
 //! reading a world-readable file and refused a 0600 one, writes to /tmp landing in the overlay
 //! and never in the store, Ctrl-C passed to the container, a runtime that fails, and a bundle
 //! whose signature fails stopping before anything is mounted. After every run nothing of it is
-//! left in /proc/mounts (each test's runs stage under their own TMPDIR, so parallel tests'
-//! mounts are not confused; a guard unmounts whatever a failing run left).
+//! left: no mount, staging directory or container record (each test has its own run directory,
+//! `CT_RUN_DIR`, so parallel tests are not confused; a guard stops and unmounts whatever a
+//! failing run left). While a container runs, its mounts exist only in ct run's own mount
+//! namespace, never in the host's.
 
-use cerro_tests::mount::mount_image;
-use cerro_tests::{rawtar, tool, Run, TestEnv, TAG, TIMEOUT};
-use std::fs;
-use std::path::{Path, PathBuf};
+use cerro_tests::run::{mounts_of, mounts_under, Background, RunEnv};
+use cerro_tests::{rawtar, tool, TestEnv, TIMEOUT};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A test's environment: key `alice`, the mount image packed as `run.ctp` (package `run`),
-/// a store, and a TMPDIR for `ct run`'s staging directories. Dropping it takes down any mount
-/// left under that TMPDIR (only a broken `ct run` leaves one; the tests assert there is none).
-struct RunEnv {
-    env: TestEnv,
-    store: PathBuf,
-    tmp: PathBuf,
-}
-
-impl Drop for RunEnv {
-    fn drop(&mut self) {
-        let mut left = mounts_under(&self.tmp);
-        left.reverse(); // overlay before the FUSE mount under it
-        for m in left {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&m)
-                .status();
-        }
-    }
-}
-
-/// Mount points in /proc/mounts under `dir`, in mount order.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let dir = dir.to_string_lossy().into_owned();
-    fs::read_to_string("/proc/mounts")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(1).map(str::to_string))
-        .filter(|mp| mp.starts_with(&dir))
-        .collect()
-}
-
-impl RunEnv {
-    /// With the mount image as is (busybox `sh` as its Cmd) or with `config` applied by
-    /// `umoci config` (extra arguments, e.g. a Cmd).
-    fn new(config: &[&str]) -> Self {
-        let env = TestEnv::new();
-        env.keygen("alice");
-        let (layout, _) = mount_image();
-        let mut source = layout.clone();
-        if !config.is_empty() {
-            source = env.path("img");
-            cerro_tests::copy_dir(layout, &source);
-            let image = format!("{}:{TAG}", source.display());
-            let mut args = vec!["config", "--image", &image];
-            args.extend_from_slice(config);
-            tool("umoci", &args);
-        }
-        env.pack(
-            &format!("oci:{}:{TAG}", source.display()),
-            "run.ctp",
-            &["--name", "run"],
-        );
-        let store = env.path("store");
-        let tmp = env.path("tmp");
-        fs::create_dir_all(&tmp).unwrap();
-        Self { env, store, tmp }
-    }
-
-    fn cmd(&self, args: &[&str]) -> cerro_tests::CtCmd {
-        let mut all = vec!["--store", self.store.to_str().unwrap(), "run"];
-        all.extend_from_slice(args);
-        self.env.cmd(&all).env("TMPDIR", &self.tmp)
-    }
-
-    /// `ct run ARGS`, then checks that nothing it mounted is left and its staging is gone.
-    fn run(&self, args: &[&str]) -> Run {
-        let r = self.cmd(args).run();
-        self.assert_clean(&r);
-        r
-    }
-
-    #[track_caller]
-    fn assert_clean(&self, r: &Run) {
-        assert_eq!(mounts_under(&self.tmp), Vec::<String>::new(), "{r:?}");
-        let left: Vec<_> = fs::read_dir(&self.tmp).unwrap().flatten().collect();
-        assert!(left.is_empty(), "staging left behind: {left:?}\n{r:?}");
-    }
-}
 
 #[test]
 fn runs_the_default_command_with_the_image_env_and_workdir() {
@@ -201,22 +121,26 @@ fn writes_land_in_the_overlay_and_never_in_the_store() {
 #[test]
 fn ctrl_c_reaches_the_container_and_everything_is_taken_down() {
     let e = RunEnv::new(&[]);
-    let running = e
-        .cmd(&[
-            "run.ctp",
-            "--",
-            "sh",
-            "-c",
-            "trap 'echo got-int; exit 42' INT; touch /started; while :; do sleep 0.1; done",
-        ])
-        .start();
-    // The container's first write appears in the overlay's upper layer.
+    let running = Background::start(e.cmd(&[
+        "run.ctp",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-int; exit 42' INT; touch /started; while :; do sleep 0.1; done",
+    ]));
+    // The container's first write appears in the overlay's upper layer, which exists only in
+    // ct run's mount namespace: look through its /proc/PID/root.
+    let pid = running.pid().to_string();
     let deadline = Instant::now() + TIMEOUT;
     let started = loop {
-        let hit = fs::read_dir(&e.tmp)
-            .unwrap()
-            .flatten()
-            .map(|d| d.path().join("rw/upper/started"))
+        let hit = e
+            .stages()
+            .into_iter()
+            .map(|d| {
+                Path::new(&format!("/proc/{pid}/root"))
+                    .join(d.strip_prefix("/").unwrap())
+                    .join("rw/upper/started")
+            })
             .find(|p| p.exists());
         if let Some(p) = hit {
             break p;
@@ -224,9 +148,11 @@ fn ctrl_c_reaches_the_container_and_everything_is_taken_down() {
         assert!(Instant::now() < deadline, "the container never started");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(!mounts_under(&e.tmp).is_empty());
-    tool("kill", &["-INT", &running.pid().to_string()]);
-    let r = running.wait(TIMEOUT);
+    // Mounted in ct run's namespace, and nothing of it in the host's.
+    assert!(!mounts_of(&pid, &e.run_dir).is_empty());
+    assert_eq!(mounts_under(&e.run_dir), Vec::<String>::new());
+    tool("kill", &["-INT", &pid]);
+    let r = running.wait();
     r.assert_code(42);
     assert_eq!(r.stdout, "got-int\n", "{r:?}");
     assert!(!started.exists());

@@ -1,18 +1,19 @@
 //! The mount daemon: what `ct mount` starts (as `ct __mount-daemon`, in its own session, its
-//! log in the store's `log/`) or runs in the foreground. It checks what it serves itself — each
-//! bundle record's signatures, trust and policy, and its root record against the signed
-//! manifest — registers the mount (so `gc` keeps what it reads), mounts, reports ready on its
-//! stdout, and serves until the mount is taken down (`ct umount`, SIGTERM, SIGINT or SIGHUP).
+//! log in the store's `log/`) or runs in the foreground. It is told a bundle *digest* (or, for
+//! `ct store mount`, to show every named bundle), takes a lease, obtains each record through
+//! `Store::verified` — bound to its digest, signatures, trust, policy, root record, re-checked
+//! now — registers the mount, mounts, reports ready on its stdout, and serves until the mount
+//! is taken down (`ct umount`, SIGTERM, SIGINT or SIGHUP). It never serves a record by name.
 
-use super::verify::load_policy;
+use super::stored::{record_failure, Checks};
 use super::Ctx;
 use crate::app::DaemonArgs;
-use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR};
+use crate::exit::{CmdResult, Failure, IO_ERROR};
 use cerro_core::rootfs::VerifiedTree;
-use cerro_core::verify::{verify_signed_manifest, VerifyContext};
+use cerro_core::Sha256Digest;
 use cerro_fuse::{MountOptions, StoreBundle, TreeRoot, VerifiedFs, View};
-use cerro_store::db::bundles::BundleRecord;
-use cerro_store::{mounts, walk, Store};
+use cerro_store::mounts::{self, MountedBundle};
+use cerro_store::{Lease, Store, Target};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::io::Write;
@@ -45,7 +46,10 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub kind: Kind,
-    pub name: Option<String>,
+    /// The bundle to serve (kind bundle): exactly this digest, nothing else.
+    pub digest: Option<Sha256Digest>,
+    /// The name it is shown and logged under.
+    pub label: Option<String>,
     pub mountpoint: PathBuf,
     pub allow_other: bool,
     pub suid: bool,
@@ -57,8 +61,11 @@ impl Request {
     /// The daemon's arguments for this request.
     pub fn to_args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec!["--kind".into(), self.kind.as_str().into()];
-        if let Some(n) = &self.name {
-            a.extend(["--name".into(), n.into()]);
+        if let Some(d) = &self.digest {
+            a.extend(["--digest".into(), d.to_string().into()]);
+        }
+        if let Some(n) = &self.label {
+            a.extend(["--label".into(), n.into()]);
         }
         a.extend(["--mountpoint".into(), self.mountpoint.clone().into()]);
         if self.allow_other {
@@ -79,7 +86,8 @@ impl Request {
     pub fn from_args(a: &DaemonArgs) -> Self {
         Self {
             kind: a.kind,
-            name: a.name.clone(),
+            digest: a.digest,
+            label: a.label.clone(),
             mountpoint: a.mountpoint.clone(),
             allow_other: a.allow_other,
             suid: a.suid,
@@ -103,30 +111,27 @@ pub enum DaemonReport {
     },
 }
 
-/// What will be served: checked records and the view made of them.
+/// What will be served: verified bundles, the view made of them, and the lease that keeps them.
 pub struct Plan {
     pub store: Store,
+    pub lease: Lease,
     pub view: View,
-    pub records: Vec<BundleRecord>,
+    pub bundles: Vec<MountedBundle>,
+}
+
+/// Where a mount's daemon logs (file name under the store's `log/`).
+pub fn log_name(mountpoint: &Path) -> String {
+    format!("mount-{}.log", mounts::id_for(mountpoint))
 }
 
 /// Where a mount's daemon logs.
 pub fn log_path(store: &Path, mountpoint: &Path) -> PathBuf {
-    store
-        .join("log")
-        .join(format!("mount-{}.log", mounts::id_for(mountpoint)))
+    store.join("log").join(log_name(mountpoint))
 }
 
-/// Check each record to be served: signatures, trust, policy, and its root record against the
-/// signed manifest. Nothing is mounted unless this passes.
+/// Lease, resolve and verify what `req` asks for. Nothing is mounted unless this passes (for a
+/// store view: bundles that fail are left out with a warning, never served).
 pub fn plan(ctx: &Ctx, req: &Request) -> CmdResult<Plan> {
-    plan_with(ctx, req, true)
-}
-
-/// [`plan`], with the signature, trust and policy checks skipped when `verify` is false (`ct run
-/// --no-verify`). The root record is checked against the manifest either way, and every block
-/// below it is still verified when read.
-pub fn plan_with(ctx: &Ctx, req: &Request, verify: bool) -> CmdResult<Plan> {
     if !ctx.store.join("db").join("CURRENT").exists() {
         return Err(
             Failure::usage(format!("there is no store at {}", ctx.store.display())).hint(
@@ -134,88 +139,74 @@ pub fn plan_with(ctx: &Ctx, req: &Request, verify: bool) -> CmdResult<Plan> {
             ),
         );
     }
-    let store = Store::open_reader(&ctx.store)
+    let checks = Checks::load(ctx, req.policy.as_deref(), false)?;
+    let target = match (req.kind, req.digest) {
+        (Kind::Bundle, Some(d)) => Target::Digest(d),
+        (Kind::Bundle, None) => return Err(Failure::usage("no bundle digest given")),
+        (Kind::Store, _) => Target::AllNames,
+    };
+    let purpose = format!("mount {}", req.mountpoint.display());
+    let (store, lease) = Store::open_leased(&ctx.store, &purpose, target)
         .map_err(|e| Failure::from(e).context(format!("store {}", ctx.store.display())))?;
-    let policy = load_policy(ctx, req.policy.as_deref())?;
-    let trust = ctx.cfg.trust_lookup()?;
-    let vctx = VerifyContext {
-        trust: &trust,
-        policy: policy.as_ref().map(|(_, p)| p),
-        now: chrono::Utc::now(),
-    };
-    let candidates: Vec<BundleRecord> = match (req.kind, &req.name) {
-        (Kind::Bundle, Some(name)) => vec![store.bundle(name)?],
-        (Kind::Bundle, None) => return Err(Failure::usage("no bundle name given")),
-        (Kind::Store, _) => {
-            let mut v = Vec::new();
-            for (name, r) in store.bundles()? {
-                match r {
-                    Ok(r) => v.push(r),
-                    Err(e) => eprintln!("warning: bundle {name} left out of the store view: {e}"),
-                }
-            }
-            v
-        }
-    };
-    let mut records = Vec::new();
-    let mut bundles = Vec::new();
-    for rec in candidates {
-        let sigs = rec
-            .signatures
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-            .collect();
-        let failure = if verify {
-            verify_signed_manifest(rec.manifest.as_bytes(), &sigs, &vctx).failure
-        } else {
-            None
-        };
-        let checked = match failure {
-            Some(f) => Err(Failure::new(
-                f.exit_code,
-                format!("bundle {} in the store: {}", rec.name, f.message),
-            )
-            .hint(f.hint)),
-            None => walk::record_roots(&rec).map_err(|e| {
-                Failure::new(HASH_MISMATCH, e.to_string())
-                    .hint("run `ct store fsck`, then import the bundle again")
-            }),
-        };
-        match (checked, req.kind) {
-            (Ok((_, root)), _) => {
-                bundles.push(StoreBundle {
-                    name: rec.name.clone(),
-                    digest_hex: rec.bundle_digest.trim_start_matches("sha256:").to_string(),
-                    root,
-                    manifest: rec.manifest.clone().into_bytes(),
-                    signatures: sigs.into_iter().collect(),
-                });
-                records.push(rec);
-            }
-            (Err(f), Kind::Bundle) => return Err(f),
-            (Err(f), Kind::Store) => {
-                eprintln!(
-                    "warning: {} — left out of the store view{}",
-                    f.message,
-                    f.hint.map(|h| format!(" ({h})")).unwrap_or_default()
-                );
-            }
-        }
+    for w in lease.skipped() {
+        eprintln!("warning: {w} — left out of the store view");
     }
+    let mut bundles = Vec::new();
     let view = match req.kind {
         Kind::Bundle => {
-            let b = bundles.pop().expect("one bundle checked");
-            View::Rootfs(TreeRoot {
-                label: b.name,
-                root: b.root,
-            })
+            let d = req.digest.expect("checked above");
+            let v = store
+                .verified(&lease, &d, &checks.ctx())
+                .map_err(record_failure)?;
+            let names = store.names_of(&d).unwrap_or_default();
+            let label = req
+                .label
+                .clone()
+                .unwrap_or_else(|| v.manifest().package.name.clone());
+            bundles.push(MountedBundle {
+                digest: d,
+                names,
+                version: v.manifest().package.version.clone(),
+            });
+            View::Rootfs(TreeRoot::new(label, &v))
         }
-        Kind::Store => View::Store(bundles),
+        Kind::Store => {
+            let mut shown = Vec::new();
+            for d in lease.digests() {
+                let names: Vec<String> = lease
+                    .names()
+                    .iter()
+                    .filter(|(_, x)| x == d)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                match store.verified(&lease, d, &checks.ctx()) {
+                    Ok(v) => {
+                        bundles.push(MountedBundle {
+                            digest: *d,
+                            names: names.clone(),
+                            version: v.manifest().package.version.clone(),
+                        });
+                        shown.push(StoreBundle::new(names, v));
+                    }
+                    Err(e) => {
+                        let f = record_failure(e);
+                        eprintln!(
+                            "warning: bundle {} ({d}): {} — left out of the store view{}",
+                            names.join(", "),
+                            f.message,
+                            f.hint.map(|h| format!(" ({h})")).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            View::Store(shown)
+        }
     };
     Ok(Plan {
         store,
+        lease,
         view,
-        records,
+        bundles,
     })
 }
 
@@ -241,10 +232,69 @@ fn log_line(msg: &str) {
     );
 }
 
-/// `ct __mount-daemon …`: detach, check, mount, report, serve.
+/// Give up, before any thread exists (capabilities are per thread, and threads inherit them),
+/// every capability the daemon does not need: it keeps CAP_SYS_ADMIN, to mount and unmount,
+/// and — only when the store is not owned by this user — the file-access overrides it needs to
+/// read and lease in someone else's store. No new privileges can be gained afterwards (no
+/// setuid helper, no file capabilities), and the bounding set is emptied of the rest. Parsing
+/// the attacker-writable store then happens without CAP_SYS_MODULE, CAP_SYS_PTRACE,
+/// CAP_SETUID, CAP_NET_ADMIN, CAP_CHOWN and the like. Returns what it kept.
+fn drop_capabilities(store: &Path) -> Result<Vec<String>, String> {
+    use caps::{CapSet, Capability, CapsHashSet};
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(vec![]);
+    }
+    let mut keep: CapsHashSet = [Capability::CAP_SYS_ADMIN].into_iter().collect();
+    let owner = std::fs::metadata(store).map(|m| m.uid()).unwrap_or(0);
+    if owner != 0 {
+        keep.extend([
+            Capability::CAP_DAC_OVERRIDE,
+            Capability::CAP_DAC_READ_SEARCH,
+        ]);
+    }
+    let e = |what: &str, err: caps::errors::CapsError| format!("{what}: {err}");
+    for c in caps::all() {
+        if !keep.contains(&c) {
+            // Unknown to this kernel: nothing to drop.
+            let _ = caps::drop(None, CapSet::Bounding, c);
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(|err| e("clearing ambient capabilities", err))?;
+    caps::clear(None, CapSet::Inheritable)
+        .map_err(|err| e("clearing inheritable capabilities", err))?;
+    let have = caps::read(None, CapSet::Permitted).map_err(|err| e("reading capabilities", err))?;
+    let kept: CapsHashSet = have.intersection(&keep).cloned().collect();
+    caps::set(None, CapSet::Effective, &kept).map_err(|err| e("setting capabilities", err))?;
+    caps::set(None, CapSet::Permitted, &kept).map_err(|err| e("setting capabilities", err))?;
+    nix::sys::prctl::set_no_new_privs().map_err(|err| format!("no_new_privs: {err}"))?;
+    let mut names: Vec<String> = kept.iter().map(|c| c.to_string()).collect();
+    names.sort();
+    Ok(names)
+}
+
+/// `ct __mount-daemon …`: detach, give up privileges, check, mount, report, serve.
 pub fn daemon_main(ctx: &Ctx, a: DaemonArgs) -> CmdResult<u8> {
     // Its own session: no terminal signals from the shell that ran `ct mount`.
     let _ = nix::unistd::setsid();
+    block_ending_signals()?;
+    match drop_capabilities(&ctx.store) {
+        Ok(kept) if !kept.is_empty() => {
+            log_line(&format!("capabilities kept: {}", kept.join(", ")))
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let f = Failure::new(IO_ERROR, format!("giving up capabilities: {e}"));
+            log_line(&format!("not mounted: {}", f.message));
+            let report = DaemonReport::Failed {
+                code: f.code,
+                message: f.message.clone(),
+                hint: None,
+            };
+            println!("{}", serde_json::to_string(&report).expect("serializes"));
+            return Err(f);
+        }
+    }
     let req = Request::from_args(&a);
     let result = plan(ctx, &req).and_then(|p| serve(ctx, &req, p, Some(())));
     if let Err(f) = &result {
@@ -261,32 +311,45 @@ pub fn daemon_main(ctx: &Ctx, a: DaemonArgs) -> CmdResult<u8> {
 
 /// Mount `plan` and serve it until the mount ends. `detached` is `Some` in the daemon (report
 /// readiness on stdout, then let go of it), `None` in the foreground (say so on the terminal).
-pub fn serve(ctx: &Ctx, req: &Request, plan: Plan, detached: Option<()>) -> CmdResult<u8> {
+/// The signals that end a mount (its daemon, or `ct mount --foreground`).
+fn ending_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
-    // Block the signals that end us in every thread (the FUSE threads inherit the mask); one
-    // thread waits for them and unmounts, so the mount is never left broken by Ctrl-C.
     let mut signals = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         signals.add(s);
     }
     signals
+}
+
+/// Block the ending signals in this thread, and so in every thread started after: one thread
+/// waits for them and unmounts, so the mount is never left broken. Called before anything
+/// starts a thread (RocksDB starts its own when the store is opened; a signal delivered to one
+/// of those would end the process with the mount still there).
+pub fn block_ending_signals() -> CmdResult {
+    ending_signals()
         .thread_block()
-        .map_err(|e| Failure::io("blocking signals", std::io::Error::from(e)))?;
+        .map_err(|e| Failure::io("blocking signals", std::io::Error::from(e)))
+}
+
+pub fn serve(ctx: &Ctx, req: &Request, plan: Plan, detached: Option<()>) -> CmdResult<u8> {
+    block_ending_signals()?;
+    let signals = ending_signals();
 
     let Plan {
         store,
+        lease,
         view,
-        records,
+        bundles,
     } = plan;
-    let label = req.name.clone().unwrap_or_else(|| "store".into());
+    let label = req.label.clone().unwrap_or_else(|| "store".into());
     let registration = mounts::register(
-        &ctx.store,
+        store.dirs(),
         &mounts::MountInfo {
-            format: mounts::MOUNT_FORMAT_V1.into(),
+            format: mounts::MOUNT_FORMAT_V2.into(),
             mountpoint: req.mountpoint.clone(),
             pid: std::process::id(),
             kind: req.kind.as_str().into(),
-            records,
+            bundles: bundles.clone(),
             log: log_path(&ctx.store, &req.mountpoint),
             started_at: chrono::Utc::now().timestamp(),
             allow_other: req.allow_other,
@@ -349,6 +412,7 @@ pub fn serve(ctx: &Ctx, req: &Request, plan: Plan, detached: Option<()>) -> CmdR
             super::mount::report_mounted(
                 ctx,
                 req,
+                &bundles,
                 std::process::id(),
                 Path::new("(this terminal)"),
             );
@@ -372,6 +436,7 @@ pub fn serve(ctx: &Ctx, req: &Request, plan: Plan, detached: Option<()>) -> CmdR
     }
     let result = mounted.wait();
     drop(registration);
+    drop(lease);
     match result {
         Ok(()) => {
             log_line(&format!("unmounted {}", req.mountpoint.display()));

@@ -70,6 +70,7 @@ fn on_path(program: &str) -> Option<PathBuf> {
 
 fn runs(program: &Path, arg: &str) -> bool {
     Command::new(program)
+        .env_remove("CT_PASSPHRASE")
         .arg(arg)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -172,6 +173,23 @@ fn check_runtimes() -> Vec<Check> {
             "apt-get install runc",
         ));
     }
+    // `ct run --network private` and `-p` with runc or crun (podman's slirp4netns mode too).
+    out.push(match on_path("slirp4netns") {
+        Some(p) if runs(&p, "--version") => ok("slirp4netns", p.display().to_string()),
+        Some(p) => bad(
+            "slirp4netns",
+            format!(
+                "{} does not run (`slirp4netns --version` failed)",
+                p.display()
+            ),
+            "reinstall it: apt-get install --reinstall slirp4netns",
+        ),
+        None => bad(
+            "slirp4netns",
+            "not on PATH: `ct run -p` and `--network private` need it",
+            "apt-get install slirp4netns (tools/setup installs it)",
+        ),
+    });
     let overlay = std::fs::read_to_string("/proc/filesystems")
         .map(|t| {
             t.lines()
@@ -213,7 +231,11 @@ fn check_store(ctx: &Ctx, quick: bool) -> Vec<Check> {
     };
     let mut out = Vec::new();
     out.push(
-        match cerro_store::lock::StoreLock::acquire(st, cerro_store::LockMode::Exclusive, false) {
+        match cerro_store::lock::StoreLock::acquire(
+            store.dirs(),
+            cerro_store::LockMode::Exclusive,
+            false,
+        ) {
             Ok(_) => ok("store lock", "free"),
             Err(cerro_store::StoreError::Busy(_)) => ok(
                 "store lock",
@@ -233,17 +255,31 @@ fn check_store(ctx: &Ctx, quick: bool) -> Vec<Check> {
     // Quick consistency: every record decodes and its root record matches its signed manifest.
     let mut problems = Vec::new();
     let mut n = 0;
-    match store.bundles() {
+    match store.records() {
         Ok(list) => {
-            for (name, rec) in list {
+            for e in list {
                 n += 1;
-                match rec.map(|r| cerro_store::walk::record_roots(&r)) {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) | Err(e) => problems.push(format!("{name}: {e}")),
+                let checked = match (e.digest, e.record) {
+                    (Some(d), Ok(r)) => cerro_store::walk::record_roots(&d, &r).map(|_| ()),
+                    (None, _) => Err(cerro_store::StoreError::Corrupt(format!(
+                        "a record under a key that is not a digest ({})",
+                        cerro_store::shown(&e.key)
+                    ))),
+                    (_, Err(err)) => Err(err),
+                };
+                if let Err(err) = checked {
+                    problems.push(err.to_string());
                 }
             }
         }
         Err(e) => problems.push(e.to_string()),
+    }
+    if let Ok(names) = store.names() {
+        for (k, r) in names {
+            if let Err(e) = r {
+                problems.push(format!("name {}: {e}", cerro_store::shown(&k)));
+            }
+        }
     }
     out.push(if problems.is_empty() {
         ok(

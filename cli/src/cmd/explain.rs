@@ -6,7 +6,7 @@ use super::verify::{check, load_policy};
 use super::Ctx;
 use crate::app::ExplainArgs;
 use crate::exit::CmdResult;
-use crate::output::human_bytes;
+use crate::output::{human_bytes, safe};
 use cerro_core::pack::{EPOCH, UNVERSIONED};
 use cerro_core::policy::Verdict;
 use cerro_core::source::{layer_compression, Compression};
@@ -24,7 +24,7 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
     if ctx.out.json {
         // As for every command: the failure's readable line also goes to stderr.
         if let Some(f) = &rep.failure {
-            eprintln!("{} {}", ctx.out.bad("FAILED:"), f.message);
+            eprintln!("{} {}", ctx.out.bad("FAILED:"), safe(&f.message));
         }
         return Ok(rep.exit_code());
     }
@@ -124,12 +124,14 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
                 .fingerprint
                 .map(|f| f.to_string())
                 .unwrap_or_else(|| "?".into());
-            let suite = s.suite.as_deref().unwrap_or("?");
+            let raw_suite = s.suite.as_deref().unwrap_or("?");
+            // The suite string is the signature file's, unvalidated.
+            let suite = cerro_core::text::show_text(raw_suite, 64);
             o.line(format!(
                 "  {} — {} ({suite}, {})",
                 s.key_id,
                 fp,
-                cerro_core::sign::Suite::from_id(suite)
+                cerro_core::sign::Suite::from_id(raw_suite)
                     .map_or("a suite this ct does not know", |x| x.description())
             ));
             let why = match (s.valid, s.trusted) {
@@ -137,9 +139,9 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
                     "valid and trusted: the signature matches the manifest, and this fingerprint is in your trust store{}",
                     s.trusted_as.as_ref().filter(|n| n.as_str() != s.key_id).map(|n| format!(" (as {n})")).unwrap_or_default()
                 )),
-                (true, false) if s.trusted_as.is_some() => o.warn(&format!("valid but NOT trusted for this bundle: {}", s.problem.as_deref().unwrap_or("outside the key's validity window"))),
+                (true, false) if s.trusted_as.is_some() => o.warn(&format!("valid but NOT trusted for this bundle: {}", safe(s.problem.as_deref().unwrap_or("outside the key's validity window")))),
                 (true, false) => o.warn("valid but NOT trusted: the signature matches, but this key is not in your trust store (`ct key import` it once you have checked the fingerprint with its owner)"),
-                _ => o.bad(&format!("INVALID: {}", s.problem.as_deref().unwrap_or("the signature does not verify"))),
+                _ => o.bad(&format!("INVALID: {}", safe(s.problem.as_deref().unwrap_or("the signature does not verify")))),
             };
             o.line(format!("      {why}"));
         }
@@ -154,8 +156,8 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
     match &rep.failure {
         None => o.line(format!("{} every blob matches the signed manifest, and the signature chain ends in your trust store.", o.good("Verdict: VERIFIED —"))),
         Some(f) => {
-            o.line(format!("{} {}", o.bad(&format!("Verdict: REJECTED (exit {}) —", f.exit_code)), f.message));
-            o.line(format!("  what to do: {}", f.hint));
+            o.line(format!("{} {}", o.bad(&format!("Verdict: REJECTED (exit {}) —", f.exit_code)), safe(&f.message)));
+            o.line(format!("  what to do: {}", safe(&f.hint)));
         }
     }
     Ok(rep.exit_code())

@@ -15,79 +15,29 @@ use cerro_core::digest::HashingWriter;
 use cerro_core::keys::PublicKeyFile;
 use cerro_core::verify::{verify, VerifyContext};
 use cerro_core::{KeyId, Sha256Digest};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Format identifier in `cerro-export.json`. Changing it breaks every archive already written.
-pub const EXPORT_FORMAT_V1: &str = "cerro-torre/export/v1";
 pub const INDEX_FILE: &str = "cerro-export.json";
 pub const KEYS_DIR: &str = "keys/";
 pub const POLICY_FILE: &str = "policy.json";
 pub const BUNDLES_DIR: &str = "bundles/";
 pub const BLOBS_DIR: &str = "blobs/";
 pub const BLOBS_SHA256_DIR: &str = "blobs/sha256/";
-/// Largest index accepted on import (untrusted input bound).
-pub const INDEX_MAX_BYTES: u64 = 16 << 20;
-/// Most bundles in one archive (untrusted input bound).
-pub const MAX_BUNDLES: usize = 4096;
 /// Largest public key file accepted on import.
 pub const KEY_FILE_MAX_BYTES: u64 = 64 << 10;
 /// Largest policy accepted on import.
 pub const POLICY_MAX_BYTES: u64 = 1 << 20;
 
-/// `cerro-export.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportIndex {
-    pub format: String,
-    /// Sorted by bundle digest.
-    pub bundles: Vec<ExportedBundle>,
-    /// Key files under `keys/`, sorted by key id.
-    pub keys: Vec<ExportedKey>,
-    /// Whether `policy.json` is present.
-    pub policy: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportedBundle {
-    /// File name the bundle had (and gets back on import).
-    pub file: String,
-    pub name: String,
-    pub version: String,
-    /// SHA-256 of its `cerro/manifest.toml`; its directory is `bundles/<hex>/`.
-    pub bundle_digest: Sha256Digest,
-    pub image_digest: Sha256Digest,
-    /// Size and SHA-256 of the whole `.ctp` file as exported.
-    pub file_size: u64,
-    pub file_digest: Sha256Digest,
-    /// Key ids of its signatures.
-    pub signers: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportedKey {
-    pub key_id: KeyId,
-    pub fingerprint: cerro_core::Fingerprint,
-}
+pub use cerro_core::export::{
+    valid_file_name, ExportIndex, ExportedBundle, ExportedKey, EXPORT_FORMAT_V1, INDEX_MAX_BYTES,
+};
 
 /// A ustar header with the bundle rules (the bundle writer's own, so both tars agree).
 pub fn header(path: &str, size: u64, dir: bool) -> CmdResult<tar::Header> {
     Ok(cerro_core::bundle::writer::header(path, size, dir)?)
-}
-
-/// A valid bundle file name in an archive: a plain name ending in `.ctp`.
-pub fn valid_file_name(s: &str) -> bool {
-    s.len() <= 255
-        && s.ends_with(".ctp")
-        && s.len() > 4
-        && !s.starts_with('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-+@".contains(&b))
 }
 
 struct Input {

@@ -123,26 +123,6 @@ pub fn run(ctx: &Ctx, a: FetchArgs) -> CmdResult<u8> {
     )?;
     let manifest = Manifest::parse(&manifest_bytes)
         .map_err(|e| bad_art(format!("{}: {e}", layout::MANIFEST_TOML)))?;
-    if manifest.image != image_desc {
-        return Err(bad_art(format!(
-            "its signed manifest describes image {} ({} bytes, {}), but {r} is {} ({} bytes, {})",
-            manifest.image.digest,
-            manifest.image.size,
-            manifest.image.media_type,
-            image_desc.digest,
-            image_desc.size,
-            image_desc.media_type
-        )));
-    }
-    if let Some(p) = &parsed.summary {
-        let got = get_small(&client, &repo, p, layout::SMALL_FILE_MAX_BYTES)?;
-        if got != layout::summary_json(&manifest, &manifest_bytes) {
-            return Err(bad_art(format!(
-                "{} does not match the signed manifest",
-                layout::SUMMARY_JSON
-            )));
-        }
-    }
     let mut want_atts: Vec<(Sha256Digest, u64)> = manifest
         .attestations
         .iter()
@@ -184,6 +164,30 @@ pub fn run(ctx: &Ctx, a: FetchArgs) -> CmdResult<u8> {
     // reach at its steps 2 and 3, only sooner.
     let trust = ctx.cfg.trust_lookup()?;
     early_trust_check(&sigs, &manifest_bytes, &trust, &r)?;
+
+    // What is derived from the manifest, or must agree with it, is compared only now that its
+    // signatures are known good: an edited manifest is a signature failure (exit 2), as in
+    // `ct verify` (spec/bundle.md §7).
+    if manifest.image != image_desc {
+        return Err(bad_art(format!(
+            "its signed manifest describes image {} ({} bytes, {}), but {r} is {} ({} bytes, {})",
+            manifest.image.digest,
+            manifest.image.size,
+            manifest.image.media_type,
+            image_desc.digest,
+            image_desc.size,
+            image_desc.media_type
+        )));
+    }
+    if let Some(p) = &parsed.summary {
+        let got = get_small(&client, &repo, p, layout::SMALL_FILE_MAX_BYTES)?;
+        if got != layout::summary_json(&manifest, &manifest_bytes) {
+            return Err(bad_art(format!(
+                "{} does not match the signed manifest",
+                layout::SUMMARY_JSON
+            )));
+        }
+    }
 
     // 5. Download while writing, verify while writing.
     let parent = a

@@ -6,20 +6,21 @@
 
 use super::assemble::{persist, write_verified, Assembled, WriteError};
 use super::export::{
-    read_region, valid_file_name, ExportIndex, BLOBS_SHA256_DIR, BUNDLES_DIR, EXPORT_FORMAT_V1,
-    INDEX_FILE, INDEX_MAX_BYTES, KEYS_DIR, KEY_FILE_MAX_BYTES, MAX_BUNDLES, POLICY_FILE,
-    POLICY_MAX_BYTES,
+    read_region, ExportIndex, BLOBS_SHA256_DIR, BUNDLES_DIR, INDEX_FILE, INDEX_MAX_BYTES, KEYS_DIR,
+    KEY_FILE_MAX_BYTES, POLICY_FILE, POLICY_MAX_BYTES,
 };
 use super::verify::{load_policy, print_report};
 use super::Ctx;
 use crate::app::ImportArgs;
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH};
+use cerro_core::archive::{ArchiveError, ArchiveReader, Dialect, TarKind};
 use cerro_core::bundle::layout::{self, EntryPath};
 use cerro_core::bundle::{BlobSource, BundleContents, BundleError};
 use cerro_core::keys::PublicKeyFile;
 use cerro_core::manifest::Manifest;
 use cerro_core::policy::Policy;
 use cerro_core::sign::SignatureFile;
+use cerro_core::text::show_name;
 use cerro_core::verify::VerifyContext;
 use cerro_core::{Fingerprint, KeyId, Sha256Digest};
 use std::collections::BTreeMap;
@@ -50,43 +51,56 @@ impl Archive {
             .map_err(|e| Failure::io(format!("opening archive {}", path.display()), e))?;
         let mut files = BTreeMap::new();
         let mut seen = std::collections::BTreeSet::new();
-        {
-            let mut ar = tar::Archive::new(&file);
-            let terr = |e: std::io::Error| bad(format!("not a readable tar archive: {e}"));
-            for entry in ar.entries_with_seek().map_err(terr)? {
-                let entry = entry.map_err(terr)?;
-                if seen.len() >= MAX_ENTRIES {
-                    return Err(bad(format!("more than {MAX_ENTRIES} entries")));
+        let len = file
+            .metadata()
+            .map_err(|e| Failure::io(format!("opening archive {}", path.display()), e))?
+            .len();
+        // Core's bounded reader: extension headers at most 1 MiB, names at most 4095 bytes.
+        let mut ar = ArchiveReader::seekable(&file, len, 2 * MAX_ENTRIES as u64, Dialect::Archive);
+        let terr = |e: ArchiveError| match e {
+            ArchiveError::Io(e) => Failure::io(format!("reading archive {}", path.display()), e),
+            e if e.is_truncated() => bad(format!("it is truncated ({e}); copy it again")),
+            e => bad(format!("not a readable tar archive: {e}")),
+        };
+        while let Some(entry) = ar.next_entry().map_err(terr)? {
+            if seen.len() >= MAX_ENTRIES {
+                return Err(bad(format!("more than {MAX_ENTRIES} entries")));
+            }
+            let name = String::from_utf8(entry.name).map_err(|b| {
+                bad(format!(
+                    "entry {} has a name that is not UTF-8",
+                    show_name(b.as_bytes())
+                ))
+            })?;
+            let shown = show_name(name.as_bytes());
+            if !seen.insert(name.trim_end_matches('/').to_string()) {
+                return Err(bad(format!("entry {shown} appears twice")));
+            }
+            if name == layout::OCI_LAYOUT || name == layout::INDEX_JSON {
+                return Err(Failure::usage(format!(
+                    "{} is a bundle, not an export archive",
+                    path.display()
+                ))
+                .hint("copy the .ctp where you want it, and check it with `ct verify`"));
+            }
+            let is_dir = classify(&name).map_err(|e| bad(format!("entry {shown} {e}")))?;
+            match (entry.kind, is_dir) {
+                (TarKind::Directory, true) => {}
+                (TarKind::Regular, false) => {
+                    files.insert(
+                        name,
+                        At {
+                            offset: entry.data_offset,
+                            size: entry.size,
+                        },
+                    );
                 }
-                let name = String::from_utf8(entry.path_bytes().into_owned())
-                    .map_err(|_| bad("an entry name is not UTF-8".into()))?;
-                if !seen.insert(name.trim_end_matches('/').to_string()) {
-                    return Err(bad(format!("entry {name:?} appears twice")));
-                }
-                if name == layout::OCI_LAYOUT || name == layout::INDEX_JSON {
-                    return Err(Failure::usage(format!(
-                        "{} is a bundle, not an export archive",
-                        path.display()
-                    ))
-                    .hint("copy the .ctp where you want it, and check it with `ct verify`"));
-                }
-                let is_dir = classify(&name).map_err(|e| bad(format!("entry {name:?} {e}")))?;
-                match (entry.header().entry_type(), is_dir) {
-                    (tar::EntryType::Directory, true) => {}
-                    (tar::EntryType::Regular | tar::EntryType::Continuous, false) => {
-                        files.insert(
-                            name,
-                            At {
-                                offset: entry.raw_file_position(),
-                                size: entry.size(),
-                            },
-                        );
-                    }
-                    (k, _) => {
-                        return Err(bad(format!(
-                            "entry {name:?} is a {k:?}, not what its name says"
-                        )))
-                    }
+                (k, _) => {
+                    return Err(bad(format!(
+                        "entry {shown} is a {}, but its name is a {}'s",
+                        k.describe(),
+                        if is_dir { "directory" } else { "regular file" }
+                    )))
                 }
             }
         }
@@ -248,6 +262,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
             &a.archive,
             a.name.as_deref(),
             a.policy.as_deref(),
+            downgrade(&a),
         );
     }
     if a.name.is_some() {
@@ -275,29 +290,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
             "it has no {INDEX_FILE}; it was not written by `ct export`"
         ))
     })?;
-    let index: ExportIndex =
-        serde_json::from_slice(&index_bytes).map_err(|e| bad(format!("{INDEX_FILE}: {e}")))?;
-    if index.format != EXPORT_FORMAT_V1 {
-        return Err(bad(format!(
-            "{INDEX_FILE}: format {:?} (this ct reads {EXPORT_FORMAT_V1:?})",
-            index.format
-        )));
-    }
-    if index.bundles.is_empty() || index.bundles.len() > MAX_BUNDLES {
-        return Err(bad(format!(
-            "{INDEX_FILE} lists {} bundles (1 to {MAX_BUNDLES} allowed)",
-            index.bundles.len()
-        )));
-    }
-    let mut names = std::collections::BTreeSet::new();
-    for b in &index.bundles {
-        if !valid_file_name(&b.file) || !names.insert(b.file.clone()) {
-            return Err(bad(format!(
-                "{INDEX_FILE}: bundle file name {:?} is invalid or repeated",
-                b.file
-            )));
-        }
-    }
+    let index = ExportIndex::parse(&index_bytes).map_err(|e| bad(format!("{INDEX_FILE}: {e}")))?;
 
     // Trust: this machine's store, plus the archive's keys when asked.
     let mut trusted: Vec<PublicKeyFile> = ctx.cfg.trusted_keys()?;
@@ -329,6 +322,19 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
 
     // Policy: --policy, else the archive's with --use-included-policy, else config's default.
     let policy: Option<(PathBuf, Policy)> = if a.use_included_policy {
+        // The sender's policy must not quietly take the place of this machine's own.
+        if let (Some(default), false) = (&ctx.cfg.file.default_policy, a.replace_default_policy) {
+            return Err(Failure::usage(format!(
+                "--use-included-policy would replace this machine's default policy {} (from \
+                 config.toml) with the one in archive {}",
+                default.display(),
+                a.archive.display()
+            ))
+            .hint(
+                "drop --use-included-policy to evaluate the default policy, or add \
+                   --replace-default-policy to evaluate the archive's instead for this import",
+            ));
+        }
         let bytes = ar.read(POLICY_FILE, POLICY_MAX_BYTES)?.ok_or_else(|| {
             Failure::usage(format!(
                 "--use-included-policy: archive {} carries no {POLICY_FILE}",
@@ -396,7 +402,13 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
             let path = out_dir.join(&s.file);
             persist(s.assembled, &path)?;
             let raw = super::verify::scan(ctx, &path, "reading")?;
-            let code = super::store::import_verified(ctx, &path, &raw, None).map_err(|f| {
+            // Verified above from the archive; verified again from the file written, which
+            // yields the witness the import takes.
+            let v = match cerro_core::verified::verify_bundle(&raw, &vctx) {
+                Ok(v) => v,
+                Err(rep) => return Ok(rep.exit_code()),
+            };
+            super::store::import_verified(ctx, &path, &v, None, downgrade(&a)).map_err(|f| {
                 f.context(format!(
                     "archive {}, bundle {}",
                     a.archive.display(),
@@ -407,9 +419,6 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
                     imported.join(", ")
                 ))
             })?;
-            if code != 0 {
-                return Ok(code);
-            }
             imported.push(s.name.clone());
         }
         return Ok(0);
@@ -570,18 +579,33 @@ fn stage(
     Ok(if code == 0 { Ok(s) } else { Err((s, code)) })
 }
 
-/// True when `path` is a Cerro bundle (it has `cerro/manifest.toml`) rather than an export archive.
+/// What a name does when the bundle is older than the one it names (`--allow-downgrade`).
+fn downgrade(a: &ImportArgs) -> cerro_store::import::Downgrade {
+    if a.allow_downgrade {
+        cerro_store::import::Downgrade::Allow
+    } else {
+        cerro_store::import::Downgrade::Refuse
+    }
+}
+
+/// True when `path` is a Cerro bundle (it has `cerro/manifest.toml` among its first entries)
+/// rather than an export archive. Read with the bounded reader; anything unreadable is "not a
+/// bundle" here (the export-archive reader then says what is wrong with it).
 fn is_bundle(path: &std::path::Path) -> CmdResult<bool> {
     let f = std::fs::File::open(path)
         .map_err(|e| Failure::io(format!("opening {}", path.display()), e))?;
-    let mut ar = tar::Archive::new(f);
-    let Ok(entries) = ar.entries_with_seek() else {
-        return Ok(false);
-    };
-    for e in entries.take(64) {
-        let Ok(e) = e else { return Ok(false) };
-        if e.path_bytes().as_ref() == cerro_core::bundle::layout::MANIFEST_TOML.as_bytes() {
-            return Ok(true);
+    let len = f
+        .metadata()
+        .map_err(|e| Failure::io(format!("opening {}", path.display()), e))?
+        .len();
+    let mut ar = ArchiveReader::seekable(&f, len, 128, Dialect::Archive);
+    for _ in 0..64 {
+        match ar.next_entry() {
+            Ok(Some(e)) if e.name == cerro_core::bundle::layout::MANIFEST_TOML.as_bytes() => {
+                return Ok(true)
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return Ok(false),
         }
     }
     Ok(false)

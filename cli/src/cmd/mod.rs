@@ -14,9 +14,10 @@ mod policy;
 mod policy_edit;
 mod push;
 mod resign;
-mod run;
+pub mod run;
 mod store;
 mod store_tree;
+mod stored;
 mod unpack;
 mod validity;
 mod verify;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Mounts => mount::list(&ctx),
         Cmd::Doctor { quick } => doctor::run(&ctx, quick),
         Cmd::Run(a) => run::run(&ctx, a),
+        Cmd::Stop(a) => run::detach::stop(&ctx, a),
         Cmd::Unpack(a) => unpack::run(&ctx, a),
         Cmd::MountDaemon(a) => daemon::daemon_main(&ctx, a),
     }

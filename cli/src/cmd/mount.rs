@@ -3,12 +3,13 @@
 //! daemon died. The daemon itself (what serves the mount) is `super::daemon`.
 
 use super::daemon::{self, DaemonReport, Kind};
-use super::store::import_bundle_named;
+use super::stored::{open_bundle, Checks};
 use super::Ctx;
-use crate::app::{BundleSource, MountArgs, StoreMountArgs, UmountArgs};
+use crate::app::{MountArgs, StoreMountArgs, UmountArgs};
 use crate::exit::{CmdResult, Failure};
 use crate::mountinfo;
-use cerro_store::mounts;
+use cerro_store::dirs::StoreDirs;
+use cerro_store::mounts::{self, MountedBundle};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -76,60 +77,37 @@ fn prepare_mountpoint(mp: &Path) -> CmdResult<PathBuf> {
     std::fs::canonicalize(&mp).map_err(|e| Failure::io(format!("resolving {}", mp.display()), e))
 }
 
-/// `ct mount BUNDLE|NAME MOUNTPOINT`.
+/// `ct mount BUNDLE|NAME MOUNTPOINT`: the bundle is resolved (a file verified and imported if
+/// needed) and verified here, so a refusal has its exit code; the daemon is then told the
+/// bundle's digest, and serves exactly that bundle after verifying it again.
 pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
+    if a.foreground {
+        // Before the store starts any thread: this process will serve the mount.
+        daemon::block_ending_signals()?;
+    }
     let mp = prepare_mountpoint(&a.mountpoint)?;
-    let name = resolve_bundle(ctx, &a.source)?;
-    start(
+    let checks = Checks::load(ctx, a.source.policy.as_deref(), false)?;
+    let opened = open_bundle(
         ctx,
-        &daemon::Request {
-            kind: Kind::Bundle,
-            name: Some(name),
-            mountpoint: mp,
-            allow_other: a.allow_other,
-            suid: false,
-            threads: a.threads,
-            policy: a.source.policy.clone(),
-        },
-        a.foreground,
-    )
-}
-
-/// The store name of `bundle`: a .ctp file is verified and imported (its verify exit code if
-/// it fails), anything else is taken as a name in the store.
-pub fn resolve_bundle(ctx: &Ctx, src: &BundleSource) -> CmdResult<String> {
-    let (bundle, name, policy) = (&src.bundle, src.name.as_deref(), src.policy.as_deref());
-    let target = Path::new(bundle);
-    let name = if target.is_file() {
-        // A bundle file: verify it and import it (nothing happens if the store has it already).
-        let quiet = ctx.with_output(crate::output::Output {
-            json: false,
-            quiet: ctx.out.quiet || ctx.out.json,
-            ..ctx.out.clone()
-        });
-        match import_bundle_named(&quiet, target, name, policy)? {
-            Ok(name) => name,
-            Err(code) => {
-                return Err(Failure::new(
-                    code,
-                    format!("{} did not verify; nothing was mounted", target.display()),
-                )
-                .hint(format!(
-                    "`ct verify {}` shows the full report",
-                    target.display()
-                )))
-            }
-        }
-    } else if bundle.contains('/') || bundle.ends_with(".ctp") {
-        return Err(Failure::usage(format!(
-            "{} is not a bundle file (and not a bundle name in the store)",
-            bundle
-        ))
-        .hint("check the path, or see `ct store ls` for the names in the store"));
-    } else {
-        bundle.to_string()
+        &a.source,
+        &checks,
+        &format!("mount {}", mp.display()),
+        "mounted",
+    )?;
+    let req = daemon::Request {
+        kind: Kind::Bundle,
+        digest: Some(opened.bundle.digest()),
+        label: Some(opened.label()),
+        mountpoint: mp,
+        allow_other: a.allow_other,
+        suid: false,
+        threads: a.threads,
+        policy: a.source.policy.clone(),
     };
-    Ok(name)
+    // The daemon takes its own lease before this one goes.
+    let r = start(ctx, &req, a.foreground);
+    drop(opened);
+    r
 }
 
 /// `ct store mount MOUNTPOINT`.
@@ -139,7 +117,8 @@ pub fn store_mount(ctx: &Ctx, a: StoreMountArgs) -> CmdResult<u8> {
         ctx,
         &daemon::Request {
             kind: Kind::Store,
-            name: None,
+            digest: None,
+            label: None,
             mountpoint: mp,
             allow_other: a.allow_other,
             suid: false,
@@ -153,22 +132,23 @@ pub fn store_mount(ctx: &Ctx, a: StoreMountArgs) -> CmdResult<u8> {
 /// Check what will be mounted (so a refusal is reported here, with its exit code), then run
 /// the daemon: in this process with `--foreground`, else detached, returning once it is ready.
 fn start(ctx: &Ctx, req: &daemon::Request, foreground: bool) -> CmdResult<u8> {
+    if foreground {
+        daemon::block_ending_signals()?;
+    }
     let plan = daemon::plan(ctx, req)?;
     if foreground {
         return daemon::serve(ctx, req, plan, None);
     }
+    let bundles = plan.bundles.clone();
+    // The log is opened through the store's descriptors: never through a link.
+    let log = daemon::log_path(&ctx.store, &req.mountpoint);
+    let logf = plan
+        .store
+        .dirs()
+        .open_append("log", &daemon::log_name(&req.mountpoint))
+        .map_err(|e| Failure::from(e).context(format!("opening the log {}", log.display())))?;
     drop(plan);
     let exe = std::env::current_exe().map_err(|e| Failure::io("finding the ct executable", e))?;
-    let log = daemon::log_path(&ctx.store, &req.mountpoint);
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Failure::io(format!("creating {}", dir.display()), e))?;
-    }
-    let logf = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .map_err(|e| Failure::io(format!("opening the log {}", log.display()), e))?;
     let mut cmd = Command::new(exe);
     cmd.arg("--store")
         .arg(&ctx.store)
@@ -179,7 +159,8 @@ fn start(ctx: &Ctx, req: &daemon::Request, foreground: bool) -> CmdResult<u8> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(logf))
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        .env_remove("CT_PASSPHRASE");
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::io("starting the mount daemon", e))?;
@@ -218,7 +199,7 @@ fn start(ctx: &Ctx, req: &daemon::Request, foreground: bool) -> CmdResult<u8> {
             }
             // The daemon stays; reap nothing (it is in its own session and outlives us).
             std::mem::forget(child);
-            report_mounted(ctx, req, pid, &log);
+            report_mounted(ctx, req, &bundles, pid, &log);
             Ok(0)
         }
         Some(DaemonReport::Failed {
@@ -245,13 +226,21 @@ fn start(ctx: &Ctx, req: &daemon::Request, foreground: bool) -> CmdResult<u8> {
     }
 }
 
-pub fn report_mounted(ctx: &Ctx, req: &daemon::Request, pid: u32, log: &Path) {
-    let what = match &req.name {
-        Some(n) => n.clone(),
-        None => "the store".to_string(),
+pub fn report_mounted(
+    ctx: &Ctx,
+    req: &daemon::Request,
+    bundles: &[MountedBundle],
+    pid: u32,
+    log: &Path,
+) {
+    let what = match (&req.label, bundles) {
+        (Some(n), [b]) => format!("{n} {} ({})", b.version, b.digest),
+        (Some(n), _) => n.clone(),
+        (None, b) => format!("the store ({} bundle(s))", b.len()),
     };
     ctx.out.json_doc(&serde_json::json!({
-        "ok": true, "mountpoint": req.mountpoint, "bundle": req.name, "kind": req.kind.as_str(),
+        "ok": true, "mountpoint": req.mountpoint, "bundle": req.label, "kind": req.kind.as_str(),
+        "bundle_digest": req.digest, "bundles": bundles,
         "pid": pid, "log": log, "allow_other": req.allow_other,
     }));
     ctx.out.line(format!(
@@ -270,7 +259,11 @@ pub fn report_mounted(ctx: &Ctx, req: &daemon::Request, pid: u32, log: &Path) {
 /// `ct umount MOUNTPOINT`.
 pub fn umount(ctx: &Ctx, a: UmountArgs) -> CmdResult<u8> {
     let mp = absolute(&a.mountpoint)?;
-    let reg = mounts::find(&ctx.store, &mp)?;
+    let dirs = store_dirs(ctx)?;
+    let reg = match &dirs {
+        Some(d) => mounts::find(d, &mp)?,
+        None => None,
+    };
     let entry = mountinfo::at(&mp);
     match &entry {
         Some(m) if !m.is_cerro() => {
@@ -294,22 +287,30 @@ pub fn umount(ctx: &Ctx, a: UmountArgs) -> CmdResult<u8> {
     // The daemon sees its session end and exits; wait for its registration lock to go.
     let deadline = Instant::now() + EXIT_TIMEOUT;
     let mut reg = reg;
-    while let Some(r) = &reg {
+    while let (Some(r), Some(d)) = (&reg, &dirs) {
         if !r.alive {
-            let _ = mounts::remove_stale(r);
+            let _ = mounts::remove_stale(d, r);
             break;
         }
         if Instant::now() >= deadline {
-            if let Ok(info) = &r.info {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(info.pid as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
+            // Only a pid the kernel names as the holder of the registration's lock is the
+            // mount's daemon; the pid written in the file is never believed on its own.
+            match r.holder {
+                Some(pid) if r.info.as_ref().is_ok_and(|i| i.pid == pid) => {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                }
+                _ => eprintln!(
+                    "warning: the daemon of {} did not exit, and its registration names no process that holds it; nothing was signalled",
+                    mp.display()
+                ),
             }
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
-        reg = mounts::find(&ctx.store, &mp)?;
+        reg = mounts::find(d, &mp)?;
     }
     ctx.out
         .json_doc(&serde_json::json!({"ok": true, "unmounted": mp, "was_broken": was_broken}));
@@ -347,7 +348,7 @@ fn unmount_path(mp: &Path, lazy: bool) -> CmdResult {
         Err(nix::errno::Errno::EPERM) if !nix::unistd::geteuid().is_root() => {
             // Unprivileged: let fusermount3 do it (setuid root, checks the mount is ours).
             let mut c = Command::new("fusermount3");
-            c.arg("-u");
+            c.env_remove("CT_PASSPHRASE").arg("-u");
             if lazy {
                 c.arg("-z");
             }
@@ -371,9 +372,22 @@ fn unmount_path(mp: &Path, lazy: bool) -> CmdResult {
     }
 }
 
+/// The store's directories, when there is a store (`ct umount` and `ct mounts` work without).
+fn store_dirs(ctx: &Ctx) -> CmdResult<Option<StoreDirs>> {
+    if !ctx.store.exists() {
+        return Ok(None);
+    }
+    StoreDirs::open(&ctx.store)
+        .map(Some)
+        .map_err(|e| Failure::from(e).context(format!("store {}", ctx.store.display())))
+}
+
 /// `ct mounts`.
 pub fn list(ctx: &Ctx) -> CmdResult<u8> {
-    let regs = mounts::list(&ctx.store)?;
+    let regs = match store_dirs(ctx)? {
+        Some(d) => mounts::list(&d)?,
+        None => vec![],
+    };
     let table = mountinfo::read();
     let mut rows = Vec::new();
     for r in &regs {
@@ -395,7 +409,8 @@ pub fn list(ctx: &Ctx) -> CmdResult<u8> {
         };
         rows.push(serde_json::json!({
             "mountpoint": info.mountpoint, "status": status, "kind": info.kind,
-            "bundles": info.records.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            "bundles": info.bundles.iter().map(|b| b.names.first().cloned().unwrap_or_else(|| b.digest.to_string())).collect::<Vec<_>>(),
+            "bundle_digests": info.bundles.iter().map(|b| b.digest).collect::<Vec<_>>(),
             "pid": info.pid, "log": info.log, "started_at": info.started_at,
             "allow_other": info.allow_other,
         }));

@@ -1,11 +1,13 @@
-//! `ct store tree NAME`: every entry of a stored bundle's root filesystem, walked from the signed
-//! root record with each directory node verified against its digest (`cerro_store::walk`), shown
-//! one line per entry or as JSON (the same `Serialize` structs).
+//! `ct store tree NAME`: every entry of a stored bundle's root filesystem. The record is obtained
+//! verified (`stored::open_bundle`: binding, signatures, trust, policy, root record), then the
+//! tree is walked from its root record with each directory node verified against its digest
+//! (`cerro_store::walk`), shown one line per entry or as JSON (the same `Serialize` structs).
 
+use super::stored::{open_bundle, Checks};
 use super::Ctx;
+use crate::app::BundleSource;
 use crate::exit::CmdResult;
 use cerro_core::rootfs::{DirEntry, Payload};
-use cerro_store::LockMode;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -50,30 +52,11 @@ struct EntryOut {
     xattrs: BTreeMap<String, String>,
 }
 
-/// Show bytes as text: valid UTF-8 stays (a backslash doubled, a control character as `\xNN`),
-/// every byte outside a valid UTF-8 sequence becomes `\xNN`. Reversible, so distinct names stay
+/// Show bytes as text (shared with every command and log, `cerro_core::text`): valid UTF-8
+/// stays (a backslash doubled, a control character or bidirectional control as `\xNN`), every
+/// byte outside a valid UTF-8 sequence becomes `\xNN`. Reversible, so distinct names stay
 /// distinct.
-pub fn escape_bytes(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len());
-    for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => s.push_str("\\\\"),
-                c if c.is_control() => {
-                    let mut buf = [0u8; 4];
-                    for byte in c.encode_utf8(&mut buf).bytes() {
-                        let _ = write!(s, "\\x{byte:02x}");
-                    }
-                }
-                c => s.push(c),
-            }
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(s, "\\x{byte:02x}");
-        }
-    }
-    s
-}
+pub use cerro_core::text::escape_bytes;
 
 fn hex(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len() * 2);
@@ -189,10 +172,20 @@ fn human_line(o: &EntryOut) -> String {
     line
 }
 
-pub fn run(ctx: &Ctx, name: &str) -> CmdResult<u8> {
-    let s = super::store::open(ctx, LockMode::Shared)?;
-    let r = s.bundle(name)?;
-    let entries = cerro_store::walk::rootfs_entries(&s, &r)?;
+pub fn run(ctx: &Ctx, name: &str, policy: Option<&std::path::Path>) -> CmdResult<u8> {
+    let checks = Checks::load(ctx, policy, false)?;
+    let src = BundleSource {
+        bundle: name.to_string(),
+        name: None,
+        policy: policy.map(Into::into),
+    };
+    let opened = open_bundle(ctx, &src, &checks, "store tree", "listed")?;
+    let rootfs = opened.bundle.manifest().rootfs.digest.to_string();
+    let entries = cerro_store::walk::rootfs_entries(
+        &opened.store,
+        &opened.label(),
+        &opened.bundle.subject().root,
+    )?;
     // A directory's link count is 2 plus its subdirectories, as on a real filesystem.
     let mut subdirs: HashMap<&[u8], u64> = HashMap::new();
     for (path, e) in &entries[1..] {
@@ -210,7 +203,7 @@ pub fn run(ctx: &Ctx, name: &str) -> CmdResult<u8> {
         ctx.out.json_doc(&TreeOut {
             ok: true,
             name,
-            rootfs: &r.rootfs,
+            rootfs: &rootfs,
             entries: out,
         });
         return Ok(0);

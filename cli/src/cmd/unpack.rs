@@ -4,24 +4,25 @@
 //! through `VerifiedTree`. Output goes to a temporary sibling renamed into place at the end, so
 //! a failure (exit 1 on a mismatch) leaves nothing behind.
 
-use super::daemon::{self, Kind, Plan};
+use super::stored::{open_bundle, Checks};
 use super::Ctx;
 use crate::app::{UnpackArgs, UnpackFormat};
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR};
+use crate::outdir::{create_at, mkdir_at, Staged};
 use cerro_core::bundle::layout;
 use cerro_core::digest::HashingWriter;
 use cerro_core::manifest::{Descriptor, Manifest};
 use cerro_core::rootfs::{DirDigest, Metadata, Payload, TreeError, VerifiedTree};
-use cerro_fuse::View;
-use cerro_store::objects::ObjectId;
-use cerro_store::{walk, Store};
+use cerro_core::verified::{StoredBundle, Verified};
+use cerro_store::Store;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{CStr, CString};
 use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::rc::Rc;
 
 /// Bytes read from a verified file per call (a multiple of the verification block).
 const READ_CHUNK: u64 = 1 << 20;
@@ -35,29 +36,6 @@ struct Report {
     image_digest: String,
     /// Metadata that could not be written with this process's privileges, one line each.
     not_preserved: Vec<String>,
-}
-
-/// Removes a temporary output unless it was renamed into place.
-struct TempOut {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for TempOut {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = remove_any(&self.path);
-        }
-    }
-}
-
-/// Remove a directory tree, or a file (or symlink, not followed).
-fn remove_any(p: &Path) -> io::Result<()> {
-    if std::fs::symlink_metadata(p)?.is_dir() {
-        std::fs::remove_dir_all(p)
-    } else {
-        std::fs::remove_file(p)
-    }
 }
 
 fn tree_failure(e: TreeError, what: &str) -> Failure {
@@ -74,89 +52,42 @@ pub fn run(ctx: &Ctx, a: UnpackArgs) -> CmdResult<u8> {
     let out = std::path::absolute(&a.output)
         .map_err(|e| Failure::io(format!("resolving {}", a.output.display()), e))?;
     refuse_existing(&out, a.force)?;
-    let name = super::mount::resolve_bundle(ctx, &a.source)?;
-    let plan = daemon::plan(
+    let checks = Checks::load(ctx, a.source.policy.as_deref(), false)?;
+    let opened = open_bundle(
         ctx,
-        &daemon::Request {
-            kind: Kind::Bundle,
-            name: Some(name.clone()),
-            mountpoint: out.clone(),
-            allow_other: false,
-            suid: false,
-            threads: None,
-            policy: a.source.policy.clone(),
-        },
+        &a.source,
+        &checks,
+        &format!("unpack to {}", out.display()),
+        "written",
     )?;
-    let Plan {
-        store,
-        view,
-        records,
-    } = plan;
-    let rec = records.into_iter().next().expect("one bundle checked");
-    let (manifest, _) =
-        walk::record_roots(&rec).map_err(|e| Failure::new(HASH_MISMATCH, e.to_string()))?;
-    let parent = out.parent().unwrap_or(Path::new("/"));
-    let base = out
-        .file_name()
-        .ok_or_else(|| Failure::usage(format!("{} names no file", out.display())))?;
-    let mut tmp = TempOut {
-        path: parent.join(format!(
-            ".{}.ct-unpack-{}",
-            base.to_string_lossy(),
-            std::process::id()
-        )),
-        keep: false,
-    };
-    let store = Arc::new(store);
+    let name = opened.label();
+    let bundle = &opened.bundle;
+    let manifest = bundle.manifest().clone();
+    // Staged beside OUT in a private, unpredictably named entry, written through descriptors.
+    let store = opened.store.clone();
     let mut not_preserved = Vec::new();
-    let format = match a.format {
+    let (staged, format) = match a.format {
         UnpackFormat::Oci => {
-            write_oci(&store, &manifest, &rec, &tmp.path)?;
-            "oci"
+            let (st, dir) = Staged::dir(&out)?;
+            write_oci(&store, bundle, &dir, &st.path())?;
+            (st, "oci")
         }
         UnpackFormat::Docker => {
-            write_docker(&store, &manifest, &tmp.path)?;
-            "docker"
+            let (st, f) = Staged::file(&out)?;
+            write_docker(&store, &manifest, f, &st.path())?;
+            (st, "docker")
         }
         UnpackFormat::Rootfs => {
-            let View::Rootfs(root) = view else {
-                unreachable!("a bundle plan has a rootfs view")
-            };
+            let (st, dir) = Staged::dir(&out)?;
+            let root = &bundle.subject().root;
             let w = RootfsWriter::new(VerifiedTree::new(store.clone()));
-            not_preserved = w.write(&root.root.dir, &root.root.meta, &tmp.path)?;
-            "rootfs"
+            not_preserved = w.write(&root.dir, &root.meta, dir)?;
+            (st, "rootfs")
         }
     };
     // With --force, the new output is swapped in with one atomic exchange (renameat2), so OUT
-    // always names a whole output, old or new; the old one, now at the temporary path, is then
-    // removed by the guard. Where the filesystem cannot exchange, the old is removed first.
-    let mut swapped = false;
-    if a.force && std::fs::symlink_metadata(&out).is_ok() {
-        use rustix::fs::{renameat_with, RenameFlags, CWD};
-        match renameat_with(CWD, &tmp.path, CWD, &out, RenameFlags::EXCHANGE) {
-            Ok(()) => swapped = true,
-            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
-                remove_any(&out)
-                    .map_err(|e| Failure::io(format!("removing the old {}", out.display()), e))?
-            }
-            Err(e) => {
-                return Err(Failure::io(
-                    format!("replacing {}", out.display()),
-                    std::io::Error::from(e),
-                ))
-            }
-        }
-    } else if out.exists() {
-        // An empty directory is fine to replace.
-        std::fs::remove_dir(&out)
-            .map_err(|e| Failure::io(format!("replacing {}", out.display()), e))?;
-    }
-    if !swapped {
-        std::fs::rename(&tmp.path, &out)
-            .map_err(|e| Failure::io(format!("renaming into {}", out.display()), e))?;
-        tmp.keep = true;
-    }
-    drop(tmp);
+    // always names a whole output, old or new; the old one is then removed.
+    staged.publish(&out, a.force)?;
     let report = Report {
         bundle: name,
         format,
@@ -203,11 +134,21 @@ fn refuse_existing(out: &Path, force: bool) -> CmdResult {
 /// Copy one signed blob from the store to `dest`, hashing it on the way; a digest or size that
 /// differs from the signed descriptor is a hash mismatch.
 fn copy_blob(store: &Store, d: &Descriptor, dest: &mut dyn Write) -> CmdResult {
-    let path = store.object_path(&ObjectId::Blob(d.digest.hex()));
-    let mut f = std::fs::File::open(&path)
-        .map_err(|e| Failure::io(format!("opening blob {}", d.digest), e))?;
+    let f = store.open_blob(&d.digest, d.size).map_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidData {
+            Failure::new(
+                HASH_MISMATCH,
+                format!("blob {} in the store: {e}", d.digest),
+            )
+            .hint("run `ct store fsck`, then import the bundle again; nothing was written")
+        } else {
+            Failure::io(format!("opening blob {}", d.digest), e)
+        }
+    })?;
     let mut w = HashingWriter::new(dest);
-    io::copy(&mut f, &mut w).map_err(|e| Failure::io(format!("copying blob {}", d.digest), e))?;
+    // Never more than the signed size (plus one byte, to see a longer file).
+    io::copy(&mut io::Read::take(f, d.size.saturating_add(1)), &mut w)
+        .map_err(|e| Failure::io(format!("copying blob {}", d.digest), e))?;
     let (found, size, _) = w.finish();
     if found != d.digest || size != d.size {
         return Err(Failure::new(
@@ -228,53 +169,80 @@ fn blobs(m: &Manifest) -> Vec<&Descriptor> {
     v
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> CmdResult {
-    std::fs::write(path, bytes).map_err(|e| Failure::io(format!("writing {}", path.display()), e))
+fn write_at(dir: &OwnedFd, name: &str, bytes: &[u8], shown: &Path) -> CmdResult {
+    create_at(dir, name)
+        .map_err(io::Error::from)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| Failure::io(format!("writing {}", shown.join(name).display()), e))
 }
 
-fn mkdirs(path: &Path) -> CmdResult {
-    std::fs::create_dir_all(path)
-        .map_err(|e| Failure::io(format!("creating {}", path.display()), e))
+fn mkdir_in(dir: &OwnedFd, name: &str, shown: &Path) -> CmdResult<OwnedFd> {
+    mkdir_at(dir, name)
+        .and_then(|fd| {
+            rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o755))?;
+            Ok(fd)
+        })
+        .map_err(|e| Failure::io(format!("creating {}", shown.join(name).display()), e.into()))
 }
 
 /// An OCI image layout with the signed blobs, and `cerro/` with the manifest and signatures.
-fn write_oci(
-    store: &Store,
-    m: &Manifest,
-    rec: &cerro_store::db::bundles::BundleRecord,
-    dir: &Path,
-) -> CmdResult {
-    let blob_dir = dir.join(layout::BLOBS_SHA256_DIR);
-    mkdirs(&blob_dir)?;
-    write_file(&dir.join(layout::OCI_LAYOUT), layout::OCI_LAYOUT_BYTES)?;
-    write_file(&dir.join(layout::INDEX_JSON), &layout::index_json(m))?;
+fn write_oci(store: &Store, v: &Verified<StoredBundle>, dir: &OwnedFd, shown: &Path) -> CmdResult {
+    let m = v.manifest();
+    rustix::fs::fchmod(dir, rustix::fs::Mode::from_raw_mode(0o755))
+        .map_err(|e| Failure::io(format!("setting the mode of {}", shown.display()), e.into()))?;
+    write_at(dir, layout::OCI_LAYOUT, layout::OCI_LAYOUT_BYTES, shown)?;
+    write_at(dir, layout::INDEX_JSON, &layout::index_json(m), shown)?;
+    let blobs_dir = mkdir_in(dir, "blobs", shown)?;
+    let sha_dir = mkdir_in(&blobs_dir, "sha256", &shown.join("blobs"))?;
+    let mut done = std::collections::HashSet::new();
     for d in blobs(m) {
-        let path = blob_dir.join(d.digest.hex());
-        if path.exists() {
+        if !done.insert(d.digest) {
             continue;
         }
-        let mut f = std::fs::File::create(&path)
-            .map_err(|e| Failure::io(format!("creating {}", path.display()), e))?;
+        let name = d.digest.hex();
+        let mut f = create_at(&sha_dir, &name).map_err(|e| {
+            Failure::io(
+                format!(
+                    "creating {}",
+                    shown.join("blobs/sha256").join(&name).display()
+                ),
+                e.into(),
+            )
+        })?;
         copy_blob(store, d, &mut f)?;
     }
-    let sig_dir = dir.join(layout::SIGNATURES_DIR);
-    mkdirs(&sig_dir)?;
-    write_file(&dir.join(layout::MANIFEST_TOML), rec.manifest.as_bytes())?;
-    write_file(
-        &dir.join(layout::SUMMARY_JSON),
-        &layout::summary_json(m, rec.manifest.as_bytes()),
+    let cerro = mkdir_in(dir, "cerro", shown)?;
+    let sig_dir = mkdir_in(&cerro, "signatures", &shown.join("cerro"))?;
+    write_at(
+        &cerro,
+        "manifest.toml",
+        v.manifest_bytes(),
+        &shown.join("cerro"),
     )?;
-    for (key, sig) in &rec.signatures {
-        write_file(&sig_dir.join(format!("{key}.sig")), sig.as_bytes())?;
+    write_at(
+        &cerro,
+        "summary.json",
+        &layout::summary_json(m, v.manifest_bytes()),
+        &shown.join("cerro"),
+    )?;
+    for (key, sig) in v.signatures() {
+        write_at(
+            &sig_dir,
+            &format!("{key}.sig"),
+            sig,
+            &shown.join("cerro/signatures"),
+        )?;
+    }
+    for (fd, mode) in [(&sig_dir, 0o755), (&cerro, 0o755)] {
+        let _ = rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode(mode));
     }
     Ok(())
 }
 
 /// A `docker save` archive: `manifest.json`, the config and the layers as stored (compressed
-/// layers are accepted by skopeo and docker alike).
-fn write_docker(store: &Store, m: &Manifest, file: &Path) -> CmdResult {
-    let f = std::fs::File::create(file)
-        .map_err(|e| Failure::io(format!("creating {}", file.display()), e))?;
+/// layers are accepted by skopeo and docker alike). Layers are streamed from the store, never
+/// held whole in memory.
+fn write_docker(store: &Store, m: &Manifest, f: std::fs::File, shown: &Path) -> CmdResult {
     let mut tar = tar::Builder::new(io::BufWriter::new(f));
     let config_name = format!("{}.json", m.config.digest.hex());
     let layer_names: Vec<String> = m
@@ -294,31 +262,45 @@ fn write_docker(store: &Store, m: &Manifest, file: &Path) -> CmdResult {
             entries.push((name.clone(), d));
         }
     }
-    let io_err = |e: io::Error| Failure::io(format!("writing {}", file.display()), e);
+    let io_err = |e: io::Error| Failure::io(format!("writing {}", shown.display()), e);
     for (name, d) in entries {
-        let mut bytes = Vec::with_capacity(d.size as usize);
-        copy_blob(store, d, &mut bytes)?;
-        let h = super::export::header(&name, bytes.len() as u64, false)?;
-        tar.append(&h, bytes.as_slice()).map_err(io_err)?;
+        let h = super::export::header(&name, d.size, false)?;
+        // The header says the signed size; copy_blob refuses (and the output is dropped) if
+        // the store's bytes differ in any way.
+        tar.append(&h, io::empty()).map_err(io_err)?;
+        let w = tar.get_mut();
+        copy_blob(store, d, w)?;
+        let pad = (512 - (d.size % 512) as usize) % 512;
+        w.write_all(&vec![0u8; pad]).map_err(io_err)?;
     }
     let mj = serde_json::to_vec(&docker_manifest).expect("json values serialize");
     let h = super::export::header("manifest.json", mj.len() as u64, false)?;
     tar.append(&h, mj.as_slice()).map_err(io_err)?;
     let mut w = tar.into_inner().map_err(io_err)?;
     w.flush().map_err(io_err)?;
-    w.into_inner()
-        .map_err(|e| io_err(e.into_error()))?
-        .sync_all()
+    let f = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .and_then(|_| f.sync_all())
         .map_err(io_err)?;
     Ok(())
 }
 
-/// Writes a verified tree to disk, keeping what privileges allow and listing what they did not.
+/// The directory and name of the first path written for a link group.
+type LinkTarget = (Rc<OwnedFd>, Vec<u8>);
+
+/// Writes a verified tree into a staging directory through descriptors, keeping what privileges
+/// allow and listing what they did not. Every entry is created exclusively in a directory this
+/// process made (and that only it can write to until the tree is finished: the staging root
+/// stays 0700 until last), so no link is ever followed.
 struct RootfsWriter {
     tree: VerifiedTree<Store>,
-    /// Link group id → the first path written for it.
-    links: std::cell::RefCell<HashMap<u64, PathBuf>>,
+    /// Link group id → the directory and name of the first path written for it.
+    links: std::cell::RefCell<HashMap<u64, LinkTarget>>,
     not_preserved: std::cell::RefCell<Vec<String>>,
+}
+
+fn cname(b: &[u8]) -> Result<CString, rustix::io::Errno> {
+    CString::new(b).map_err(|_| rustix::io::Errno::INVAL)
 }
 
 impl RootfsWriter {
@@ -330,10 +312,11 @@ impl RootfsWriter {
         }
     }
 
-    fn write(self, dir: &DirDigest, meta: &Metadata, path: &Path) -> CmdResult<Vec<String>> {
-        mkdirs(path)?;
-        self.write_dir(dir, path, "/")?;
-        self.set_meta(path, meta, "/", false);
+    fn write(self, dir: &DirDigest, meta: &Metadata, root: OwnedFd) -> CmdResult<Vec<String>> {
+        let root = Rc::new(root);
+        self.write_dir(dir, &root, "/")?;
+        // The root's own metadata last: until now only this process could reach inside.
+        self.set_meta(Target::Fd(&root), meta, "/");
         Ok(self.not_preserved.into_inner())
     }
 
@@ -341,13 +324,16 @@ impl RootfsWriter {
         self.not_preserved.borrow_mut().push(what);
     }
 
-    fn write_dir(&self, digest: &DirDigest, path: &Path, shown: &str) -> CmdResult {
+    fn write_dir(&self, digest: &DirDigest, dir: &Rc<OwnedFd>, shown: &str) -> CmdResult {
+        use rustix::fs::{
+            linkat, mkdirat, mknodat, openat, symlinkat, AtFlags, FileType, Mode, OFlags,
+        };
         let node = self
             .tree
             .dir(digest)
             .map_err(|e| tree_failure(e, &format!("directory {shown}")))?;
+        let mut subdirs: Vec<(OwnedFd, &Metadata, String)> = Vec::new();
         for e in &node.entries {
-            let p = path.join(OsStr::from_bytes(&e.name));
             let show = format!(
                 "{}{}",
                 if shown == "/" {
@@ -357,29 +343,57 @@ impl RootfsWriter {
                 },
                 String::from_utf8_lossy(&e.name)
             );
+            let io = |er: rustix::io::Errno| Failure::io(format!("writing {show}"), er.into());
+            let name = cname(&e.name).map_err(io)?;
             if let Some(link) = e.payload.link() {
                 if link.nlink > 1 {
                     let first = self.links.borrow().get(&link.id).cloned();
-                    if let Some(first) = first {
-                        std::fs::hard_link(&first, &p)
-                            .map_err(|er| Failure::io(format!("linking {show}"), er))?;
+                    if let Some((fdir, fname)) = first {
+                        let fname = cname(&fname).map_err(io)?;
+                        linkat(&*fdir, &fname, &**dir, &name, AtFlags::empty())
+                            .map_err(|er| Failure::io(format!("linking {show}"), er.into()))?;
                         continue;
                     }
-                    self.links.borrow_mut().insert(link.id, p.clone());
+                    self.links
+                        .borrow_mut()
+                        .insert(link.id, (dir.clone(), e.name.clone()));
                 }
             }
-            let io = |er: io::Error| Failure::io(format!("writing {show}"), er);
             match &e.payload {
                 Payload::Directory { digest } => {
-                    std::fs::create_dir(&p).map_err(io)?;
-                    self.write_dir(digest, &p, &show)?;
+                    mkdirat(&**dir, &name, Mode::from_raw_mode(0o700)).map_err(io)?;
+                    let sub = openat(
+                        &**dir,
+                        &name,
+                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                        Mode::empty(),
+                    )
+                    .map_err(io)?;
+                    let sub = Rc::new(sub);
+                    self.write_dir(digest, &sub, &show)?;
+                    let sub = Rc::try_unwrap(sub).unwrap_or_else(|rc| {
+                        rustix::io::dup(&*rc).expect("dup of an open directory")
+                    });
+                    subdirs.push((sub, &e.meta, show));
+                    continue;
                 }
                 Payload::File { size, root, .. } => {
                     let vf = self
                         .tree
                         .open_file(root, *size)
                         .map_err(|er| tree_failure(er, &format!("file {show}")))?;
-                    let mut f = std::fs::File::create(&p).map_err(io)?;
+                    let fd = openat(
+                        &**dir,
+                        &name,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::CLOEXEC
+                            | OFlags::NOFOLLOW,
+                        Mode::from_raw_mode(0o600),
+                    )
+                    .map_err(io)?;
+                    let mut f = std::fs::File::from(fd);
                     let mut off = 0;
                     while off < *size {
                         let chunk = vf
@@ -388,80 +402,128 @@ impl RootfsWriter {
                         if chunk.is_empty() {
                             break;
                         }
-                        f.write_all(&chunk).map_err(io)?;
+                        f.write_all(&chunk)
+                            .map_err(|er| Failure::io(format!("writing {show}"), er))?;
                         off += chunk.len() as u64;
                     }
+                    self.set_meta(Target::Fd(&f), &e.meta, &show);
+                    continue;
                 }
                 Payload::Symlink { target, .. } => {
-                    std::os::unix::fs::symlink(OsStr::from_bytes(target), &p).map_err(io)?;
+                    symlinkat(cname(target).map_err(io)?.as_c_str(), &**dir, &name).map_err(io)?;
                 }
                 Payload::CharDevice { major, minor, .. }
                 | Payload::BlockDevice { major, minor, .. } => {
-                    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
                     let kind = if matches!(e.payload, Payload::CharDevice { .. }) {
-                        SFlag::S_IFCHR
+                        FileType::CharacterDevice
                     } else {
-                        SFlag::S_IFBLK
+                        FileType::BlockDevice
                     };
-                    let dev = makedev(u64::from(*major), u64::from(*minor));
-                    if let Err(er) = mknod(&p, kind, Mode::from_bits_truncate(0o600), dev) {
-                        self.lost(format!("{show}: device {major}:{minor} not created ({er})"));
+                    let dev = rustix::fs::makedev(*major, *minor);
+                    if let Err(er) = mknodat(&**dir, &name, kind, Mode::from_raw_mode(0o600), dev) {
+                        self.lost(format!(
+                            "{show}: device {major}:{minor} not created ({})",
+                            std::io::Error::from(er)
+                        ));
                         continue;
                     }
                 }
                 Payload::Fifo { .. } => {
-                    nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
-                        .map_err(|er| io(er.into()))?;
+                    rustix::fs::mkfifoat(&**dir, &name, Mode::from_raw_mode(0o600)).map_err(io)?;
                 }
             }
-            let is_link = matches!(e.payload, Payload::Symlink { .. });
-            if !matches!(e.payload, Payload::Directory { .. }) {
-                self.set_meta(&p, &e.meta, &show, is_link);
-            }
+            self.set_meta(Target::At(dir, &name), &e.meta, &show);
         }
         // Directory metadata last, once its children are written (mtime, then a mode that may
         // forbid writing).
-        for e in &node.entries {
-            if matches!(e.payload, Payload::Directory { .. }) {
-                let p = path.join(OsStr::from_bytes(&e.name));
-                let show = format!("{shown}/{}", String::from_utf8_lossy(&e.name));
-                self.set_meta(&p, &e.meta, show.trim_start_matches('/'), false);
-            }
+        for (fd, meta, show) in &subdirs {
+            self.set_meta(Target::Fd(fd), meta, show);
         }
         Ok(())
     }
 
     /// Owner, mode, xattrs and mtime of one written entry; what fails is listed, not fatal.
-    fn set_meta(&self, p: &Path, m: &Metadata, show: &str, symlink: bool) {
-        use nix::sys::stat::{fchmodat, utimensat, FchmodatFlags, Mode, UtimensatFlags};
-        use nix::sys::time::TimeSpec;
-        use nix::unistd::{fchownat, Gid, Uid};
-        if let Err(e) = fchownat(
-            nix::fcntl::AT_FDCWD,
-            p,
-            Some(Uid::from_raw(m.uid)),
-            Some(Gid::from_raw(m.gid)),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) {
-            self.lost(format!("{show}: owner {}:{} ({e})", m.uid, m.gid));
+    fn set_meta(&self, t: Target<'_>, m: &Metadata, show: &str) {
+        use rustix::fs::{Gid, Mode, Timespec, Timestamps, Uid};
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: m.mtime.secs,
+                tv_nsec: i64::from(m.mtime.nanos),
+            },
+            last_modification: Timespec {
+                tv_sec: m.mtime.secs,
+                tv_nsec: i64::from(m.mtime.nanos),
+            },
+        };
+        let (uid, gid) = (Uid::from_raw(m.uid), Gid::from_raw(m.gid));
+        let owner = match &t {
+            Target::Fd(fd) => rustix::fs::fchown(fd, Some(uid), Some(gid)),
+            Target::At(dir, name) => rustix::fs::chownat(
+                &***dir,
+                *name,
+                Some(uid),
+                Some(gid),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            ),
+        };
+        if let Err(e) = owner {
+            self.lost(format!(
+                "{show}: owner {}:{} ({})",
+                m.uid,
+                m.gid,
+                std::io::Error::from(e)
+            ));
         }
-        if !symlink {
-            if let Err(e) = fchmodat(
-                nix::fcntl::AT_FDCWD,
-                p,
-                Mode::from_bits_truncate(m.mode),
-                FchmodatFlags::FollowSymlink,
-            ) {
-                self.lost(format!("{show}: mode {:o} ({e})", m.mode));
+        let is_link = match &t {
+            Target::Fd(_) => false,
+            Target::At(dir, name) => {
+                rustix::fs::statat(&***dir, *name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(
+                    |st| {
+                        rustix::fs::FileType::from_raw_mode(st.st_mode)
+                            == rustix::fs::FileType::Symlink
+                    },
+                )
+            }
+        };
+        if !is_link {
+            let r = match &t {
+                Target::Fd(fd) => rustix::fs::fchmod(fd, Mode::from_raw_mode(m.mode)),
+                // A device node or FIFO this process made in its private directory.
+                Target::At(dir, name) => rustix::fs::chmodat(
+                    &***dir,
+                    *name,
+                    Mode::from_raw_mode(m.mode),
+                    rustix::fs::AtFlags::empty(),
+                ),
+            };
+            if let Err(e) = r {
+                self.lost(format!(
+                    "{show}: mode {:o} ({})",
+                    m.mode,
+                    std::io::Error::from(e)
+                ));
             }
         }
         // After the owner: changing it clears security.capability.
         for (name, value) in &m.xattrs {
-            let r = std::ffi::CString::new(name.as_slice())
-                .map_err(|_| rustix::io::Errno::INVAL)
-                .and_then(|n| {
-                    rustix::fs::lsetxattr(p, n.as_c_str(), value, rustix::fs::XattrFlags::empty())
-                });
+            let r = cname(name).and_then(|n| match &t {
+                Target::Fd(fd) => {
+                    rustix::fs::fsetxattr(fd, n.as_c_str(), value, rustix::fs::XattrFlags::empty())
+                }
+                // Entries that cannot be opened (links, devices): by the descriptor's /proc
+                // path, which names exactly this directory; the last component is not followed.
+                Target::At(dir, en) => {
+                    let p = format!("/proc/self/fd/{}/", dir.as_raw_fd());
+                    let mut full = p.into_bytes();
+                    full.extend_from_slice(en.to_bytes());
+                    rustix::fs::lsetxattr(
+                        std::ffi::OsStr::from_bytes(&full),
+                        n.as_c_str(),
+                        value,
+                        rustix::fs::XattrFlags::empty(),
+                    )
+                }
+            });
             if let Err(e) = r {
                 self.lost(format!(
                     "{show}: xattr {} ({})",
@@ -470,15 +532,23 @@ impl RootfsWriter {
                 ));
             }
         }
-        let t = TimeSpec::new(m.mtime.secs, i64::from(m.mtime.nanos));
-        if let Err(e) = utimensat(
-            nix::fcntl::AT_FDCWD,
-            p,
-            &t,
-            &t,
-            UtimensatFlags::NoFollowSymlink,
-        ) {
-            self.lost(format!("{show}: mtime ({e})"));
+        let r = match &t {
+            Target::Fd(fd) => rustix::fs::futimens(fd, &times),
+            Target::At(dir, name) => rustix::fs::utimensat(
+                &***dir,
+                *name,
+                &times,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            ),
+        };
+        if let Err(e) = r {
+            self.lost(format!("{show}: mtime ({})", std::io::Error::from(e)));
         }
     }
+}
+
+/// What `set_meta` changes: an open descriptor, or a name in a directory (never followed).
+enum Target<'a> {
+    Fd(&'a dyn AsFd),
+    At(&'a Rc<OwnedFd>, &'a CStr),
 }

@@ -5,7 +5,7 @@ use super::verify_explain as explain;
 use super::Ctx;
 use crate::app::VerifyArgs;
 use crate::exit::{CmdResult, Failure};
-use crate::output::{human_bytes, Progress};
+use crate::output::{human_bytes, safe, Progress};
 use cerro_core::bundle::file::BundleFile;
 use cerro_core::bundle::{scan_bundle, RawBundle};
 use cerro_core::manifest::Manifest;
@@ -157,7 +157,7 @@ fn print_report_deep(
     if o.json {
         // The report is on stdout; a failure still gets its one readable line on stderr.
         if let Some(f) = &rep.failure {
-            eprintln!("{} {}", o.bad("FAILED:"), f.message);
+            eprintln!("{} {}", o.bad("FAILED:"), safe(&f.message));
         }
         return;
     }
@@ -196,7 +196,8 @@ fn print_report_deep(
             "  {mark} signature {} {} ({}, {state})",
             s.key_id,
             s.fingerprint.map(|f| f.to_string()).unwrap_or_default(),
-            s.suite.as_deref().unwrap_or("?")
+            // The suite string is the signature file's, unvalidated.
+            cerro_core::text::show_text(s.suite.as_deref().unwrap_or("?"), 64)
         ));
     }
     let ok_blobs = rep.blobs.iter().filter(|b| b.ok).count();
@@ -217,7 +218,7 @@ fn print_report_deep(
         o.line(format!(
             "  {cross} {}: {}",
             b.role,
-            b.problem.as_deref().unwrap_or("")
+            safe(b.problem.as_deref().unwrap_or(""))
         ));
     }
     match (&rep.policy, policy) {
@@ -253,8 +254,8 @@ fn print_report_deep(
             o.line(o.good("VERIFIED"))
         }
         Some(f) => {
-            eprintln!("{} {}", o.bad("FAILED:"), f.message);
-            eprintln!("  {} {}", o.dim("hint:"), f.hint);
+            eprintln!("{} {}", o.bad("FAILED:"), safe(&f.message));
+            eprintln!("  {} {}", o.dim("hint:"), safe(&f.hint));
         }
     }
 }

@@ -4,6 +4,7 @@
 //! evaluation the verdict comes from.
 
 use super::Ctx;
+use crate::output::safe;
 use cerro_core::policy::{Explanation, Policy, RejectionKind, StepOutcome, Verdict};
 use cerro_core::sign::Suite;
 use cerro_core::verify::{policy_facts, VerifyReport};
@@ -55,8 +56,10 @@ pub fn explain(
 }
 
 fn signature_line(s: &cerro_core::verify::SignatureReport) -> String {
-    let suite = s.suite.as_deref().unwrap_or("?");
-    let algo = Suite::from_id(suite).map_or("unknown suite", Suite::description);
+    let raw = s.suite.as_deref().unwrap_or("?");
+    let algo = Suite::from_id(raw).map_or("unknown suite", Suite::description);
+    // The suite string is the signature file's, unvalidated: shown escaped and bounded.
+    let suite = cerro_core::text::show_text(raw, 64);
     let who = format!(
         "{} {} with {suite} ({algo})",
         s.key_id,
@@ -76,7 +79,7 @@ fn signature_line(s: &cerro_core::verify::SignatureReport) -> String {
             s.problem.as_deref().unwrap_or("does not verify")
         ),
         (true, true, Some(name)) => {
-            let halves = if suite == Suite::CtSig02.id() {
+            let halves = if raw == Suite::CtSig02.id() {
                 " (both halves verify)"
             } else {
                 ""
@@ -100,7 +103,7 @@ pub fn print(ctx: &Ctx, e: &Explain, policy: Option<&Path>) {
         o.line("  none");
     }
     for s in &e.signatures {
-        o.line(format!("  {s}"));
+        o.line(format!("  {}", safe(s)));
     }
     match (&e.policy, policy) {
         (Some(x), Some(path)) => {
@@ -113,7 +116,7 @@ pub fn print(ctx: &Ctx, e: &Explain, policy: Option<&Path>) {
                 };
                 o.line(format!("  {}. {} — {outcome}", step.step, step.name));
                 for d in &step.details {
-                    o.line(format!("       {d}"));
+                    o.line(format!("       {}", safe(d)));
                 }
             }
             match &x.verdict {
@@ -126,13 +129,13 @@ pub fn print(ctx: &Ctx, e: &Explain, policy: Option<&Path>) {
                         RejectionKind::Policy => "exit 4",
                         RejectionKind::AttestationMissing => "exit 5",
                     },
-                    r.reason
+                    safe(&r.reason)
                 )),
             }
         }
         _ => {
             if let Some(why) = &e.policy_not_evaluated {
-                o.line(format!("{} {why}", o.bold("Policy:")));
+                o.line(format!("{} {}", o.bold("Policy:"), safe(why)));
             }
         }
     }

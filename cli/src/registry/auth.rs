@@ -7,8 +7,9 @@
 use crate::exit::{CmdResult, Failure};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+pub use cerro_core::registry::answers::{parse_challenges, Challenge};
 
 /// Largest auth file read (they hold a few entries; a bound for a damaged file).
 const AUTH_FILE_MAX_BYTES: u64 = 4 << 20;
@@ -183,114 +184,9 @@ fn lookup_in(
     }))
 }
 
-/// One authentication challenge from `WWW-Authenticate`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    /// Lower-cased scheme: `basic`, `bearer`, ….
-    pub scheme: String,
-    /// Parameters with lower-cased names.
-    pub params: BTreeMap<String, String>,
-}
-
-/// Parse every challenge in a `WWW-Authenticate` value. Tolerant: unparsable parts are skipped.
-pub fn parse_challenges(header: &str) -> Vec<Challenge> {
-    let mut out: Vec<Challenge> = Vec::new();
-    let b = header.as_bytes();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < b.len() && (b[*i] == b' ' || b[*i] == b'\t' || b[*i] == b',') {
-            *i += 1;
-        }
-    };
-    let token = |i: &mut usize| -> String {
-        let start = *i;
-        while *i < b.len() && !b" \t,=\"".contains(&b[*i]) {
-            *i += 1;
-        }
-        header[start..*i].to_string()
-    };
-    loop {
-        skip_ws(&mut i);
-        if i >= b.len() {
-            break;
-        }
-        let word = token(&mut i);
-        if word.is_empty() {
-            i += 1;
-            continue;
-        }
-        // A word followed by '=' is a parameter of the current challenge; else a new scheme.
-        let mut j = i;
-        while j < b.len() && (b[j] == b' ' || b[j] == b'\t') {
-            j += 1;
-        }
-        if j < b.len() && b[j] == b'=' && !out.is_empty() {
-            i = j + 1;
-            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
-                i += 1;
-            }
-            let value = if i < b.len() && b[i] == b'"' {
-                i += 1;
-                let mut v = String::new();
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' && i + 1 < b.len() {
-                        i += 1;
-                    }
-                    // Push whole UTF-8 characters.
-                    let ch = header[i..].chars().next().unwrap_or('\u{fffd}');
-                    v.push(ch);
-                    i += ch.len_utf8();
-                }
-                i += 1; // closing quote
-                v
-            } else {
-                token(&mut i)
-            };
-            if let Some(c) = out.last_mut() {
-                c.params.insert(word.to_ascii_lowercase(), value);
-            }
-        } else {
-            out.push(Challenge {
-                scheme: word.to_ascii_lowercase(),
-                params: BTreeMap::new(),
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_challenge_as_docker_hub_sends_it() {
-        let h = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull,push""#;
-        let c = parse_challenges(h);
-        assert_eq!(c.len(), 1);
-        assert_eq!(c[0].scheme, "bearer");
-        assert_eq!(c[0].params["realm"], "https://auth.docker.io/token");
-        assert_eq!(c[0].params["service"], "registry.docker.io");
-        assert_eq!(c[0].params["scope"], "repository:library/busybox:pull,push");
-    }
-
-    #[test]
-    fn basic_and_several_challenges() {
-        let c = parse_challenges(r#"Basic realm="cerro-test""#);
-        assert_eq!(c[0].scheme, "basic");
-        assert_eq!(c[0].params["realm"], "cerro-test");
-        let c = parse_challenges(
-            r#"Basic realm="a b", Bearer realm="https://t/x",error="insufficient_scope", Negotiate"#,
-        );
-        let schemes: Vec<&str> = c.iter().map(|c| c.scheme.as_str()).collect();
-        assert_eq!(schemes, ["basic", "bearer", "negotiate"]);
-        assert_eq!(c[1].params["error"], "insufficient_scope");
-        let c = parse_challenges(r#"Bearer realm=https://t/x , service = "s\"q""#);
-        assert_eq!(c[0].params["realm"], "https://t/x");
-        assert_eq!(c[0].params["service"], "s\"q");
-        assert!(parse_challenges("").is_empty());
-        let _ = parse_challenges("=\"=,,\"\\"); // never panics
-    }
 
     #[test]
     fn auth_file_lookup_order_and_specificity() {

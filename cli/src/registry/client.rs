@@ -5,7 +5,7 @@
 
 use super::auth::{self, Challenge, Credentials};
 use super::reference::Reference;
-use super::transport::{build_agent, is_loopback};
+use super::transport::{build_agent, is_loopback, Origin};
 pub use super::transport::{
     error_detail, header, query_escape, with_query, Body, RegionReader, RegistryOptions,
     SMALL_BODY_MAX,
@@ -84,7 +84,21 @@ pub struct Client {
     searched: Vec<PathBuf>,
     scopes: Vec<String>,
     state: Mutex<AuthState>,
+    /// The user allowed this registry to be insecure: `--tls-verify=false`, or a loopback
+    /// address (as Docker treats 127.0.0.0/8). Only then may credentials travel over plain
+    /// http, or to a token service the registry names on another origin.
+    insecure_ok: bool,
+    /// Why credentials were not sent to the token service, for the hint if it then refuses.
+    withheld: Mutex<Option<String>>,
 }
+
+/// Token services on another origin that are known to belong to their registry, over https:
+/// Docker Hub's registry hands out tokens from `auth.docker.io`.
+const KNOWN_TOKEN_HOSTS: [(&str, &str); 3] = [
+    ("registry-1.docker.io", "auth.docker.io"),
+    ("index.docker.io", "auth.docker.io"),
+    ("docker.io", "auth.docker.io"),
+];
 
 /// Exit 12 with a message naming the registry.
 pub fn net_failure(registry: &str, msg: impl std::fmt::Display) -> Failure {
@@ -131,8 +145,10 @@ impl Client {
             searched,
             scopes,
             state: Mutex::new(AuthState::None),
+            insecure_ok: !opts.tls_verify || is_loopback(&host),
+            withheld: Mutex::new(None),
         };
-        let plain_http_ok = !opts.tls_verify || is_loopback(&host);
+        let plain_http_ok = client.insecure_ok;
         let first = client.ping();
         let resp = match first {
             Ok(r) => r,
@@ -296,7 +312,13 @@ impl Client {
         }
         let mut b = http::Request::builder().method(Method::GET).uri(&url);
         if let Some(c) = &self.creds {
-            b = b.header("authorization", c.basic_header());
+            let refusal = self.realm_refusal(&realm);
+            if refusal.is_none() {
+                b = b.header("authorization", c.basic_header());
+            }
+            // Without them the token is asked for anonymously (enough for public images); the
+            // hint says why if the token service then refuses.
+            *self.withheld.lock().expect("withheld lock") = refusal;
         }
         let req = b.body(()).map_err(|e| {
             net_failure(
@@ -323,31 +345,23 @@ impl Client {
             }
             return Err(f);
         }
-        let v: serde_json::Value = resp
+        let body = resp
             .body_mut()
             .with_config()
             .limit(SMALL_BODY_MAX)
             .read_to_vec()
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
             .map_err(|e| {
                 net_failure(
                     &self.registry,
-                    format!("the token service {realm} sent no JSON: {e}"),
+                    format!("reading the answer of the token service {realm}: {e}"),
                 )
             })?;
-        let token = v
-            .get("token")
-            .or_else(|| v.get("access_token"))
-            .and_then(|t| t.as_str())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                net_failure(
-                    &self.registry,
-                    format!("the token service {realm} sent no token"),
-                )
-            })?
-            .to_string();
+        let token = cerro_core::registry::answers::token_from_json(&body).map_err(|e| {
+            net_failure(
+                &self.registry,
+                format!("the token service {realm} sent {e}"),
+            )
+        })?;
         if let AuthState::Bearer { token: t, .. } =
             &mut *self.state.lock().expect("auth state lock")
         {
@@ -356,7 +370,48 @@ impl Client {
         Ok(())
     }
 
+    /// The origin of the registry's own API (scheme, host, port).
+    fn origin(&self) -> Option<Origin> {
+        Origin::of(&self.base)
+    }
+
+    /// Why Basic credentials must not go to the token service at `realm`, or `None` when they
+    /// may: over https to the registry's own origin (or Docker Hub's known token host); to any
+    /// realm the registry names only when the user allowed the registry to be insecure.
+    fn realm_refusal(&self, realm: &str) -> Option<String> {
+        let Some(r) = Origin::of(realm) else {
+            return Some(format!("its address {realm:?} is not a plain http(s) URL"));
+        };
+        if self.insecure_ok {
+            return None;
+        }
+        if !r.is_https() {
+            return Some(format!(
+                "it is plain http ({r}); pass --tls-verify=false only if you accept sending them \
+                 unencrypted"
+            ));
+        }
+        let own = self.origin();
+        let known = own.as_ref().is_some_and(|o| {
+            KNOWN_TOKEN_HOSTS
+                .iter()
+                .any(|(reg, tok)| o.host == *reg && r.host == *tok && r.port == 443)
+        });
+        if own.as_ref() == Some(&r) || known {
+            return None;
+        }
+        Some(format!(
+            "it is on another origin ({r}) than the registry ({})",
+            own.map_or_else(|| self.base.clone(), |o| o.to_string())
+        ))
+    }
+
     fn creds_hint(&self) -> String {
+        if let Some(why) = self.withheld.lock().expect("withheld lock").clone() {
+            return format!(
+                "ct did not send your credentials to the registry's token service: {why}"
+            );
+        }
         match &self.creds {
             Some(c) => format!(
                 "the registry refused user {:?} (credentials from {}); check them, or pass --creds USER:PASSWORD",
@@ -374,8 +429,9 @@ impl Client {
     }
 
     fn auth_header(&self, url: &str) -> Option<String> {
-        // Credentials go only to the registry itself, never to a redirect target elsewhere.
-        if !url.starts_with(&self.base) {
+        // Credentials go only to the registry itself — the same scheme, host and port — never
+        // to a `Location` elsewhere (another host, port or scheme, or `user@host` tricks).
+        if Origin::of(url).is_none() || Origin::of(url) != self.origin() {
             return None;
         }
         match &*self.state.lock().expect("auth state lock") {
@@ -575,8 +631,9 @@ fn challenges_of(resp: &Response<ureq::Body>) -> Vec<Challenge> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::fake::{serve, Answer};
+    use crate::registry::fake::{serve, serve_on, Answer};
     use base64::Engine as _;
+    use std::net::TcpListener;
     use std::sync::Arc;
 
     /// Request paths with their Authorization header, as the fake server saw them.
@@ -706,5 +763,159 @@ mod tests {
         ] {
             assert!(f.message.contains(needle), "{needle}: {}", f.message);
         }
+    }
+
+    /// A client for `base` as `connect` would make it, without the network.
+    fn offline(base: &str, insecure_ok: bool) -> Client {
+        let opts = RegistryOptions {
+            creds: Some("u:p".into()),
+            tls_verify: !insecure_ok,
+            ..Default::default()
+        };
+        Client {
+            agent: build_agent(&opts).unwrap(),
+            registry: base.rsplit('/').next().unwrap().into(),
+            base: base.into(),
+            creds: Some(Credentials::from_flag("u:p").unwrap()),
+            searched: vec![],
+            scopes: vec![],
+            state: Mutex::new(AuthState::Basic),
+            insecure_ok,
+            withheld: Mutex::new(None),
+        }
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_registrys_exact_origin() {
+        let c = offline("https://reg.example", false);
+        assert!(c
+            .auth_header("https://reg.example/v2/x/blobs/uploads/1")
+            .is_some());
+        assert!(c.auth_header("https://REG.example:443/v2/").is_some());
+        for elsewhere in [
+            "https://reg.example.evil.com/v2/",
+            "https://reg.example@evil.com/v2/",
+            "https://reg.example:8443/v2/",
+            "http://reg.example/v2/",
+            "https://evil.com/?https://reg.example",
+        ] {
+            assert_eq!(c.auth_header(elsewhere), None, "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_reach_a_token_service_only_where_the_rules_allow() {
+        let c = offline("https://reg.example", false);
+        assert_eq!(c.realm_refusal("https://reg.example/token"), None);
+        assert_eq!(c.realm_refusal("https://reg.example:443/auth?x=1"), None);
+        for (realm, why) in [
+            ("http://reg.example/token", "plain http"),
+            ("https://auth.evil.com/token", "another origin"),
+            ("https://reg.example:8443/token", "another origin"),
+            (
+                "https://reg.example@evil.com/token",
+                "not a plain http(s) URL",
+            ),
+            ("token", "not a plain http(s) URL"),
+        ] {
+            let got = c.realm_refusal(realm).unwrap_or_default();
+            assert!(got.contains(why), "{realm}: {got:?}");
+        }
+        // Docker Hub's registry and its token service.
+        let hub = offline("https://registry-1.docker.io", false);
+        assert_eq!(hub.realm_refusal("https://auth.docker.io/token"), None);
+        assert!(hub.realm_refusal("http://auth.docker.io/token").is_some());
+        // A registry the user allowed to be insecure (--tls-verify=false, or loopback) may name
+        // any token service.
+        let insecure = offline("http://reg.example", true);
+        assert_eq!(
+            insecure.realm_refusal("http://auth.elsewhere:5001/token"),
+            None
+        );
+    }
+
+    /// A fake registry wanting Basic `u:p`, and a server that records what reaches it.
+    fn basic_registry_and_listener(registry: TcpListener, other: TcpListener) -> (u16, u16, Seen) {
+        let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let other = serve_on(other, move |r| {
+            let auth = r.header("authorization").unwrap_or("").to_string();
+            log.lock().unwrap().push((r.path.clone(), auth));
+            Answer::new(201)
+        });
+        let basic = basic_u_p();
+        let port = serve_on(registry, move |r| {
+            if r.header("authorization") != Some(basic.as_str()) {
+                return Answer::new(401).header("WWW-Authenticate", r#"Basic realm="x""#);
+            }
+            Answer::new(200).body("{}")
+        });
+        (port, other, seen)
+    }
+
+    fn basic_u_p() -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("u:p")
+        )
+    }
+
+    fn creds_u_p() -> RegistryOptions {
+        RegistryOptions {
+            creds: Some("u:p".into()),
+            tls_verify: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_location_on_a_port_that_merely_starts_like_the_registrys_gets_no_credentials() {
+        // The registry on port P, another server on port P·10+1: `http://127.0.0.1:P` is a
+        // string prefix of `http://127.0.0.1:P1/…`, which the old check took for the registry.
+        let (registry, other) = (4100..6000)
+            .find_map(|p: u16| {
+                let a = TcpListener::bind(("127.0.0.1", p)).ok()?;
+                let b = TcpListener::bind(("127.0.0.1", p * 10 + 1)).ok()?;
+                Some((a, b))
+            })
+            .expect("a free pair of ports");
+        let (port, other, seen) = basic_registry_and_listener(registry, other);
+        assert_eq!(other, port * 10 + 1);
+        let r = Reference::parse(&format!("127.0.0.1:{port}/x:1")).unwrap();
+        let c = Client::connect(&r, &creds_u_p(), vec![]).unwrap();
+        let elsewhere = format!("http://127.0.0.1:{other}/upload");
+        assert!(elsewhere.starts_with(&c.base));
+        let resp = c
+            .send(&Req::new(Method::PUT, elsewhere).body(Body::Bytes(b"x")))
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].1, "", "credentials leaked to another port");
+    }
+
+    #[test]
+    fn a_location_with_user_information_gets_no_credentials() {
+        // `http://localhost:P@127.0.0.1:Q/…` starts with the registry's `http://localhost:P`
+        // but goes to port Q. (The HTTP client sends the URL's own user information as Basic
+        // auth; that is the registry's text, never the user's credentials.)
+        let (port, other, seen) = basic_registry_and_listener(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        );
+        let r = Reference::parse(&format!("localhost:{port}/x:1")).unwrap();
+        let c = Client::connect(&r, &creds_u_p(), vec![]).unwrap();
+        let sneaky = format!("http://localhost:{port}@127.0.0.1:{other}/upload");
+        let resp = c
+            .send(&Req::new(Method::PUT, sneaky).body(Body::Bytes(b"x")))
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_ne!(
+            seen[0].1,
+            basic_u_p(),
+            "credentials leaked to another origin"
+        );
     }
 }

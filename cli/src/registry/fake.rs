@@ -54,7 +54,14 @@ impl Answer {
 
 /// Start a server; returns its port.
 pub fn serve(handler: impl Fn(&Request) -> Answer + Send + 'static) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    serve_on(
+        TcpListener::bind("127.0.0.1:0").expect("bind loopback"),
+        handler,
+    )
+}
+
+/// Start a server on a listener the caller bound (to choose its port).
+pub fn serve_on(l: TcpListener, handler: impl Fn(&Request) -> Answer + Send + 'static) -> u16 {
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for conn in l.incoming() {

@@ -151,44 +151,10 @@ pub fn put_manifest(
 
 /// The `linux/<host arch>` entry of an image index.
 pub fn pick_platform(index: &[u8]) -> Result<Descriptor, String> {
-    let v: Value = serde_json::from_slice(index).map_err(|e| format!("not JSON: {e}"))?;
-    let arch = host_arch();
-    let list = v
-        .get("manifests")
-        .and_then(Value::as_array)
-        .ok_or("no manifests list")?;
-    let d = list
-        .iter()
-        .find(|d| {
-            d.pointer("/platform/os").and_then(Value::as_str) == Some("linux")
-                && d.pointer("/platform/architecture").and_then(Value::as_str) == Some(arch)
-        })
-        .ok_or(format!("no linux/{arch} image in it"))?;
-    descriptor(d)
+    cerro_core::registry::answers::pick_platform(index, host_arch())
 }
 
-/// A JSON descriptor's media type, digest and size.
-pub fn descriptor(d: &Value) -> Result<Descriptor, String> {
-    let media_type = d
-        .get("mediaType")
-        .and_then(Value::as_str)
-        .ok_or("a descriptor has no mediaType")?;
-    let digest = d
-        .get("digest")
-        .and_then(Value::as_str)
-        .ok_or("a descriptor has no digest")?;
-    let digest =
-        Sha256Digest::parse(digest).map_err(|_| format!("digest {digest:?} is not sha256"))?;
-    let size = d
-        .get("size")
-        .and_then(Value::as_u64)
-        .ok_or("a descriptor has no size")?;
-    Ok(Descriptor {
-        media_type: media_type.into(),
-        digest,
-        size,
-    })
-}
+pub use cerro_core::registry::answers::descriptor;
 
 /// Referrers of `digest` with `artifact_type`, through the OCI 1.1 referrers API. `None` when the
 /// registry has no such API (404, 400, 405, …): the caller falls back to the tag schema.

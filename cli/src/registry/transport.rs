@@ -187,6 +187,53 @@ pub fn build_agent(opts: &RegistryOptions) -> CmdResult<ureq::Agent> {
     Ok(ureq::Agent::new_with_config(config))
 }
 
+/// Where a URL points, for deciding where credentials may go: scheme, host and port, compared
+/// exactly (never as a string prefix: `https://reg.example` is a prefix of
+/// `https://reg.example.evil.com/` and of `https://reg.example@evil.com/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    /// The origin of an absolute `http` or `https` URL; `None` for anything else, including a
+    /// URL with user information (`user@host`), which is never given credentials.
+    pub fn of(url: &str) -> Option<Self> {
+        let uri: ureq::http::Uri = url.parse().ok()?;
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            _ => return None,
+        };
+        let authority = uri.authority()?;
+        if authority.as_str().contains('@') {
+            return None;
+        }
+        let host = authority.host().to_ascii_lowercase();
+        if host.is_empty() {
+            return None;
+        }
+        Some(Self {
+            port: authority.port_u16().unwrap_or(default_port),
+            scheme,
+            host,
+        })
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
 /// A response header as a string.
 pub fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
     resp.headers()
@@ -195,25 +242,7 @@ pub fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `CODE: message` from the distribution error JSON (`{"errors":[{"code","message"}]}`).
-pub fn error_detail(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let errs = v.get("errors")?.as_array()?;
-    let parts: Vec<String> = errs
-        .iter()
-        .map(|e| {
-            let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
-            let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
-            match (code.is_empty(), msg.is_empty()) {
-                (false, false) => format!("{code}: {msg}"),
-                (false, true) => code.to_string(),
-                _ => msg.to_string(),
-            }
-        })
-        .filter(|s| !s.is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join("; "))
-}
+pub use cerro_core::registry::answers::error_detail;
 
 /// Percent-encode a query value (RFC 3986 unreserved characters pass).
 pub fn query_escape(s: &str) -> String {
@@ -262,6 +291,37 @@ mod tests {
             "MANIFEST_UNKNOWN: manifest unknown"
         );
         assert_eq!(error_detail(b"404 page not found"), None);
+        assert_eq!(
+            error_detail(br#"{"errors":[{"code":"DENIED","message":"\u001b[2Jno\nway"}]}"#)
+                .unwrap(),
+            "DENIED: \\x1b[2Jno\\x0away"
+        );
+        for (url, origin) in [
+            (
+                "https://reg.example/v2/",
+                Some(("https", "reg.example", 443)),
+            ),
+            (
+                "HTTPS://Reg.Example:443/x",
+                Some(("https", "reg.example", 443)),
+            ),
+            (
+                "http://127.0.0.1:5000/token?x=1",
+                Some(("http", "127.0.0.1", 5000)),
+            ),
+            ("https://[::1]:8443/", Some(("https", "[::1]", 8443))),
+            ("https://reg.example@evil.com/", None),
+            ("ftp://reg.example/", None),
+            ("/v2/relative", None),
+        ] {
+            let got = Origin::of(url);
+            let want = origin.map(|(s, h, p)| Origin {
+                scheme: s.into(),
+                host: h.into(),
+                port: p,
+            });
+            assert_eq!(got, want, "{url}");
+        }
         assert_eq!(
             query_escape("repository:a/b:pull,push"),
             "repository%3Aa%2Fb%3Apull%2Cpush"

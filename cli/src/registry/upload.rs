@@ -136,7 +136,7 @@ fn push_blob_with(
                 location = c.location(&resp, "PATCH (blob upload)")?;
                 let confirmed = header(&resp, "range").and_then(|r| parse_range_end(&r));
                 match confirmed {
-                    Some(end) if end + 1 == offset + len => {
+                    Some(end) if end.checked_add(1) == Some(offset + len) => {
                         offset += len;
                         continue;
                     }
@@ -169,12 +169,13 @@ fn push_blob_with(
         std::thread::sleep(std::time::Duration::from_millis(500 * u64::from(resumes)));
         // Resume from what the registry says it has (OCI spec: GET on the upload URL).
         match upload_offset(c, &location)? {
-            Some((loc, have)) => {
+            Some((loc, have)) if have <= b.size => {
                 location = loc;
                 offset = have;
             }
-            None => {
-                // The session is gone (or its offset is ambiguous): start a fresh one.
+            _ => {
+                // The session is gone (or its offset is ambiguous or past the blob's end):
+                // start a fresh one.
                 let resp = c.send(&Req::new(Method::POST, uploads.clone()))?;
                 if resp.status().as_u16() != 202 {
                     return Err(c.status_failure(&format!("POST {uploads}"), resp));
@@ -201,7 +202,8 @@ fn upload_offset(c: &Client, location: &str) -> CmdResult<Option<(String, u64)>>
         .unwrap_or_else(|_| location.to_string());
     match header(&resp, "range").and_then(|r| parse_range_end(&r)) {
         Some(0) | None => Ok(None),
-        Some(end) => Ok(Some((loc, end + 1))),
+        // The registry's number is checked: `0-18446744073709551615` must not wrap to 0.
+        Some(end) => Ok(end.checked_add(1).map(|n| (loc, n))),
     }
 }
 

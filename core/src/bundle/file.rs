@@ -1,9 +1,12 @@
-//! Random access to the blobs inside a bundle file: the tar is indexed once (headers only, data
-//! skipped by seeking), then blobs are served by offset. Used to re-sign or re-pack a bundle
-//! without unpacking it. Bytes served are not trusted: the bundle writer re-hashes them.
+//! Random access to the blobs inside a bundle file: the tar is indexed once with the bounded
+//! archive reader (headers only, data skipped by seeking), then blobs are served by offset. Used
+//! to re-sign or re-pack a bundle without unpacking it. Bytes served are not trusted: the bundle
+//! writer re-hashes them.
 
 use super::layout::{classify, EntryPath};
+use super::reader::MAX_BUNDLE_HEADERS;
 use super::{BlobSource, BundleError};
+use crate::archive::{ArchiveReader, Dialect};
 use crate::digest::Sha256Digest;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -21,18 +24,25 @@ impl BundleFile {
     pub fn open(path: &Path) -> Result<Self, BundleError> {
         let file = File::open(path)
             .map_err(|e| BundleError::io(format!("opening {}", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| BundleError::io(format!("opening {}", path.display()), e))?
+            .len();
         let mut blobs = BTreeMap::new();
-        {
-            let mut ar = tar::Archive::new(&file);
-            let bad = |e: std::io::Error| {
-                BundleError::malformed(format!("{}: not a readable bundle: {e}", path.display()))
-            };
-            for entry in ar.entries_with_seek().map_err(bad)? {
-                let entry = entry.map_err(bad)?;
-                let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                if let Ok(EntryPath::Blob(d) | EntryPath::Attestation(d)) = classify(&name) {
-                    blobs.insert(d, (entry.raw_file_position(), entry.size()));
+        let mut ar = ArchiveReader::seekable(&file, len, MAX_BUNDLE_HEADERS, Dialect::Archive);
+        let bad = |e| {
+            let e = super::reader::archive_error(e, "bundle");
+            match e {
+                BundleError::Malformed(m) => {
+                    BundleError::malformed(format!("{}: {m}", path.display()))
                 }
+                other => other,
+            }
+        };
+        while let Some(entry) = ar.next_entry().map_err(bad)? {
+            let name = String::from_utf8_lossy(&entry.name).into_owned();
+            if let Ok(EntryPath::Blob(d) | EntryPath::Attestation(d)) = classify(&name) {
+                blobs.insert(d, (entry.data_offset, entry.size));
             }
         }
         Ok(Self {

@@ -43,12 +43,13 @@ pub enum EntryPath {
 
 /// Classify a tar entry name, or say why it has no place in a bundle.
 pub fn classify(name: &str) -> Result<EntryPath, String> {
+    let shown = crate::text::show_name(name.as_bytes());
     if name.starts_with('/') {
-        return Err(format!("entry {name:?} has an absolute path"));
+        return Err(format!("entry {shown} has an absolute path"));
     }
     if name.split('/').any(|c| c == ".." || c == ".") {
         return Err(format!(
-            "entry {name:?} has a '.' or '..' path component (it would escape the bundle layout)"
+            "entry {shown} has a '.' or '..' path component (it would escape the bundle layout)"
         ));
     }
     for d in [
@@ -87,7 +88,7 @@ pub fn classify(name: &str) -> Result<EntryPath, String> {
         }
     }
     Err(format!(
-        "entry {name:?} is not part of the bundle layout (see spec/bundle.md §2)"
+        "entry {shown} is not part of the bundle layout (see spec/bundle.md §2)"
     ))
 }
 

@@ -1,15 +1,16 @@
-//! Reads a bundle in one streaming pass and constant memory: small files are kept (with bounds),
+//! Reads a bundle in one streaming pass and constant memory (the bounded `crate::archive`
+//! reader: no extension header over 1 MiB, no name over 4095 bytes): small files are kept (with bounds),
 //! every blob is hashed as it goes by. Entry order is free; entry names, kinds and uniqueness are
 //! not. Nothing here decides trust: `crate::verify` does that from the [`RawBundle`].
 
 use super::layout::{self, classify, EntryPath};
 use super::BundleError;
+use crate::archive::{ArchiveError, ArchiveReader, Dialect, TarKind};
 use crate::digest::{Sha256Digest, HASH_BUF_SIZE};
+use crate::text::show_name;
 use sha2::{Digest as _, Sha256};
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read};
-use std::rc::Rc;
+use std::io::Read;
 
 /// What a blob entry turned out to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,49 +37,30 @@ pub struct RawBundle {
     pub small_blobs: BTreeMap<Sha256Digest, Vec<u8>>,
 }
 
-/// Remembers whether the underlying reader failed, so tar format errors (exit 10) can be told
-/// apart from I/O errors (exit 11), and whether it reached the end of the stream, so a tar error
-/// after the end (a header or padding cut short) is reported as truncation.
-struct Tracking<R> {
-    inner: R,
-    failed: Rc<Cell<bool>>,
-    eof: Rc<Cell<bool>>,
-}
-impl<R: Read> Read for Tracking<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self
-            .inner
-            .read(buf)
-            .inspect_err(|_| self.failed.set(true))?;
-        if n == 0 && !buf.is_empty() {
-            self.eof.set(true);
-        }
-        Ok(n)
+/// The error for an archive that could not be read: I/O (exit 11), truncation, or a broken tar
+/// (exit 10); names are cut and escaped by the archive reader.
+pub(crate) fn archive_error(e: ArchiveError, what: &str) -> BundleError {
+    match e {
+        ArchiveError::Io(e) => BundleError::io(format!("reading the {what}"), e),
+        e if e.is_truncated() => BundleError::malformed(format!(
+            "the {what} is truncated ({e}); copy the {what} again"
+        )),
+        e => BundleError::malformed(format!("the {what} is not a valid tar archive: {e}")),
     }
 }
 
-fn tar_error(e: io::Error, failed_io: bool, eof: bool, at: &str) -> BundleError {
-    if failed_io {
-        return BundleError::io(format!("reading the bundle{at}"), e);
-    }
-    if eof || e.kind() == io::ErrorKind::UnexpectedEof {
-        BundleError::malformed(format!("the bundle is truncated{at}: the tar stream ends inside a header or an entry; copy the bundle again"))
-    } else {
-        // The tar crate quotes raw header bytes: escape control characters so a hostile bundle
-        // cannot send escape sequences to the terminal through an error message.
-        let msg: String = e
-            .to_string()
-            .chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect();
-        BundleError::malformed(format!("the bundle is not a valid tar archive{at}: {msg}"))
-    }
+/// Most headers read from one bundle: its entries (at most 1 + 1 + 256 signatures + 64
+/// attestations + 1026 blobs + 2 small files + 5 directories) and an extension header each.
+pub const MAX_BUNDLE_HEADERS: u64 = 4096;
+
+/// A bundle entry's name as text, or the malformed-input error naming it.
+pub(crate) fn entry_name(name: Vec<u8>) -> Result<String, BundleError> {
+    String::from_utf8(name).map_err(|b| {
+        BundleError::malformed(format!(
+            "entry {} has a name that is not UTF-8",
+            show_name(b.as_bytes())
+        ))
+    })
 }
 
 /// Most bytes of small blobs kept in memory in all (bounds memory on hostile bundles).
@@ -86,86 +68,78 @@ const KEEP_TOTAL_MAX: u64 = 8 << 20;
 
 /// Read a whole bundle stream. `progress` receives the count of blob bytes hashed so far.
 pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBundle, BundleError> {
-    let failed = Rc::new(Cell::new(false));
-    let eof = Rc::new(Cell::new(false));
-    let mut ar = tar::Archive::new(Tracking {
-        inner: r,
-        failed: failed.clone(),
-        eof: eof.clone(),
-    });
+    let mut ar = ArchiveReader::new(r, MAX_BUNDLE_HEADERS, Dialect::Archive);
     let mut raw = RawBundle::default();
     let mut seen = BTreeSet::new();
     let mut hashed = 0u64;
     let mut buf = vec![0u8; HASH_BUF_SIZE];
-    let entries = ar
-        .entries()
-        .map_err(|e| tar_error(e, failed.get(), eof.get(), ""))?;
     let mut count = 0usize;
     let mut kept_total = 0u64;
-    for entry in entries {
-        let mut entry = match entry {
-            Ok(e) => e,
-            Err(e) => return Err(tar_error(e, failed.get(), eof.get(), "")),
+    loop {
+        let entry = match ar.next_entry() {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(e) if count == 0 && ar.position() == 0 => {
+                // Nothing at all: an empty file (or an unreadable one).
+                return Err(match e {
+                    ArchiveError::Io(e) => BundleError::io("reading the bundle", e),
+                    _ => BundleError::malformed(
+                        "the file is empty or not a tar archive, so it is not a Cerro bundle",
+                    ),
+                });
+            }
+            Err(e) => return Err(archive_error(e, "bundle")),
         };
         count += 1;
-        let name_bytes = entry.path_bytes().into_owned();
-        let name = String::from_utf8(name_bytes).map_err(|b| {
-            BundleError::malformed(format!(
-                "entry {:?} has a name that is not UTF-8",
-                String::from_utf8_lossy(b.as_bytes())
-            ))
-        })?;
-        let at = format!(" (entry {name:?})");
+        let name = entry_name(entry.name)?;
+        let shown = show_name(name.as_bytes());
         if !seen.insert(name.trim_end_matches('/').to_string()) {
             return Err(BundleError::malformed(format!(
-                "entry {name:?} appears twice in the bundle"
+                "entry {shown} appears twice in the bundle"
             )));
         }
-        let kind = entry.header().entry_type();
         let path = classify(&name).map_err(BundleError::malformed)?;
         let is_dir = matches!(path, EntryPath::Dir(_));
-        match (kind, is_dir) {
-            (tar::EntryType::Directory, true) => continue,
-            (tar::EntryType::Regular | tar::EntryType::Continuous, false) => {}
+        match (entry.kind, is_dir) {
+            (TarKind::Directory, true) => continue,
+            (TarKind::Regular, false) => {}
             (k, _) => {
                 return Err(BundleError::malformed(format!(
-                    "entry {name:?} is a {k:?}; a bundle holds only regular files and directories"
+                    "entry {shown} is a {}; a bundle holds only regular files and directories{}",
+                    k.describe(),
+                    if is_dir {
+                        " (and this name is a directory's)"
+                    } else {
+                        ""
+                    }
                 )))
             }
         }
-        let size = entry.size();
-        let small = |entry: &mut tar::Entry<_>, limit: u64| -> Result<Vec<u8>, BundleError> {
+        let size = entry.size;
+        let small = |ar: &mut ArchiveReader<R>, limit: u64| -> Result<Vec<u8>, BundleError> {
             if size > limit {
                 return Err(BundleError::malformed(format!(
-                    "entry {name:?} is {size} bytes, more than the {limit} allowed"
+                    "entry {shown} is {size} bytes, more than the {limit} allowed"
                 )));
             }
             let mut v = Vec::with_capacity(size as usize);
-            entry
-                .read_to_end(&mut v)
-                .map_err(|e| tar_error(e, failed.get(), eof.get(), &at))?;
-            if v.len() as u64 != size {
-                return Err(BundleError::malformed(format!(
-                    "the bundle is truncated inside entry {name:?}"
-                )));
-            }
+            ar.read_to_end(&mut v)
+                .map_err(|e| match e.downcast::<ArchiveError>() {
+                    Ok(a) => archive_error(a, "bundle"),
+                    Err(e) => BundleError::io("reading the bundle", e),
+                })?;
             Ok(v)
         };
         match path {
             EntryPath::Dir(_) => unreachable!("handled above"),
-            EntryPath::OciLayout => raw.oci_layout = Some(small(&mut entry, 4096)?),
+            EntryPath::OciLayout => raw.oci_layout = Some(small(&mut ar, 4096)?),
             EntryPath::IndexJson => {
-                raw.index_json = Some(small(&mut entry, layout::SMALL_FILE_MAX_BYTES)?)
+                raw.index_json = Some(small(&mut ar, layout::SMALL_FILE_MAX_BYTES)?)
             }
             EntryPath::Manifest => {
-                raw.manifest = Some(small(
-                    &mut entry,
-                    crate::manifest::MANIFEST_MAX_BYTES as u64,
-                )?)
+                raw.manifest = Some(small(&mut ar, crate::manifest::MANIFEST_MAX_BYTES as u64)?)
             }
-            EntryPath::Summary => {
-                raw.summary = Some(small(&mut entry, layout::SMALL_FILE_MAX_BYTES)?)
-            }
+            EntryPath::Summary => raw.summary = Some(small(&mut ar, layout::SMALL_FILE_MAX_BYTES)?),
             EntryPath::Signature(id) => {
                 if raw.signatures.len() >= layout::MAX_SIGNATURES {
                     return Err(BundleError::malformed(format!(
@@ -173,7 +147,7 @@ pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBu
                         layout::MAX_SIGNATURES
                     )));
                 }
-                let v = small(&mut entry, crate::sign::SIGNATURE_MAX_BYTES as u64)?;
+                let v = small(&mut ar, crate::sign::SIGNATURE_MAX_BYTES as u64)?;
                 raw.signatures.insert(id, v);
             }
             EntryPath::Blob(d) | EntryPath::Attestation(d) => {
@@ -188,26 +162,19 @@ pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBu
                     && kept_total + size <= KEEP_TOTAL_MAX;
                 let mut kept = Vec::new();
                 let mut h = Sha256::new();
-                let mut n_total = 0u64;
                 loop {
-                    let n = match entry.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(tar_error(e, failed.get(), eof.get(), &at)),
-                    };
+                    let n = ar
+                        .read_data(&mut buf)
+                        .map_err(|e| archive_error(e, "bundle"))?;
+                    if n == 0 {
+                        break;
+                    }
                     h.update(&buf[..n]);
                     if keep {
                         kept.extend_from_slice(&buf[..n]);
                     }
-                    n_total += n as u64;
                     hashed += n as u64;
                     progress(hashed);
-                }
-                if n_total != size {
-                    return Err(BundleError::malformed(format!(
-                        "the bundle is truncated inside entry {name:?}"
-                    )));
                 }
                 let seen = BlobSeen {
                     actual: Sha256Digest::from_bytes(h.finalize().into()),

@@ -76,12 +76,10 @@ impl fmt::Display for EntryRef {
     }
 }
 
-/// Show a path that may not be UTF-8: quoted, with non-UTF-8 bytes as `\xNN`.
+/// Show a path from a layer: quoted, control characters and non-UTF-8 bytes as `\xNN`, cut
+/// to a readable length (`crate::text::show_name`).
 pub fn show(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => format!("{s:?}"),
-        Err(_) => format!("\"{}\"", bytes.escape_ascii()),
-    }
+    crate::text::show_name(bytes)
 }
 
 /// Why applying a layer failed.

@@ -16,7 +16,7 @@ pub mod layer;
 pub mod node;
 pub mod outboard;
 pub mod sink;
-mod tar;
+pub(crate) mod tar;
 mod tree;
 pub mod verified;
 
@@ -29,6 +29,6 @@ pub use outboard::{
     VERIFY_BLOCK_SIZE_V1,
 };
 pub use sink::{hash_content, ContentSink, HashSink, MemorySink};
-pub use tar::{MAX_PATH_BYTES_V1, MAX_PAX_BYTES_V1};
+pub use tar::{MAX_DEV_MAJOR_V1, MAX_DEV_MINOR_V1, MAX_PATH_BYTES_V1, MAX_PAX_BYTES_V1};
 pub use tree::IMPLICIT_DIR_MODE_V1;
 pub use verified::{ContentReader, MemoryTree, TreeError, TreeStore, VerifiedFile, VerifiedTree};

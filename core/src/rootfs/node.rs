@@ -288,7 +288,17 @@ impl DirNode {
                     }
                 }
                 kind::CHAR_DEVICE | kind::BLOCK_DEVICE => {
+                    let dev_at = c.pos;
                     let (major, minor) = (c.u32()?, c.u32()?);
+                    if major > super::tar::MAX_DEV_MAJOR_V1 || minor > super::tar::MAX_DEV_MINOR_V1
+                    {
+                        // Layer application never records these (§3.1): a node that holds one
+                        // would be served as another device.
+                        return Err(c.err_at(
+                            dev_at,
+                            format!("device number {major},{minor} does not fit Linux's dev_t"),
+                        ));
+                    }
                     let link = c.link()?;
                     if k == kind::CHAR_DEVICE {
                         Payload::CharDevice { major, minor, link }
@@ -591,6 +601,23 @@ mod tests {
         let mut huge = DIR_MAGIC_V1.to_vec();
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(DirNode::decode(&huge).is_err());
+        for (major, minor) in [(4096, 0), (0, 1 << 20)] {
+            let mut dev = sample();
+            dev.entries[1].payload = Payload::CharDevice {
+                major,
+                minor,
+                link: Link::SINGLE,
+            };
+            let e = DirNode::decode(&dev.encode()).unwrap_err();
+            assert!(e.to_string().contains("does not fit Linux's dev_t"), "{e}");
+        }
+        let mut max = sample();
+        max.entries[1].payload = Payload::BlockDevice {
+            major: 4095,
+            minor: (1 << 20) - 1,
+            link: Link::SINGLE,
+        };
+        assert_eq!(DirNode::decode(&max.encode()).unwrap(), max);
     }
 
     proptest! {

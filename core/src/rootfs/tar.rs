@@ -1,11 +1,13 @@
-//! A streaming, bounded tar reader for OCI layers (spec/rootfs.md §3.1): ustar, pax (`x`, `g`)
-//! and GNU (`L`, `K`) headers. It is our own rather than the `tar` crate's because every
-//! extension header here has a size bound (the crate reads long names and pax headers whole,
-//! however large they claim to be), and so that each accept/refuse rule is exactly the spec's.
+//! A streaming, bounded tar reader for OCI layers (spec/rootfs.md §3.1) and for ct's own outer
+//! archives, bundles and export archives (spec/bundle.md §2.2): ustar, pax (`x`, `g`) and GNU
+//! (`L`, `K`) headers. It is our own rather than the `tar` crate's because every extension
+//! header here has a size bound (the crate reads long names and pax headers whole, however large
+//! they claim to be: a 1.5 GiB sparse file made it allocate 11 GiB), and so that each
+//! accept/refuse rule is exactly the spec's.
 //!
 //! Guarantees: memory is bounded by `MAX_PAX_BYTES_V1` whatever the input; every read of the
 //! underlying stream counts towards the decompressed-size limit; entry data is never buffered,
-//! the caller reads it through [`TarReader::data`] or it is skipped.
+//! the caller reads it through [`TarReader::data`] or it is skipped (by seeking, for a file).
 
 use super::error::{bad_header, bad_name, Fail, Refusal};
 use std::collections::BTreeMap;
@@ -18,6 +20,21 @@ pub const BLOCK: usize = 512;
 pub const MAX_PAX_BYTES_V1: u64 = 1 << 20;
 /// Longest path or link target accepted, in bytes (Linux PATH_MAX less its NUL).
 pub const MAX_PATH_BYTES_V1: usize = 4095;
+/// Largest device major number Linux represents (12 bits of `dev_t`, and of FUSE's `rdev`).
+pub const MAX_DEV_MAJOR_V1: u32 = (1 << 12) - 1;
+/// Largest device minor number Linux represents (20 bits).
+pub const MAX_DEV_MINOR_V1: u32 = (1 << 20) - 1;
+
+/// Which rules a tar stream is read by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// An OCI layer (spec/rootfs.md §3.1): every extension header, the stream may end right
+    /// after the last entry's data (without padding or end-of-archive blocks).
+    Layer,
+    /// A bundle or export archive (spec/bundle.md §2.2): `x` and `L` headers only, every entry's
+    /// padding present and an end-of-archive block at the end.
+    Archive,
+}
 
 /// The kind of a (non-extension) tar entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +46,21 @@ pub enum TarKind {
     BlockDevice,
     Directory,
     Fifo,
+}
+
+impl TarKind {
+    /// What the kind is called in messages.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            TarKind::Regular => "regular file",
+            TarKind::HardLink => "hard link",
+            TarKind::Symlink => "symbolic link",
+            TarKind::CharDevice => "character device",
+            TarKind::BlockDevice => "block device",
+            TarKind::Directory => "directory",
+            TarKind::Fifo => "FIFO",
+        }
+    }
 }
 
 /// One entry, with pax and GNU extensions already applied. Paths are raw bytes.
@@ -47,12 +79,36 @@ pub struct TarEntry {
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
+/// Moves a seekable stream forward by `n` bytes without reading them.
+type SeekFn<R> = fn(&mut R, u64) -> io::Result<()>;
+
 /// The decompressed stream with a byte count and a limit.
 pub(crate) struct Input<R> {
     inner: R,
     pos: u64,
     limit: u64,
     compressed: bool,
+    /// For a file of known length: data is skipped by seeking, never past `len`.
+    seek: Option<(SeekFn<R>, u64)>,
+}
+
+fn seek_forward<R: io::Seek>(r: &mut R, n: u64) -> io::Result<()> {
+    let n = i64::try_from(n).map_err(|_| io::Error::other("seek beyond 2^63"))?;
+    r.seek(io::SeekFrom::Current(n)).map(|_| ())
+}
+
+impl<R: Read + io::Seek> Input<R> {
+    /// A file of `len` bytes, read from its current position (which must be 0): skipped data is
+    /// sought over, and a skip past `len` is a truncation.
+    pub fn seekable(inner: R, len: u64) -> Self {
+        Self {
+            inner,
+            pos: 0,
+            limit: u64::MAX,
+            compressed: false,
+            seek: Some((seek_forward::<R>, len)),
+        }
+    }
 }
 
 impl<R: Read> Input<R> {
@@ -62,6 +118,7 @@ impl<R: Read> Input<R> {
             pos: 0,
             limit,
             compressed,
+            seek: None,
         }
     }
     pub fn pos(&self) -> u64 {
@@ -117,6 +174,17 @@ impl<R: Read> Input<R> {
 
     /// Read and drop `n` bytes; `what` names the truncation if the stream ends first.
     pub fn skip(&mut self, mut n: u64, what: &'static str) -> Result<(), Fail> {
+        if let Some((seek, len)) = self.seek {
+            if n > 0 {
+                let to = self.pos.checked_add(n).filter(|&to| to <= len);
+                let Some(to) = to else {
+                    return Err(Refusal::Truncated { what }.into());
+                };
+                seek(&mut self.inner, n).map_err(Fail::Io)?;
+                self.pos = to;
+            }
+            return Ok(());
+        }
         let mut buf = [0u8; 8192];
         while n > 0 {
             let want = n.min(buf.len() as u64) as usize;
@@ -129,8 +197,25 @@ impl<R: Read> Input<R> {
         Ok(())
     }
 
+    /// Read and drop up to `n` bytes, stopping quietly where the stream ends.
+    fn skip_to_end(&mut self, mut n: u64) -> Result<(), Fail> {
+        let mut buf = [0u8; BLOCK];
+        while n > 0 {
+            let want = n.min(BLOCK as u64) as usize;
+            let got = self.read(&mut buf[..want])?;
+            if got == 0 {
+                return Ok(());
+            }
+            n -= got as u64;
+        }
+        Ok(())
+    }
+
     /// Read to the end of the stream (so the decoder checks its trailer), dropping the bytes.
     pub fn drain(&mut self) -> Result<(), Fail> {
+        if self.seek.is_some() {
+            return Ok(()); // a file: what follows the end-of-archive marker is never read
+        }
         let mut buf = vec![0u8; 64 * 1024];
         while self.read(&mut buf)? > 0 {}
         Ok(())
@@ -159,6 +244,7 @@ pub(crate) struct TarReader<R> {
     padding: u64,
     headers: u64,
     max_headers: u64,
+    dialect: Dialect,
     ended: bool,
     /// The last entry returned (path, header offset): a header that does not parse right after
     /// it usually means its data ran past what its header claimed, so errors name it too.
@@ -170,15 +256,25 @@ pub(crate) type HeaderFail = (u64, Option<Vec<u8>>, Fail);
 
 impl<R: Read> TarReader<R> {
     pub fn new(input: Input<R>, max_headers: u64) -> Self {
+        Self::with_dialect(input, max_headers, Dialect::Layer)
+    }
+
+    pub fn with_dialect(input: Input<R>, max_headers: u64, dialect: Dialect) -> Self {
         Self {
             input,
             remaining: 0,
             padding: 0,
             headers: 0,
             max_headers,
+            dialect,
             prev: None,
             ended: false,
         }
+    }
+
+    /// Where the current entry's data starts in the stream (right after `next_entry`).
+    pub fn data_offset(&self) -> u64 {
+        self.input.pos()
     }
 
     /// Bytes of the current entry's data not yet read.
@@ -205,13 +301,23 @@ impl<R: Read> TarReader<R> {
     }
 
     fn finish_entry(&mut self) -> Result<(), Fail> {
-        let n = self.remaining + self.padding;
+        let (data, padding) = (self.remaining, self.padding);
         self.remaining = 0;
         self.padding = 0;
         self.input.skip(
-            n,
+            data,
             "the stream ends inside the entry's data (the header claims more bytes)",
-        )
+        )?;
+        match self.dialect {
+            // A layer may end right after its last entry's data, or inside the padding
+            // (`umoci insert` 0.4.7 writes such layers; Go's archive/tar accepts them). What
+            // follows, if anything, is read as the next header.
+            Dialect::Layer => self.input.skip_to_end(padding),
+            Dialect::Archive => self.input.skip(
+                padding,
+                "the stream ends inside the padding after an entry's data",
+            ),
+        }
     }
 
     /// The next entry, or `None` at the end of the archive (after which the stream has been
@@ -231,6 +337,12 @@ impl<R: Read> TarReader<R> {
             if got > 0 && got < BLOCK {
                 return Err(at(Refusal::Truncated {
                     what: "the stream ends inside a header",
+                }
+                .into()));
+            }
+            if got == 0 && self.dialect == Dialect::Archive {
+                return Err(at(Refusal::Truncated {
+                    what: "the stream ends without an end-of-archive block",
                 }
                 .into()));
             }
@@ -278,6 +390,18 @@ impl<R: Read> TarReader<R> {
                 .into()),
                 (r, _) => at(r.into()),
             })?;
+            if self.dialect == Dialect::Archive && matches!(h.typeflag, b'g' | b'K') {
+                let what = if h.typeflag == b'g' {
+                    "a pax global header ('g')"
+                } else {
+                    "a GNU long link name ('K')"
+                };
+                return Err(at(bad_header(format!(
+                    "{what} has no place in a bundle or export archive (only 'x' and 'L' \
+                     extension headers are read)"
+                ))
+                .into()));
+            }
             match h.typeflag {
                 b'x' | b'g' | b'L' | b'K' => {
                     let max = if matches!(h.typeflag, b'x' | b'g') {
@@ -340,58 +464,103 @@ impl<R: Read> TarReader<R> {
         let mut path = h.name.clone();
         let mut link = h.linkname.clone();
         let fail = |path: &[u8], r: Refusal| (offset, Some(path.to_vec()), Fail::Refused(r));
+        // Pax records: when a key repeats, the last record wins; an empty value then means "no
+        // override" (the header field stands), as POSIX and Go's archive/tar read it.
+        let mut pax: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        if let Some(data) = &p.pax {
+            for (k, v) in parse_pax(data).map_err(|r| fail(&h.name, r))? {
+                pax.insert(k, v);
+            }
+        }
+        let pax_path = pax.get(&b"path"[..]).filter(|v| !v.is_empty());
+        let pax_link = pax.get(&b"linkpath"[..]).filter(|v| !v.is_empty());
+        // A GNU long name and a pax path for one entry: readers disagree on which wins (Go's
+        // archive/tar takes the GNU name, others the pax path), so the entry is refused.
+        if p.long_name.is_some() && pax_path.is_some() {
+            return Err(fail(
+                &h.name,
+                bad_header("both a GNU long name ('L') and a pax path name this entry"),
+            ));
+        }
+        if p.long_link.is_some() && pax_link.is_some() {
+            return Err(fail(
+                &h.name,
+                bad_header("both a GNU long link name ('K') and a pax linkpath name this entry"),
+            ));
+        }
         if let Some(n) = p.long_name {
             path = gnu_long(&n).map_err(|r| fail(&h.name, r))?;
         }
         if let Some(n) = p.long_link {
             link = gnu_long(&n).map_err(|r| fail(&path, r))?;
         }
+        if let Some(v) = pax_path {
+            path = v.clone();
+        }
+        if let Some(v) = pax_link {
+            link = v.clone();
+        }
+        if path.len() > MAX_PATH_BYTES_V1 {
+            return Err(fail(
+                &path,
+                bad_name(format!(
+                    "the path is {} bytes long (limit {MAX_PATH_BYTES_V1})",
+                    path.len()
+                )),
+            ));
+        }
+        if link.len() > MAX_PATH_BYTES_V1 {
+            return Err(fail(
+                &path,
+                bad_name(format!(
+                    "the link target is {} bytes long (limit {MAX_PATH_BYTES_V1})",
+                    link.len()
+                )),
+            ));
+        }
         let mut size = h.size;
         let (mut uid, mut gid, mut mtime) = (h.uid, h.gid, (h.mtime, 0u32));
         let mut xattrs = BTreeMap::new();
-        if let Some(pax) = p.pax {
-            for (k, v) in parse_pax(&pax).map_err(|r| fail(&path, r))? {
-                let num = |what: &str| -> Result<u64, Refusal> {
-                    parse_decimal(&v)
-                        .ok_or_else(|| bad_header(format!("pax {what} {:?}", show_lossy(&v))))
-                };
-                match k.as_slice() {
-                    b"path" if !v.is_empty() => path = v,
-                    b"linkpath" if !v.is_empty() => link = v,
-                    b"size" if !v.is_empty() => size = num("size").map_err(|r| fail(&path, r))?,
-                    b"uid" if !v.is_empty() => uid = id(num("uid")).map_err(|r| fail(&path, r))?,
-                    b"gid" if !v.is_empty() => gid = id(num("gid")).map_err(|r| fail(&path, r))?,
-                    b"mtime" if !v.is_empty() => {
-                        mtime = parse_pax_time(&v).map_err(|r| fail(&path, r))?
-                    }
-                    _ if k.starts_with(b"SCHILY.xattr.") => {
-                        let name = &k[b"SCHILY.xattr.".len()..];
-                        if name.is_empty() || name.len() > super::node::MAX_XATTR_NAME_V1 {
-                            return Err(fail(
-                                &path,
-                                bad_name("an xattr name is empty or longer than 255 bytes"),
-                            ));
-                        }
-                        if v.len() > super::node::MAX_XATTR_VALUE_V1 {
-                            return Err(fail(
-                                &path,
-                                Refusal::Limit {
-                                    what: "an xattr value over 65536 bytes".into(),
-                                },
-                            ));
-                        }
-                        xattrs.insert(name.to_vec(), v);
-                    }
-                    _ if k.starts_with(b"GNU.sparse.") => {
+        for (k, v) in pax {
+            let num = |what: &str| -> Result<u64, Refusal> {
+                parse_decimal(&v)
+                    .ok_or_else(|| bad_header(format!("pax {what} {:?}", show_lossy(&v))))
+            };
+            match k.as_slice() {
+                b"path" | b"linkpath" => {}
+                b"size" if !v.is_empty() => size = num("size").map_err(|r| fail(&path, r))?,
+                b"uid" if !v.is_empty() => uid = id(num("uid")).map_err(|r| fail(&path, r))?,
+                b"gid" if !v.is_empty() => gid = id(num("gid")).map_err(|r| fail(&path, r))?,
+                b"mtime" if !v.is_empty() => {
+                    mtime = parse_pax_time(&v).map_err(|r| fail(&path, r))?
+                }
+                _ if k.starts_with(b"SCHILY.xattr.") => {
+                    let name = &k[b"SCHILY.xattr.".len()..];
+                    if name.is_empty() || name.len() > super::node::MAX_XATTR_NAME_V1 {
                         return Err(fail(
                             &path,
-                            Refusal::Unsupported {
-                                what: "sparse files (pax GNU.sparse)".into(),
-                            },
-                        ))
+                            bad_name("an xattr name is empty or longer than 255 bytes"),
+                        ));
                     }
-                    _ => {}
+                    if v.len() > super::node::MAX_XATTR_VALUE_V1 {
+                        return Err(fail(
+                            &path,
+                            Refusal::Limit {
+                                what: "an xattr value over 65536 bytes".into(),
+                            },
+                        ));
+                    }
+                    xattrs.insert(name.to_vec(), v);
                 }
+                _ if k.starts_with(b"GNU.sparse.") => {
+                    return Err(fail(
+                        &path,
+                        Refusal::Unsupported {
+                            what: "sparse files (pax GNU.sparse)".into(),
+                        },
+                    ))
+                }
+                _ => {}
             }
         }
         if size > i64::MAX as u64 {
@@ -431,7 +600,8 @@ impl<R: Read> TarReader<R> {
             return Err(fail(
                 &path,
                 bad_header(format!(
-                    "a {kind:?} entry carries {size} data bytes (only regular files have data)"
+                    "a {} entry carries {size} data bytes (only regular files have data)",
+                    kind.describe()
                 )),
             ));
         }
@@ -439,6 +609,20 @@ impl<R: Read> TarReader<R> {
             TarKind::CharDevice | TarKind::BlockDevice => (h.devmajor, h.devminor),
             _ => (0, 0),
         };
+        if rdev.0 > MAX_DEV_MAJOR_V1 || rdev.1 > MAX_DEV_MINOR_V1 {
+            // Linux's dev_t (and FUSE's rdev) hold a 12-bit major and a 20-bit minor: a larger
+            // number would be served, or created, as another device.
+            return Err(fail(
+                &path,
+                Refusal::Unsupported {
+                    what: format!(
+                        "device number {},{} (Linux allows major <= {MAX_DEV_MAJOR_V1}, \
+                         minor <= {MAX_DEV_MINOR_V1})",
+                        rdev.0, rdev.1
+                    ),
+                },
+            ));
+        }
         Ok(TarEntry {
             offset,
             kind,

@@ -23,8 +23,10 @@ pub trait TreeStore: Send + Sync {
     fn dir_node(&self, digest: &DirDigest) -> io::Result<Option<Vec<u8>>>;
     /// The stored outboard of a file, or `None` (files of at most one block have none).
     fn outboard(&self, root: &Blake3Root) -> io::Result<Option<Vec<u8>>>;
-    /// Open a file's stored content for positioned reads.
-    fn open_content(&self, root: &Blake3Root) -> io::Result<Arc<dyn ContentReader>>;
+    /// Open a file's stored content, whose signed size is `size`, for positioned reads. A
+    /// store that can tell the stored object is not what it should be (not a regular file, not
+    /// `size` bytes) answers an error of kind `InvalidData`, which counts as corruption.
+    fn open_content(&self, root: &Blake3Root, size: u64) -> io::Result<Arc<dyn ContentReader>>;
 }
 
 /// Positioned reads of one stored file's content (a `std::fs::File`, or bytes in memory).
@@ -158,10 +160,17 @@ impl<S: TreeStore + ?Sized> VerifiedTree<S> {
             }
             ob
         };
-        let content = self.store.open_content(root).map_err(|source| {
+        let content = self.store.open_content(root, size).map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
                 TreeError::Missing {
                     what: format!("file object {root}"),
+                }
+            } else if source.kind() == io::ErrorKind::InvalidData {
+                TreeError::Corrupt {
+                    what: format!("file object {root}"),
+                    block: None,
+                    expected: format!("a regular file of {size} bytes"),
+                    found: source.to_string(),
                 }
             } else {
                 TreeError::Io {
@@ -207,7 +216,7 @@ impl VerifiedFile {
         if offset >= self.size || len == 0 {
             return None;
         }
-        let end = (offset + len).min(self.size);
+        let end = offset.saturating_add(len).min(self.size);
         Some((
             offset / VERIFY_BLOCK_SIZE_V1,
             (end - 1) / VERIFY_BLOCK_SIZE_V1,
@@ -352,7 +361,7 @@ impl TreeStore for MemoryTree {
     fn outboard(&self, root: &Blake3Root) -> io::Result<Option<Vec<u8>>> {
         Ok(self.outboards.read().expect("lock").get(root).cloned())
     }
-    fn open_content(&self, root: &Blake3Root) -> io::Result<Arc<dyn ContentReader>> {
+    fn open_content(&self, root: &Blake3Root, _size: u64) -> io::Result<Arc<dyn ContentReader>> {
         match self.contents.read().expect("lock").get(root) {
             Some(c) => Ok(Arc::new(c.as_ref().clone())),
             None => Err(io::Error::new(io::ErrorKind::NotFound, root.to_string())),

@@ -6,6 +6,7 @@ use super::{
     Compression, ImageSource, ResolvedImage, JSON_BLOB_MAX_BYTES, LAYER_GZIP, LAYER_TAR,
     LAYER_ZSTD, OCI_CONFIG, OCI_MANIFEST,
 };
+use crate::archive::{ArchiveError, ArchiveReader, Dialect, TarKind};
 use crate::bundle::{BlobSource, BundleError};
 use crate::digest::{hash_reader, Sha256Digest};
 use crate::manifest::Descriptor;
@@ -222,38 +223,47 @@ fn oci_manifest(config: &Descriptor, layers: &[Descriptor]) -> Vec<u8> {
     serde_json::to_vec(&v).expect("json values serialize")
 }
 
-/// Map every member of the archive to where its data is (or what it links to).
+/// Map every member of the archive to where its data is (or what it links to), with the
+/// bounded archive reader (layer rules: a `docker save` tar is read like any tar).
 fn index(file: &mut File, path: &Path) -> Result<BTreeMap<String, Member>, BundleError> {
-    let mut ar = tar::Archive::new(&mut *file);
+    let len = file
+        .metadata()
+        .map_err(io(format!("reading {}", path.display())))?
+        .len();
+    let mut ar = ArchiveReader::seekable(&mut *file, len, MAX_ENTRIES as u64 * 4, Dialect::Layer);
     let mut out = BTreeMap::new();
-    let bad = |e: std::io::Error| {
-        BundleError::malformed(format!(
+    let bad = |e: ArchiveError| match e {
+        ArchiveError::Io(e) => BundleError::io(format!("reading {}", path.display()), e),
+        e => BundleError::malformed(format!(
             "{} is not a readable tar archive: {e}",
             path.display()
-        ))
+        )),
     };
-    for entry in ar.entries().map_err(bad)? {
-        let entry = entry.map_err(bad)?;
+    while let Some(entry) = ar.next_entry().map_err(bad)? {
         if out.len() >= MAX_ENTRIES {
             return Err(BundleError::malformed(format!(
                 "{} has more than {MAX_ENTRIES} entries",
                 path.display()
             )));
         }
-        let name = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
-        let kind = entry.header().entry_type();
-        if kind.is_file() {
-            out.insert(
-                name,
-                Member::File {
-                    offset: entry.raw_file_position(),
-                    size: entry.size(),
-                },
-            );
-        } else if kind.is_symlink() {
-            if let Some(t) = entry.link_name_bytes() {
-                out.insert(name, Member::Link(String::from_utf8_lossy(&t).into_owned()));
+        let name = normalize(&String::from_utf8_lossy(&entry.name));
+        match entry.kind {
+            TarKind::Regular => {
+                out.insert(
+                    name,
+                    Member::File {
+                        offset: entry.data_offset,
+                        size: entry.size,
+                    },
+                );
             }
+            TarKind::Symlink => {
+                out.insert(
+                    name,
+                    Member::Link(String::from_utf8_lossy(&entry.link).into_owned()),
+                );
+            }
+            _ => {}
         }
     }
     Ok(out)

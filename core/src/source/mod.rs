@@ -31,6 +31,17 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// What a blob compressed this way is called in messages.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip-compressed",
+            Compression::Zstd => "zstd-compressed",
+        }
+    }
+}
+
 /// The compression a layer media type declares, or `None` if ct does not accept that type.
 pub fn layer_compression(media_type: &str) -> Option<Compression> {
     match media_type {
@@ -140,10 +151,20 @@ pub fn parse_image_manifest(
 pub fn check_layer_magic(index: usize, d: &Descriptor, head: &[u8]) -> Result<(), BundleError> {
     let declared = layer_compression(&d.media_type).expect("media types checked when parsing");
     let found = sniff_compression(head);
-    if declared != found && !(declared == Compression::None && d.size == 0) {
+    if declared != Compression::None && head.is_empty() {
+        // A gzip or zstd stream has at least one member or frame (spec/rootfs.md §3.1).
         return Err(BundleError::malformed(format!(
-            "layer {index} ({}) is declared {} but its bytes are {:?}-compressed",
-            d.digest, d.media_type, found
+            "layer {index} ({}) is declared {} but it is empty (a compressed stream has at least \
+             one member)",
+            d.digest, d.media_type
+        )));
+    }
+    if declared != found {
+        return Err(BundleError::malformed(format!(
+            "layer {index} ({}) is declared {} but its bytes are {}",
+            d.digest,
+            d.media_type,
+            found.describe()
         )));
     }
     Ok(())

@@ -4,5 +4,5 @@
   "key_id": "vector-key",
   "fingerprint": "SHA256:21fe:31df:a154:a261:626b:f854:046f:d227:1b7b:ed4b:6abe:45aa:5887:7ef4:7f97:21b9",
   "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
-  "signature": "mieG5rdddqILDwBb6UnHsKzvQ2wom5K9P8E79Yyvz210eUlLBmAMsMNyUjeCM4Xk/p3Oq1tp6wTBPKbNGhM5AA=="
+  "signature": "/62MHy4oTYHniun3RHbdV1xpCpkMdASGaWtYe5ls6Iskocslpd1Tfl3C9ojjEcJ9WO8szPbWMRnLD94Tkg0rAQ=="
 }

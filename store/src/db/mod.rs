@@ -4,31 +4,51 @@
 //!
 //! ```text
 //! column family   key                         value
-//! bundles         bundle name (UTF-8)          BundleRecord (versioned JSON)     bundles.rs
+//! records         bundle digest (32 bytes)     Record: signed manifest, signatures,
+//!                                              root record (versioned JSON)      records.rs
+//! names           bundle name (UTF-8)          NameRef: the bundle digest it names  names.rs
 //! dirs            directory digest (32 bytes)  canonical directory node          nodes.rs
 //! outboards       BLAKE3 file root (32 bytes)  Merkle outboard                   nodes.rs
 //! meta            ASCII key                    store format version, …           meta.rs
+//! bundles         (format 1 only: name → record; emptied by the migration)  legacy.rs
 //! ```
+//! A record is addressed by what it must hash to: `sha256(record.manifest) == key` is checked
+//! on every read that matters (spec/store.md). A name is only a reference to a digest.
 //! Readers open a read-only view ([`Db::open_read_only`]: no lock, any number at once, beside a
 //! writer); writers open read-write only for their batch ([`Db::open`] waits for another
 //! process's batch), so long-running readers such as mount daemons never block imports.
 //! Values are untrusted at rest: decoders are bounded and never panic, and whatever is read
 //! is verified against a digest from a signed manifest before use.
 
-pub mod bundles;
+pub mod legacy;
 pub mod meta;
+pub mod names;
 pub mod nodes;
+pub mod records;
 
 use crate::error::{Result, StoreError};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub const CF_BUNDLES: &str = "bundles";
+/// One item of [`Db::scan`]: a key and its value, or why the value was not copied.
+pub(crate) type ScanItem = (Vec<u8>, Result<Vec<u8>>);
+
+pub const CF_RECORDS: &str = "records";
+pub const CF_NAMES: &str = "names";
 pub const CF_DIRS: &str = "dirs";
 pub const CF_OUTBOARDS: &str = "outboards";
 pub const CF_META: &str = "meta";
-const ALL_CFS: [&str; 4] = [CF_BUNDLES, CF_DIRS, CF_OUTBOARDS, CF_META];
+/// Store format 1's records by name; kept (empty) so databases of either format open.
+pub const CF_LEGACY_BUNDLES: &str = "bundles";
+const ALL_CFS: [&str; 6] = [
+    CF_RECORDS,
+    CF_NAMES,
+    CF_DIRS,
+    CF_OUTBOARDS,
+    CF_META,
+    CF_LEGACY_BUNDLES,
+];
 
 pub struct Db {
     db: DB,
@@ -144,20 +164,46 @@ impl Db {
             .expect("column families are created at open")
     }
 
+    /// The value under `key`, refused (never copied) when it is larger than any value of that
+    /// family can be: values are untrusted at rest.
     pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.db.get_cf(self.cf(cf), key).map_err(|e| self.err(e))
+        let Some(v) = self
+            .db
+            .get_pinned_cf(self.cf(cf), key)
+            .map_err(|e| self.err(e))?
+        else {
+            return Ok(None);
+        };
+        let max = value_max(cf);
+        if v.len() > max {
+            return Err(StoreError::Corrupt(format!(
+                "a {cf} value in the store database is {} bytes, over the limit of {max}",
+                v.len()
+            )));
+        }
+        Ok(Some(v.to_vec()))
     }
 
-    /// Every (key, value) of a column family, in key order.
-    pub(crate) fn scan(&self, cf: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// Every (key, value) of a column family, in key order. A value larger than the family's
+    /// limit is not copied: its item is an error.
+    pub(crate) fn scan(&self, cf: &str) -> Result<Vec<ScanItem>> {
+        let max = value_max(cf);
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(cf), rocksdb::IteratorMode::Start)
-        {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            out.push((k.into_vec(), v.into_vec()));
+        let mut it = self.db.raw_iterator_cf(self.cf(cf));
+        it.seek_to_first();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let v = if v.len() > max {
+                Err(StoreError::Corrupt(format!(
+                    "a {cf} value in the store database is {} bytes, over the limit of {max}",
+                    v.len()
+                )))
+            } else {
+                Ok(v.to_vec())
+            };
+            out.push((k.to_vec(), v));
+            it.next();
         }
+        it.status().map_err(|e| self.err(e))?;
         Ok(out)
     }
 
@@ -182,11 +228,36 @@ impl Db {
         }
     }
 
-    /// Raw put, for tests that corrupt values on purpose.
+    /// Raw reads and writes, for tests that play an attacker who can write the store
+    /// (`testing` feature, or this crate's own tests): `ct` never writes a value except through
+    /// the typed modules.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn scan_raw(&self, cf: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.db
+            .iterator_cf(self.cf(cf), rocksdb::IteratorMode::Start)
+            .map(|i| {
+                let (k, v) = i.expect("readable");
+                (k.into_vec(), v.into_vec())
+            })
+            .collect()
+    }
+
+    /// Raw put (see `scan_raw`).
+    #[cfg(any(test, feature = "testing"))]
     pub fn put_raw(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
         self.db
             .put_cf(self.cf(cf), key, value)
             .map_err(|e| self.err(e))
+    }
+}
+
+/// The largest value each column family can hold (bounds reads of untrusted values).
+fn value_max(cf: &str) -> usize {
+    match cf {
+        CF_RECORDS | CF_LEGACY_BUNDLES => records::RECORD_MAX_BYTES,
+        CF_DIRS | CF_OUTBOARDS => nodes::NODE_MAX_BYTES,
+        CF_NAMES | CF_META => 64 << 10,
+        _ => 64 << 20,
     }
 }
 
