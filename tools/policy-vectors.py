@@ -97,6 +97,22 @@ acc("accept-suites-weak-signature-disregarded", "A trusted signature in a weak s
 rej("reject-suites-disregarded-signature-satisfies-nothing", "A disregarded signature cannot satisfy a required entry.",
     pol(suites={"minimum": "CT-SIG-02"}, signers={"allowed": [{"key_id": "alice", "required": True}, {"key_id": "*"}]}),
     facts(signatures=[sig("alice", "CT-SIG-01"), sig("bob", "CT-SIG-02")]), "signers.allowed[0]")
+# --- suites in a signers.allowed entry
+acc("accept-allowed-entry-suites-matches-hybrid", "An allowed entry with suites matches a signature in a listed suite.",
+    pol(signers={"allowed": [{"key_id": "alice", "suites": ["CT-SIG-02"], "required": True}]}),
+    facts(signatures=[sig("alice", "CT-SIG-01"), sig("alice", "CT-SIG-02", fp=FP["bob"])]),
+    ["signers.allowed[0]", "suite CT-SIG-02"])
+rej("reject-allowed-entry-suites-other-suite", "An allowed entry with suites does not match the same key id signing in another suite.",
+    pol(signers={"allowed": [{"key_id": "alice", "suites": ["CT-SIG-02", "CT-SIG-03"], "required": True}]}),
+    facts(), "signers.allowed[0]", ["suite CT-SIG-02 or CT-SIG-03", "alice", "CT-SIG-01"])
+rej("reject-allowed-entry-suites-unknown-suite-in-facts", "A suite id the policy does not know never matches an entry's suites.",
+    pol(signers={"allowed": [{"key_id": "*", "suites": ["CT-SIG-01", "CT-SIG-02", "CT-SIG-03"]}]}),
+    facts(signatures=[sig("alice", "CT-SIG-07")]), "default_action")
+err("error-allowed-entry-suites-empty", "An empty suites list in an allowed entry would match nothing; it is refused.",
+    pol(signers={"allowed": [{"key_id": "*", "suites": []}]}), "signers.allowed[0].suites: empty list")
+err("error-allowed-entry-suites-unknown", "Suite ids in an allowed entry must be known.",
+    pol(signers={"allowed": [{"key_id": "*", "suites": ["CT-SIG-01", "ct-sig-02"]}]}),
+    'signers.allowed[0].suites[1]: unknown suite "ct-sig-02"')
 acc("accept-suites-untrusted-weak-signature-ignored", "Untrusted signatures do not take part in the suites step.",
     pol(suites={"minimum": "CT-SIG-02"}), facts(signatures=[sig("alice", "CT-SIG-03"), sig("mallory", "CT-SIG-01", trusted=False)]))
 

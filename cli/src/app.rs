@@ -48,13 +48,8 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Create an Ed25519 signing key (suite CT-SIG-01) and trust it
-    #[command(
-        after_help = "The secret key is written to CONFIG/keys/NAME.key (mode 0600), encrypted with the \
-passphrase through Argon2id and XChaCha20-Poly1305; the public key goes to the trust store as \
-CONFIG/trust/NAME.pub. The first key becomes the default signing key.\n\n\
-The passphrase comes from --passphrase-file, else CT_PASSPHRASE, else a prompt on the terminal."
-    )]
+    /// Create a signing key (Ed25519 by default, or post-quantum) and trust it
+    #[command(after_help = KEYGEN_HELP)]
     Keygen(KeygenArgs),
     /// Manage keys and the trust store
     #[command(subcommand)]
@@ -73,10 +68,15 @@ the whole bundle was written. Registry failures exit with 12."
     Pack(PackArgs),
     /// Verify a bundle: structure, every blob digest, signatures, trust and policy
     #[command(
-        after_help = "Checks, in order: the bundle layout and canonical manifest (10), the signatures (2), \
-that at least one signer is in the trust store (3), every blob's SHA-256 and size against the signed \
-manifest (1), and the policy (4, or 5 for a missing attestation). The bundle is read once, in constant memory.\n\n\
-The policy is --policy FILE, else default_policy from config.toml, else none (trust store only)."
+        after_help = "Checks, in order: the bundle layout and canonical manifest (10), the signatures (2; \
+every suite: CT-SIG-01 Ed25519, CT-SIG-02 Ed25519 + ML-DSA-87 with both halves checked, CT-SIG-03 \
+ML-DSA-87; an unknown suite is an invalid signature), that at least one signer is in the trust store \
+and was valid for this bundle (3: a key with a validity window counts only for bundles created inside \
+it), every blob's SHA-256 and size against the signed manifest (1), and the policy (4, or 5 for a \
+missing attestation). The bundle is read once, in constant memory.\n\n\
+The policy is --policy FILE, else default_policy from config.toml, else none (trust store only). \
+--explain shows each signature and each of the policy's eight steps: which rule admitted or refused \
+each signer, what each threshold counted, where the evaluation stopped."
     )]
     Verify(VerifyArgs),
     /// Explain a bundle in plain words: package, source, layers, signers, verdict
@@ -88,8 +88,13 @@ The policy is --policy FILE, else default_policy from config.toml, else none (tr
     #[command(
         after_help = "Every blob is first checked against the signed manifest: content that does not match \
 is never signed. Without --add-signature the bundle's signatures are replaced by the new ones; with it \
-they are kept (each must still be valid) and the new ones added. BUNDLE is rewritten atomically in \
-place unless -o OUT is given. The bundle digest and every image digest stay the same."
+they are kept (each must still be valid) and the new ones added — in any suite, so a post-quantum \
+(CT-SIG-02/03) signature can be added to a bundle signed with Ed25519. --attach FILE adds a signature \
+file made elsewhere (an offline signer, another implementation) after checking it over the manifest \
+(exit 2 if it does not verify); the message it signs is spec/signature.md §2. BUNDLE is rewritten \
+atomically in place unless -o OUT is given. The bundle digest and every image digest stay the same.\n\n\
+Keys are checked before anything is signed: a key whose validity window has ended (or not begun), or \
+that would not be valid for the bundle's creation time, is refused."
     )]
     ReSign(ResignArgs),
     /// Push a bundle to an OCI registry: the image as an ordinary image, the Cerro files beside it
@@ -739,12 +744,17 @@ pub struct ImportArgs {
 pub struct ResignArgs {
     /// The bundle (.ctp) to re-sign
     pub bundle: PathBuf,
-    /// Sign with this key (repeat for several) [default: default_key from config.toml]
+    /// Sign with this key (repeat for several) [default: default_key from config.toml, unless
+    /// --attach is given]
     #[arg(short, long = "key", value_name = "KEY")]
     pub keys: Vec<String>,
     /// Keep the existing signatures and add the new ones
     #[arg(long)]
     pub add_signature: bool,
+    /// Add this signature file (cerro-torre/signature/v1, any suite), made elsewhere, after
+    /// checking it over the manifest (repeatable; implies --add-signature)
+    #[arg(long, value_name = "FILE.sig")]
+    pub attach: Vec<PathBuf>,
     /// Write the re-signed bundle here instead of rewriting BUNDLE
     #[arg(short, long, value_name = "OUT.ctp")]
     pub output: Option<PathBuf>,
@@ -762,11 +772,51 @@ pub struct PassphraseArg {
     pub passphrase_file: Option<PathBuf>,
 }
 
+const KEYGEN_HELP: &str = "\
+Suites: CT-SIG-01 Ed25519 (the default; 32-byte public key, 64-byte signatures); CT-SIG-02 hybrid \
+Ed25519 + ML-DSA-87 (FIPS 204): both signatures over the same message, valid only when both verify — \
+for bundles that must stay trustworthy once quantum computers can forge Ed25519 (2624-byte public key, \
+4691-byte signatures); CT-SIG-03 ML-DSA-87 alone (2592 / 4627 bytes). Every suite signs \
+deterministically: the same image and key always give the same bundle.
+
+The secret key is written to CONFIG/keys/NAME.key (mode 0600): its seed, encrypted with the passphrase \
+through Argon2id and XChaCha20-Poly1305; the public key goes to the trust store as CONFIG/trust/NAME.pub. \
+The first key becomes the default signing key. The fingerprint is the SHA-256 of the raw public key \
+(for CT-SIG-02, of the Ed25519 key followed by the ML-DSA-87 key).
+
+--expires limits the key's validity: its signatures count only for bundles created before then \
+(verifiers refuse the others with exit 3, naming the window), and ct refuses to sign with it afterwards; \
+`ct doctor` warns 30 days ahead, and `ct key rotate NAME` makes its successor. WHEN is a date \
+(2027-06-30, or an RFC 3339 date-time) or a duration from now (90d, 12w, 2y).
+
+The passphrase comes from --passphrase-file, else CT_PASSPHRASE, else a prompt on the terminal.";
+
+/// A signature suite id, as `--suite` takes it.
+pub fn parse_suite(s: &str) -> Result<cerro_core::sign::Suite, String> {
+    cerro_core::sign::Suite::from_id(&s.to_ascii_uppercase()).ok_or_else(|| {
+        format!(
+            "unknown suite {s:?}; choose CT-SIG-01 (Ed25519), CT-SIG-02 (hybrid Ed25519 + \
+             ML-DSA-87) or CT-SIG-03 (ML-DSA-87)"
+        )
+    })
+}
+
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Name of the key (1-64 of A-Z a-z 0-9 . _ -)
     #[arg(long, value_name = "NAME")]
     pub id: String,
+    /// Signature suite: CT-SIG-01 (Ed25519), CT-SIG-02 (hybrid Ed25519 + ML-DSA-87) or
+    /// CT-SIG-03 (ML-DSA-87)
+    #[arg(long, value_name = "SUITE", default_value = "CT-SIG-01", value_parser = parse_suite)]
+    pub suite: cerro_core::sign::Suite,
+    /// The key's signatures count only for bundles created before WHEN (a date, or a duration
+    /// from now such as 90d, 12w, 2y)
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+    /// The key's signatures count only for bundles created at or after DATE
+    #[arg(long, value_name = "DATE")]
+    pub not_before: Option<String>,
     #[command(flatten)]
     pub passphrase: PassphraseArg,
 }
@@ -795,6 +845,10 @@ pub enum KeyCmd {
     },
     /// Make NAME the default signing key for `ct pack`
     Default { name: String },
+    /// Make a successor for key NAME: a new key of the same suite (unless --suite), trusted, and
+    /// the default signing key if NAME was
+    #[command(after_help = ROTATE_HELP)]
+    Rotate(RotateArgs),
     /// Stop trusting NAME (its secret key, if you hold it, is kept unless --delete-secret)
     Remove {
         name: String,
@@ -802,6 +856,39 @@ pub enum KeyCmd {
         #[arg(long)]
         delete_secret: bool,
     },
+}
+
+const ROTATE_HELP: &str = "\
+The successor is named --id, else NAME with its trailing number raised (release-2 after release-1, \
+alice-2 after alice). It gets the suite of NAME unless --suite says otherwise (rotating is the moment \
+to move to CT-SIG-02), the validity given by --expires (none by default), and a passphrase like \
+`ct keygen` asks for. With --expire-old WHEN, NAME's own window is closed at WHEN in this \
+configuration (secret key and trust store): its signatures stop counting for bundles created from \
+then on, and ct stops signing with it.
+
+Nothing else changes by itself: bundles signed by NAME still verify. The command prints what to do \
+next — give the new public key to verifiers (`ct key export NEW --public`), co-sign existing bundles \
+(`ct re-sign BUNDLE -k NEW --add-signature`), admit it in policies (`ct policy add-signer NEW`), and \
+when NAME must no longer count, deny it (`ct policy deny NAME --after DATE`).";
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The key to succeed (a secret key you hold)
+    pub name: String,
+    /// Name of the new key [default: NAME with its trailing number raised]
+    #[arg(long, value_name = "NEW")]
+    pub id: Option<String>,
+    /// Suite of the new key [default: NAME's]
+    #[arg(long, value_name = "SUITE", value_parser = parse_suite)]
+    pub suite: Option<cerro_core::sign::Suite>,
+    /// The new key's signatures count only for bundles created before WHEN (date or duration)
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+    /// Close NAME's validity window at WHEN (a date, a duration from now, or "now")
+    #[arg(long, value_name = "WHEN")]
+    pub expire_old: Option<String>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArg,
 }
 
 #[derive(Debug, Args)]
@@ -840,6 +927,10 @@ pub struct VerifyArgs {
     /// signed rootfs digest; a difference exits 1, a hostile layer 10
     #[arg(long)]
     pub deep: bool,
+    /// Show each signature (suite, trust, validity window) and the policy's evaluation step by
+    /// step: which rule admitted or refused each signer, each threshold counted
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Args)]
@@ -870,4 +961,175 @@ pub enum PolicyCmd {
     },
     /// Check that a policy file is valid and summarise its rules
     Check { file: PathBuf },
+    /// Show a policy: every rule with the name `ct policy remove` takes, and the file itself
+    #[command(after_help = POLICY_FILE_HELP)]
+    Show {
+        #[command(flatten)]
+        file: PolicyFileArg,
+    },
+    /// Allow a signer: a key in your trust store (by fingerprint), a fingerprint, or a key-id glob
+    #[command(after_help = ADD_SIGNER_HELP)]
+    AddSigner(AddSignerArgs),
+    /// Allow a source registry or repository: HOST, HOST/REPO, or a glob
+    #[command(after_help = ADD_REGISTRY_HELP)]
+    AddRegistry(AddRegistryArgs),
+    /// Deny a signer (revocation): a key in your trust store, a fingerprint, or a key-id glob
+    #[command(after_help = DENY_HELP)]
+    Deny(DenyArgs),
+    /// Pin a bundle name to an image digest and/or signers
+    #[command(after_help = PIN_HELP)]
+    Pin(PinArgs),
+    /// Remove a rule: by the name `ct policy show` gives it, or by what it names
+    #[command(after_help = REMOVE_HELP)]
+    Remove(RemoveArgs),
+}
+
+const POLICY_FILE_HELP: &str = "\
+The policy file is --policy FILE, else default_policy from config.toml, else ./policy.json (what \
+`ct policy init` writes). --json prints the policy itself (canonical form) and its rules.";
+
+const ADD_SIGNER_HELP: &str = concat!(
+    // How every helper edits the file is said once, here; the others point to it.
+    "SIGNER is one of: the name of a key in your trust store — the entry then names its key id and its \
+fingerprint, so only that exact key matches; a fingerprint (SHA256:ab12:… or 64 hex digits); or a \
+key-id glob such as release-* (matches the key id a signature carries, which its signer chose: \
+pair it with the trust store, or prefer a fingerprint). --suite limits the entry to signatures in \
+that suite (repeatable); --required makes a matching signature mandatory.\n\n",
+    "Every helper edits the policy file in place: it reads it (it must be valid), makes the change, writes \
+it back in canonical form (spec/policy.md §11) atomically, and refuses — writing nothing, exit 64 — \
+when the result is a policy `ct policy check` would reject. It prints the rule it wrote and its name; \
+a rule that is already there is left as it is (exit 0, \"unchanged\"). The file is --policy FILE, else \
+default_policy from config.toml, else ./policy.json."
+);
+
+const ADD_REGISTRY_HELP: &str = "\
+What a policy matches is the source reference a bundle records: `ct pack docker://HOST/REPO:TAG` \
+records docker://HOST/REPO:TAG (or …@DIGEST). So HOST allows every image pulled from that registry \
+(glob docker://HOST/*), and HOST/REPO that repository at any tag or digest (glob \
+docker://HOST/REPO[:@]*, which matches neither HOST/REPO-other nor HOST/REPO/sub). A value with a \
+scheme (docker://, oci:, docker-archive:) or containing * ? [ is taken as a glob, exactly. The first \
+registries.allowed entry turns \"any source\" into \"only these\" — the command says so. --block adds \
+to registries.blocked instead.
+
+See `ct policy add-signer --help` for how the file is edited.";
+
+const DENY_HELP: &str = "\
+SIGNER is the name of a key in your trust store (denied by fingerprint, so whatever key id it signs \
+under), a fingerprint, or a key-id glob (--key-id forces that reading). --after DATE denies it only \
+for bundles created at or after DATE (a retired or leaked key whose earlier bundles stay good); \
+--before DATE only for bundles created before DATE. A denied key's signature rejects a bundle even \
+when other trusted keys signed it too (exit 4).
+
+See `ct policy add-signer --help` for how the file is edited.";
+
+const PIN_HELP: &str = "\
+A bundle whose package name is NAME must then have exactly this image digest (the image manifest's \
+sha256, as `ct explain` shows it — not the bundle digest), and/or a trusted signature from one of the \
+--signer keys (a trust-store name, pinned by fingerprint; a fingerprint; or an exact key id). An \
+existing pin for NAME is replaced; the command shows the old one.
+
+See `ct policy add-signer --help` for how the file is edited.";
+
+const REMOVE_HELP: &str = "\
+RULE is a name as `ct policy show` and rejections print it: signers.allowed[1], signers.denied[0], \
+registries.allowed[2], registries.blocked[0], suites.allowed[1], pin[\"nginx\"] (or pin.nginx), \
+signers.threshold, suites.minimum, time.max_age_days. Or name what to remove: --signer SIGNER, \
+--deny SIGNER (every entry naming that key id or fingerprint), --registry HOST[/REPO], --pin NAME. \
+Removing the last entry of a list that must not be empty (suites.allowed, registries.allowed) is \
+refused: it would widen the policy, so say so explicitly by removing the whole rule \
+(`ct policy remove suites.allowed`).
+
+See `ct policy add-signer --help` for how the file is edited.";
+
+/// Where a policy helper reads and writes.
+#[derive(Debug, Args)]
+pub struct PolicyFileArg {
+    /// The policy file [default: default_policy from config.toml, else ./policy.json]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AddSignerArgs {
+    /// A trusted key's name, a fingerprint, or a key-id glob
+    #[arg(value_name = "SIGNER")]
+    pub signer: String,
+    /// Match only signatures in this suite (repeatable)
+    #[arg(long, value_name = "SUITE", value_parser = parse_suite)]
+    pub suite: Vec<cerro_core::sign::Suite>,
+    /// A matching signature is mandatory
+    #[arg(long)]
+    pub required: bool,
+    /// Read SIGNER as a key-id glob even if a trusted key has that name
+    #[arg(long)]
+    pub key_id: bool,
+    #[command(flatten)]
+    pub file: PolicyFileArg,
+}
+
+#[derive(Debug, Args)]
+pub struct AddRegistryArgs {
+    /// HOST, HOST/REPO, or a glob
+    #[arg(value_name = "HOST[/REPO]")]
+    pub registry: String,
+    /// Add to registries.blocked instead of registries.allowed
+    #[arg(long)]
+    pub block: bool,
+    #[command(flatten)]
+    pub file: PolicyFileArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DenyArgs {
+    /// A trusted key's name, a fingerprint, or a key-id glob
+    #[arg(value_name = "SIGNER")]
+    pub signer: String,
+    /// Deny only for bundles created at or after DATE
+    #[arg(long, value_name = "DATE")]
+    pub after: Option<String>,
+    /// Deny only for bundles created before DATE
+    #[arg(long, value_name = "DATE")]
+    pub before: Option<String>,
+    /// Why (repeated in every rejection)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Read SIGNER as a key-id glob even if a trusted key has that name
+    #[arg(long)]
+    pub key_id: bool,
+    #[command(flatten)]
+    pub file: PolicyFileArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The bundle (package) name
+    pub name: String,
+    /// The image digest (sha256:HEX) the bundle must have
+    pub digest: Option<String>,
+    /// A signer one of whom must have signed (repeatable)
+    #[arg(long, value_name = "SIGNER")]
+    pub signer: Vec<String>,
+    #[command(flatten)]
+    pub file: PolicyFileArg,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// A rule name, as `ct policy show` prints it
+    #[arg(value_name = "RULE", required_unless_present_any = ["signer", "deny", "registry", "pin"])]
+    pub rule: Option<String>,
+    /// Remove the signers.allowed entries naming this signer
+    #[arg(long, value_name = "SIGNER", conflicts_with = "rule")]
+    pub signer: Option<String>,
+    /// Remove the signers.denied entries naming this signer
+    #[arg(long, value_name = "SIGNER", conflicts_with = "rule")]
+    pub deny: Option<String>,
+    /// Remove this registry from registries.allowed and registries.blocked
+    #[arg(long, value_name = "HOST[/REPO]", conflicts_with = "rule")]
+    pub registry: Option<String>,
+    /// Remove the pin of this bundle name
+    #[arg(long, value_name = "NAME", conflicts_with = "rule")]
+    pub pin: Option<String>,
+    #[command(flatten)]
+    pub file: PolicyFileArg,
 }

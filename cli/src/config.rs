@@ -231,13 +231,15 @@ impl Config {
         Ok(out)
     }
 
-    /// Trust lookup for verification: fingerprint → trust-store name.
+    /// Trust lookup for verification: fingerprint → trust-store name, carrying the validity
+    /// window the trust store gives the key (the verifier refuses its signatures on bundles
+    /// created outside it).
     pub fn trust_lookup(&self) -> CmdResult<impl Fn(&Fingerprint) -> Option<KeyId>> {
         let keys = self.trusted_keys()?;
         Ok(move |fp: &Fingerprint| {
             keys.iter()
                 .find(|k| k.fingerprint == *fp)
-                .map(|k| k.key_id.clone())
+                .map(|k| k.key_id.clone().with_window(k.window()))
         })
     }
 }

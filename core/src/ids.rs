@@ -1,6 +1,7 @@
 //! Key identifiers and fingerprints: each is its own type, validated once when it is made.
 
 use crate::digest::Sha256Digest;
+use crate::window::KeyWindow;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -9,8 +10,38 @@ pub const KEY_ID_MAX_LEN: usize = 64;
 
 /// A signer's chosen name for a key: 1–64 of `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`.
 /// It is a label, not an identity: trust is decided by the [`Fingerprint`].
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(String);
+///
+/// When the trust store answers a lookup (`VerifyContext::trust`), the name it gives may carry
+/// the validity window that trust-store entry sets for the key ([`KeyId::with_window`]); the
+/// verifier then refuses the key's signature on a bundle created outside it. The window is not
+/// part of the id: equality, ordering, hashing, display and serialization use the name only.
+#[derive(Clone)]
+pub struct KeyId {
+    name: String,
+    window: Option<KeyWindow>,
+}
+
+impl PartialEq for KeyId {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for KeyId {}
+impl std::hash::Hash for KeyId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.name.hash(h)
+    }
+}
+impl PartialOrd for KeyId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for KeyId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(&other.name)
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
@@ -31,29 +62,42 @@ impl KeyId {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
-            Ok(Self(s.to_string()))
+            Ok(Self {
+                name: s.to_string(),
+                window: None,
+            })
         } else {
             Err(IdError::KeyId(s.chars().take(80).collect()))
         }
     }
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+    /// This trust-store name, with the validity window the trust store gives the key (an
+    /// unlimited window is the same as none).
+    pub fn with_window(mut self, window: KeyWindow) -> Self {
+        self.window = (!window.is_unlimited()).then_some(window);
+        self
+    }
+    /// The validity window attached by [`KeyId::with_window`], if any.
+    pub fn window(&self) -> Option<&KeyWindow> {
+        self.window.as_ref()
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({})", self.0)
+        write!(f, "KeyId({})", self.name)
     }
 }
 impl Serialize for KeyId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(&self.name)
     }
 }
 impl<'de> Deserialize<'de> for KeyId {

@@ -8,6 +8,7 @@ pub mod export;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
+pub mod mldsa;
 pub mod pack;
 pub mod policy;
 pub mod registry;
@@ -17,6 +18,7 @@ pub mod source;
 pub mod text;
 pub mod verified;
 pub mod verify;
+pub mod window;
 
 pub use digest::Sha256Digest;
 pub use ids::{Fingerprint, KeyId};

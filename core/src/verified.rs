@@ -265,6 +265,11 @@ mod tests {
     }
 
     fn record(version: &str) -> (Vec<u8>, SignatureFiles, Vec<u8>) {
+        record_by(version, &signer())
+    }
+
+    /// A record of package `app` VERSION (created 2026-01-02T03:04:05Z) signed by `by`.
+    fn record_by(version: &str, by: &Signer) -> (Vec<u8>, SignatureFiles, Vec<u8>) {
         let root = RootRecord {
             meta: Metadata {
                 mode: 0o755,
@@ -297,8 +302,8 @@ mod tests {
             attestations: vec![],
         };
         let bytes = m.encode();
-        let sig = signer().sign(&bytes).encode();
-        let sigs = [("alice".to_string(), sig)].into();
+        let sig = by.sign(&bytes).encode();
+        let sigs = [(by.key_id.to_string(), sig)].into();
         (bytes, sigs, root.encode())
     }
 
@@ -379,5 +384,93 @@ mod tests {
         // A root record that does not decode.
         let f = check(&m2, &s2, b"junk", &trusted);
         assert_eq!(f.exit_code, 1);
+    }
+
+    #[test]
+    fn post_quantum_signatures_and_key_windows_count_as_for_a_file() {
+        use crate::policy::Policy;
+        use crate::sign::Suite;
+        use crate::window::KeyWindow;
+        use base64::Engine as _;
+        let hybrid =
+            Signer::from_suite_seed(KeyId::new("pq").unwrap(), Suite::CtSig02, &[5; 64]).unwrap();
+        let (m, s, r) = record_by("2", &hybrid);
+        let d = Sha256Digest::of(&m);
+        let at = |expires: Option<&str>| {
+            let window = KeyWindow {
+                not_before: None,
+                expires: expires.map(|e| crate::policy::parse_date(e).unwrap()),
+            };
+            let fp = hybrid.fingerprint();
+            move |f: &Fingerprint| (*f == fp).then(|| KeyId::new("pq").unwrap().with_window(window))
+        };
+        let check = |sigs: &SignatureFiles,
+                     trust: &dyn Fn(&Fingerprint) -> Option<KeyId>,
+                     policy: Option<&Policy>| {
+            verify_stored(
+                StoredRecord {
+                    digest: d,
+                    manifest: &m,
+                    signatures: sigs,
+                    root_record: &r,
+                },
+                &VerifyContext {
+                    trust,
+                    policy,
+                    now: chrono::Utc::now(),
+                },
+            )
+        };
+        // Signed in CT-SIG-02 by a key whose window holds the creation time: verified.
+        let v = check(&s, &at(Some("2027-01-01")), None).unwrap();
+        assert_eq!(v.report().signatures[0].suite.as_deref(), Some("CT-SIG-02"));
+        // The window ends before the record was created: not trusted (3), naming the window.
+        let f = check(&s, &at(Some("2026-01-01")), None)
+            .unwrap_err()
+            .failure
+            .unwrap();
+        assert_eq!(f.exit_code, 3, "{}", f.message);
+        assert!(
+            f.message.contains("2026-01-01T00:00:00Z") && f.message.contains("store record"),
+            "{}",
+            f.message
+        );
+        // A flipped bit in the ML-DSA-87 half: invalid (2), naming the half.
+        let mut file: crate::sign::SignatureFile = serde_json::from_slice(&s["pq"]).unwrap();
+        let mut raw = base64::engine::general_purpose::STANDARD
+            .decode(&file.signature)
+            .unwrap();
+        raw[crate::sign::ED25519_SIGNATURE_LEN + 7] ^= 1;
+        file.signature = base64::engine::general_purpose::STANDARD.encode(raw);
+        let bad: SignatureFiles = [("pq".to_string(), file.encode())].into();
+        let f = check(&bad, &at(None), None).unwrap_err().failure.unwrap();
+        assert_eq!(f.exit_code, 2, "{}", f.message);
+        assert!(f.message.contains("ML-DSA-87"), "{}", f.message);
+        // A policy that requires CT-SIG-02 admits this record and refuses an Ed25519 one (4).
+        let pq = Policy::parse(
+            br#"{"version": "1", "signers": {"allowed": [{"key_id": "*"}]},
+                 "suites": {"minimum": "CT-SIG-02"}}"#,
+        )
+        .unwrap();
+        check(&s, &at(None), Some(&pq)).unwrap();
+        let (m1, s1, r1) = record("2");
+        let f = verify_stored(
+            StoredRecord {
+                digest: Sha256Digest::of(&m1),
+                manifest: &m1,
+                signatures: &s1,
+                root_record: &r1,
+            },
+            &VerifyContext {
+                trust: &trusted,
+                policy: Some(&pq),
+                now: chrono::Utc::now(),
+            },
+        )
+        .unwrap_err()
+        .failure
+        .unwrap();
+        assert_eq!(f.exit_code, 4, "{}", f.message);
+        assert!(f.message.contains("CT-SIG-01"), "{}", f.message);
     }
 }

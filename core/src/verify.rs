@@ -9,6 +9,7 @@ use crate::ids::{Fingerprint, KeyId};
 use crate::manifest::{Descriptor, Manifest};
 use crate::policy::{Policy, PolicyFacts, RejectionKind, SignerFacts, Verdict};
 use crate::sign::{SignatureError, SignatureFile};
+use crate::window::show_instant;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -56,6 +57,12 @@ pub struct SignatureReport {
     pub trusted_as: Option<KeyId>,
     /// Why it is invalid or untrusted.
     pub problem: Option<String>,
+    /// The validity window the trust store gives the key (spec/signature.md §6), when it has
+    /// one: RFC 3339 instants, either may be absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -305,8 +312,10 @@ fn parse_signatures(
     Ok(sigs)
 }
 
-/// Steps 2–3: every signature verifies over the manifest bytes, and one is from a trusted key.
-/// Returns the valid signatures with whether each is trusted.
+/// Steps 2–3: every signature verifies over the manifest bytes, and one is from a trusted key
+/// whose validity window (if the trust store gives it one) holds the bundle's creation time
+/// (`rep.manifest` is set before this runs). Returns the valid signatures with whether each is
+/// trusted for this bundle.
 fn check_signers<'s>(
     sigs: &'s [SignatureFile],
     mbytes: &[u8],
@@ -325,6 +334,8 @@ fn check_signers<'s>(
             trusted: false,
             trusted_as: None,
             problem: None,
+            not_before: None,
+            expires: None,
         };
         match s.verify(mbytes) {
             Ok(_) => {
@@ -336,6 +347,23 @@ fn check_signers<'s>(
                         "key {} ({}) is not in the trust store",
                         s.key_id, s.fingerprint
                     ));
+                }
+                if let Some(w) = r.trusted_as.as_ref().and_then(KeyId::window).copied() {
+                    r.not_before = w.not_before.as_ref().map(show_instant);
+                    r.expires = w.expires.as_ref().map(show_instant);
+                    let created = rep
+                        .manifest
+                        .as_ref()
+                        .ok_or_else(|| fail(Malformed, "no manifest", HINT_MALFORMED))?
+                        .created()
+                        .map_err(|e| fail(Malformed, e, HINT_MALFORMED))?;
+                    if let Some(why) = w.why_outside(&created) {
+                        r.trusted = false;
+                        r.problem = Some(format!(
+                            "key {} ({}) is trusted only {w}; this bundle was {why}",
+                            s.key_id, s.fingerprint
+                        ));
+                    }
                 }
                 valid.push((s, r.trusted));
             }
@@ -367,6 +395,20 @@ fn check_signers<'s>(
             .iter()
             .map(|(s, _)| format!("{} ({})", s.key_id, s.fingerprint))
             .collect();
+        // Trusted keys whose window does not hold the bundle's creation time, in words.
+        let outside: Vec<&str> = rep
+            .signatures
+            .iter()
+            .filter(|r| r.valid && r.trusted_as.is_some())
+            .filter_map(|r| r.problem.as_deref())
+            .collect();
+        if !outside.is_empty() {
+            return Err(fail(
+                KeyNotTrusted,
+                format!("no signature is from a key trusted for this bundle: {}", outside.join("; ")),
+                "the signing key was not valid when the bundle was created; ask its publisher to sign it with a current key (`ct re-sign BUNDLE -k KEY --add-signature`)",
+            ));
+        }
         return Err(fail(
             KeyNotTrusted,
             format!("no signature is from a trusted key; signed by: {}", who.join(", ")),
@@ -374,6 +416,45 @@ fn check_signers<'s>(
         ));
     }
     Ok(valid)
+}
+
+/// The facts the policy is evaluated on, from a report whose signatures were checked: every
+/// valid signature, with whether its key is trusted for this bundle. `ct verify --explain`
+/// builds them so to show the evaluation step by step; the verifier builds the same ones.
+pub fn policy_facts(
+    m: &Manifest,
+    signatures: &[SignatureReport],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<PolicyFacts, String> {
+    let signers = signatures
+        .iter()
+        .filter(|r| r.valid)
+        .filter_map(|r| {
+            Some(SignerFacts {
+                key_id: KeyId::new(&r.key_id).ok()?,
+                fingerprint: r.fingerprint?,
+                suite: r.suite.clone()?,
+                trusted: r.trusted,
+            })
+        })
+        .collect();
+    facts_of(m, signers, now)
+}
+
+fn facts_of(
+    m: &Manifest,
+    signatures: Vec<SignerFacts>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<PolicyFacts, String> {
+    Ok(PolicyFacts {
+        bundle_name: m.package.name.clone(),
+        source_reference: m.source.reference.clone(),
+        image_digest: m.image.digest,
+        created: m.created()?,
+        now,
+        signatures,
+        attestations: m.attestations.iter().map(|a| a.kind.clone()).collect(),
+    })
 }
 
 /// Step 5: the policy, when one is given.
@@ -385,26 +466,17 @@ fn check_policy(
 ) -> Result<(), Fail> {
     use FailureKind::*;
     if let Some(policy) = ctx.policy {
-        let created = m
-            .created()
-            .map_err(|e| fail(Malformed, e, HINT_MALFORMED))?;
-        let facts = PolicyFacts {
-            bundle_name: m.package.name.clone(),
-            source_reference: m.source.reference.clone(),
-            image_digest: m.image.digest,
-            created,
-            now: ctx.now,
-            signatures: valid
-                .iter()
-                .map(|(s, trusted)| SignerFacts {
-                    key_id: s.key_id.clone(),
-                    fingerprint: s.fingerprint,
-                    suite: s.suite.clone(),
-                    trusted: *trusted,
-                })
-                .collect(),
-            attestations: m.attestations.iter().map(|a| a.kind.clone()).collect(),
-        };
+        let signers = valid
+            .iter()
+            .map(|(s, trusted)| SignerFacts {
+                key_id: s.key_id.clone(),
+                fingerprint: s.fingerprint,
+                suite: s.suite.clone(),
+                trusted: *trusted,
+            })
+            .collect();
+        let facts =
+            facts_of(m, signers, ctx.now).map_err(|e| fail(Malformed, e, HINT_MALFORMED))?;
         let verdict = policy.evaluate(&facts);
         rep.policy = Some(verdict.clone());
         if let Verdict::Reject(r) = verdict {

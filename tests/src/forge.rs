@@ -271,6 +271,8 @@ pub fn forger_public_key(dir: &Path) -> PathBuf {
         key_id: s.key_id.clone(),
         fingerprint: s.fingerprint(),
         public_key: base64::engine::general_purpose::STANDARD.encode(s.public_key()),
+        not_before: None,
+        expires: None,
     };
     let p = dir.join(format!("{FORGER_KEY_ID}.pub"));
     fs::write(&p, pk.encode()).unwrap();

@@ -474,7 +474,11 @@ fn control_characters_from_a_bundle_never_reach_the_terminal() {
     assert_ne!(text, evil);
     entries[i].set_data(evil.as_bytes());
     rawtar::write(&env.path("esc.ctp"), &entries);
-    for args in [&["verify", "esc.ctp"][..], &["explain", "esc.ctp"]] {
+    for args in [
+        &["verify", "esc.ctp"][..],
+        &["verify", "--explain", "esc.ctp"],
+        &["explain", "esc.ctp"],
+    ] {
         let r = env.ct(args);
         assert_eq!(r.code, 2, "{args:?}: {r:#?}");
         // explain tells its verdict on stdout, verify on stderr.

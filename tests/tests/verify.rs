@@ -187,12 +187,23 @@ fn forged_signatures_are_signature_invalid() {
     // A signature made under a suite this ct does not verify.
     let mut entries = rawtar::read(&s.bundle);
     let mut sig: serde_json::Value = serde_json::from_slice(&entries[i].data).unwrap();
-    sig["suite"] = "CT-SIG-03".into();
+    sig["suite"] = "CT-SIG-99".into();
     entries[i].set_data(&serde_json::to_vec_pretty(&sig).unwrap());
     let p = env.path("suite.ctp");
     rawtar::write(&p, &entries);
     env.ct(&["verify", p.to_str().unwrap()])
-        .fails(2, &["unsupported suite", "CT-SIG-03"]);
+        .fails(2, &["unsupported suite", "CT-SIG-99"]);
+    // An Ed25519 signature relabelled as ML-DSA-87 (CT-SIG-03): its sizes give it away.
+    let mut entries = rawtar::read(&s.bundle);
+    let mut sig: serde_json::Value = serde_json::from_slice(&entries[i].data).unwrap();
+    sig["suite"] = "CT-SIG-03".into();
+    entries[i].set_data(&serde_json::to_vec_pretty(&sig).unwrap());
+    let p = env.path("suite3.ctp");
+    rawtar::write(&p, &entries);
+    env.ct(&["verify", p.to_str().unwrap()]).fails(
+        2,
+        &["alice", "32 bytes", "CT-SIG-03 public keys are 2592 bytes"],
+    );
 
     // One flipped bit in the signature itself.
     let mut entries = rawtar::read(&s.bundle);

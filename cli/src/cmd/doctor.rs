@@ -2,6 +2,7 @@
 //! and fusermount3, container runtimes, overlayfs, the store, the trust store and keys, the
 //! default policy, the clock — and says how to fix each problem. Exit 0 when all is well, 1 if not.
 
+use super::validity::EXPIRY_WARNING_DAYS;
 use super::verify::load_policy;
 use super::Ctx;
 use crate::config::{KEYS_DIR, TRUST_DIR};
@@ -22,6 +23,8 @@ const EARLIEST_PLAUSIBLE: i64 = 1_704_067_200; // 2024-01-01
 struct Check {
     name: &'static str,
     ok: bool,
+    /// Not a problem yet, but it will be (a key about to expire): shown, exit code unchanged.
+    warning: bool,
     /// What was found.
     detail: String,
     /// What to do, for a problem.
@@ -32,6 +35,7 @@ fn ok(name: &'static str, detail: impl Into<String>) -> Check {
     Check {
         name,
         ok: true,
+        warning: false,
         detail: detail.into(),
         fix: None,
     }
@@ -41,6 +45,17 @@ fn bad(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) ->
     Check {
         name,
         ok: false,
+        warning: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: true,
+        warning: true,
         detail: detail.into(),
         fix: Some(fix.into()),
     }
@@ -367,6 +382,85 @@ fn check_keys(ctx: &Ctx) -> Vec<Check> {
     out
 }
 
+/// Keys whose validity window ends within [`EXPIRY_WARNING_DAYS`] (or has ended): secret keys
+/// you sign with and keys you trust. The default signing key expired is a problem (`ct pack`
+/// refuses it); the rest are warnings.
+fn check_key_expiry(ctx: &Ctx) -> Vec<Check> {
+    let now = chrono::Utc::now();
+    let soon = now + chrono::TimeDelta::days(EXPIRY_WARNING_DAYS);
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let secrets: Vec<(cerro_core::KeyId, cerro_core::window::KeyWindow)> =
+        std::fs::read_dir(ctx.cfg.dir.join(KEYS_DIR))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_str()?.strip_suffix(".key")?.to_string();
+                        let id = cerro_core::KeyId::new(&n).ok()?;
+                        let sk = ctx.cfg.read_secret_key(&id).ok()?;
+                        Some((id, sk.window()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    let trusted: Vec<(cerro_core::KeyId, cerro_core::window::KeyWindow)> = ctx
+        .cfg
+        .trusted_keys()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| (k.key_id.clone(), k.window()))
+        .collect();
+    for (kind, keys) in [("secret", secrets), ("trusted", trusted)] {
+        for (id, w) in keys {
+            let Some(e) = w.expires else { continue };
+            if e > soon || !seen.insert((id.clone(), e)) {
+                continue;
+            }
+            let when = cerro_core::window::show_instant(&e);
+            let is_default = ctx.cfg.file.default_key.as_deref() == Some(id.as_str());
+            let what = if kind == "secret" {
+                "ct stops signing with it then, and its signatures count only for bundles created before"
+            } else {
+                "its signatures count only for bundles created before"
+            };
+            if e <= now {
+                let detail = format!("{kind} key {id} expired on {when}");
+                let fix = format!(
+                    "rotate it (`ct key rotate {id}`), or remove it (`ct key remove {id}`)"
+                );
+                out.push(if is_default {
+                    bad(
+                        "key expiry",
+                        format!("{detail}; it is the default signing key, so `ct pack` fails"),
+                        fix,
+                    )
+                } else {
+                    warn("key expiry", detail, fix)
+                });
+            } else {
+                // Whole days left, rounded up: "in 1 day(s)" until the last second.
+                let days = ((e - now).num_seconds() + 86_399) / 86_400;
+                out.push(warn(
+                    "key expiry",
+                    format!("{kind} key {id} expires on {when}, in {days} day(s): {what} {when}"),
+                    if kind == "secret" {
+                        format!("unless it has one already, make its successor now (`ct key rotate {id}`) and co-sign with it (`ct re-sign BUNDLE -k NEW --add-signature`)")
+                    } else {
+                        format!("ask the owner of {id} for its successor's public key")
+                    },
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(ok(
+            "key expiry",
+            format!("no key expires within {EXPIRY_WARNING_DAYS} days"),
+        ));
+    }
+    out
+}
+
 fn check_policy(ctx: &Ctx) -> Check {
     match &ctx.cfg.file.default_policy {
         None => ok(
@@ -406,6 +500,7 @@ pub fn run(ctx: &Ctx, quick: bool) -> CmdResult<u8> {
     checks.extend(check_runtimes());
     checks.extend(check_store(ctx, quick));
     checks.extend(check_keys(ctx));
+    checks.extend(check_key_expiry(ctx));
     checks.push(check_policy(ctx));
     checks.push(check_clock());
     let problems = checks.iter().filter(|c| !c.ok).count();
@@ -414,7 +509,17 @@ pub fn run(ctx: &Ctx, quick: bool) -> CmdResult<u8> {
         "ok": problems == 0, "exit_code": code, "problems": problems, "checks": checks,
     }));
     for c in &checks {
-        if c.ok {
+        if c.warning {
+            ctx.out.line(format!(
+                "{} {:<18} {}",
+                ctx.out.warn("WARN"),
+                c.name,
+                c.detail
+            ));
+            if let Some(f) = &c.fix {
+                ctx.out.line(format!("    {} {f}", ctx.out.dim("fix:")));
+            }
+        } else if c.ok {
             ctx.out.line(format!(
                 "{} {:<18} {}",
                 ctx.out.good("ok "),

@@ -124,18 +124,22 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
                 .fingerprint
                 .map(|f| f.to_string())
                 .unwrap_or_else(|| "?".into());
+            let raw_suite = s.suite.as_deref().unwrap_or("?");
+            // The suite string is the signature file's, unvalidated.
+            let suite = cerro_core::text::show_text(raw_suite, 64);
             o.line(format!(
-                "  {} — {} ({})",
+                "  {} — {} ({suite}, {})",
                 s.key_id,
                 fp,
-                // The suite string is the signature file's, unvalidated.
-                cerro_core::text::show_text(s.suite.as_deref().unwrap_or("?"), 64)
+                cerro_core::sign::Suite::from_id(raw_suite)
+                    .map_or("a suite this ct does not know", |x| x.description())
             ));
             let why = match (s.valid, s.trusted) {
                 (true, true) => o.good(&format!(
                     "valid and trusted: the signature matches the manifest, and this fingerprint is in your trust store{}",
                     s.trusted_as.as_ref().filter(|n| n.as_str() != s.key_id).map(|n| format!(" (as {n})")).unwrap_or_default()
                 )),
+                (true, false) if s.trusted_as.is_some() => o.warn(&format!("valid but NOT trusted for this bundle: {}", safe(s.problem.as_deref().unwrap_or("outside the key's validity window")))),
                 (true, false) => o.warn("valid but NOT trusted: the signature matches, but this key is not in your trust store (`ct key import` it once you have checked the fingerprint with its owner)"),
                 _ => o.bad(&format!("INVALID: {}", safe(s.problem.as_deref().unwrap_or("the signature does not verify")))),
             };

@@ -317,7 +317,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
         trusted
             .iter()
             .find(|k| k.fingerprint == *fp)
-            .map(|k| k.key_id.clone())
+            .map(|k| k.key_id.clone().with_window(k.window()))
     };
 
     // Policy: --policy, else the archive's with --use-included-policy, else config's default.

@@ -12,6 +12,7 @@ mod key;
 mod mount;
 mod pack;
 mod policy;
+mod policy_edit;
 mod push;
 mod resign;
 pub mod run;
@@ -19,7 +20,9 @@ mod store;
 mod store_tree;
 mod stored;
 mod unpack;
+mod validity;
 mod verify;
+mod verify_explain;
 
 use crate::app::{Cli, Cmd};
 use crate::config::{self, Config};

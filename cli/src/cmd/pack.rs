@@ -1,6 +1,7 @@
 //! `ct pack SOURCE -o OUT.ctp`: resolve the image, build and sign the manifest, write the bundle
 //! to a temporary file beside OUT and rename it into place only when all of it was written.
 
+use super::validity::check_signing;
 use super::Ctx;
 use crate::app::{PackArgs, RegistryArgs};
 use crate::exit::{CmdResult, Failure};
@@ -10,8 +11,10 @@ use crate::registry::source::RegistrySource;
 use crate::registry::RegistryOptions;
 use cerro_core::bundle::{write_bundle, BlobSource, BundleContents};
 use cerro_core::pack::{plan, PackOptions};
+use cerro_core::policy::parse_date;
 use cerro_core::sign::{SignatureFile, Signer};
 use cerro_core::source::{docker_archive::DockerArchive, oci_dir::OciDir, ImageSource};
+use cerro_core::window::KeyWindow;
 use cerro_core::KeyId;
 use serde::Serialize;
 use std::io::{BufWriter, Write};
@@ -64,8 +67,29 @@ pub fn open_source(
     }
 }
 
-/// Unlock the signing keys named by `-k` (or the default key).
-pub fn signers(ctx: &Ctx, names: &[String], pass_file: Option<&Path>) -> CmdResult<Vec<Signer>> {
+/// A signing key, unlocked, with its validity window.
+pub struct SigningKey {
+    pub signer: Signer,
+    pub window: KeyWindow,
+}
+
+/// Refuse to sign a manifest with a key outside its window, or one created outside it (the
+/// signature would be refused by verifiers).
+pub fn check_windows(keys: &[SigningKey], created: &str) -> CmdResult {
+    let created = parse_date(created);
+    for k in keys {
+        check_signing(&k.signer.key_id, &k.window, chrono::Utc::now(), created)?;
+    }
+    Ok(())
+}
+
+/// Unlock the signing keys named by `-k` (or the default key). A key whose validity window has
+/// ended (or not begun) is refused before its passphrase is asked for.
+pub fn signers(
+    ctx: &Ctx,
+    names: &[String],
+    pass_file: Option<&Path>,
+) -> CmdResult<Vec<SigningKey>> {
     let names: Vec<String> = if names.is_empty() {
         vec![ctx.cfg.file.default_key.clone().ok_or_else(|| {
             Failure::usage("no signing key: pass -k KEY, or set a default key")
@@ -74,15 +98,20 @@ pub fn signers(ctx: &Ctx, names: &[String], pass_file: Option<&Path>) -> CmdResu
     } else {
         names.to_vec()
     };
-    let mut out: Vec<Signer> = Vec::new();
+    let mut out: Vec<SigningKey> = Vec::new();
     for n in names {
         let id = KeyId::new(&n).map_err(|e| Failure::usage(e.to_string()))?;
-        if out.iter().any(|s| s.key_id == id) {
+        if out.iter().any(|s| s.signer.key_id == id) {
             continue;
         }
         let sk = ctx.cfg.read_secret_key(&id)?;
+        let window = sk.window();
+        check_signing(&id, &window, chrono::Utc::now(), None)?;
         let pass = passphrase::obtain(pass_file, &format!("key {id}"), false)?;
-        out.push(sk.unlock(&pass)?);
+        out.push(SigningKey {
+            signer: sk.unlock(&pass)?,
+            window,
+        });
     }
     Ok(out)
 }
@@ -136,8 +165,12 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
         ctx.cfg
             .limit_hint(Failure::from(e).context(format!("source {}", a.source)))
     })?;
+    check_windows(&signers, &manifest.package.created)?;
     let manifest_bytes = manifest.encode();
-    let sigs: Vec<SignatureFile> = signers.iter().map(|s| s.sign(&manifest_bytes)).collect();
+    let sigs: Vec<SignatureFile> = signers
+        .iter()
+        .map(|s| s.signer.sign(&manifest_bytes))
+        .collect();
 
     let total = manifest.image_size();
     let contents = BundleContents {

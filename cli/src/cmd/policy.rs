@@ -1,6 +1,8 @@
 //! `ct policy init` writes a starter policy; `ct policy check FILE` validates one and
-//! summarises it.
+//! summarises it; `ct policy show` lists its rules by name; the editing helpers live in
+//! `policy_edit`.
 
+use super::policy_edit;
 use super::Ctx;
 use crate::app::PolicyCmd;
 use crate::config::write_atomic;
@@ -50,5 +52,11 @@ pub fn run(ctx: &Ctx, cmd: PolicyCmd) -> CmdResult {
             }
             Ok(())
         }
+        PolicyCmd::Show { file } => policy_edit::show(ctx, file.policy.as_deref()),
+        PolicyCmd::AddSigner(a) => policy_edit::add_signer(ctx, a),
+        PolicyCmd::AddRegistry(a) => policy_edit::add_registry(ctx, a),
+        PolicyCmd::Deny(a) => policy_edit::deny(ctx, a),
+        PolicyCmd::Pin(a) => policy_edit::pin(ctx, a),
+        PolicyCmd::Remove(a) => policy_edit::remove(ctx, a),
     }
 }

@@ -1,9 +1,11 @@
-//! `ct re-sign BUNDLE -k KEY [--add-signature] [-o OUT]`: replace (or add to) a bundle's
-//! signatures without changing any content digest — for key rotation and co-signing. The content
-//! is checked first (every blob against the manifest): a signature is never put on bytes that
-//! do not match what it signs. BUNDLE is rewritten atomically unless `-o` is given.
+//! `ct re-sign BUNDLE -k KEY [--add-signature] [--attach FILE.sig] [-o OUT]`: replace (or add
+//! to) a bundle's signatures without changing any content digest — for key rotation and
+//! co-signing, in any suite (a post-quantum signature beside an Ed25519 one), and for signatures
+//! made elsewhere. The content is checked first (every blob against the manifest): a signature
+//! is never put on bytes that do not match what it signs, and an attached one must verify over
+//! the manifest. BUNDLE is rewritten atomically unless `-o` is given.
 
-use super::pack::{signers, write_bundle_file};
+use super::pack::{check_windows, signers, write_bundle_file, SigningKey};
 use super::verify::scan;
 use super::Ctx;
 use crate::app::ResignArgs;
@@ -22,7 +24,23 @@ pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
                 .hint("pass --force to replace it"),
         );
     }
-    let new_signers = signers(ctx, &a.keys, a.passphrase.passphrase_file.as_deref())?;
+    // Attached signature files are read first: a missing or malformed one fails before any
+    // passphrase is asked for.
+    let mut attached = Vec::new();
+    for f in &a.attach {
+        let bytes =
+            std::fs::read(f).map_err(|e| Failure::io(format!("reading {}", f.display()), e))?;
+        attached.push(
+            SignatureFile::parse(&bytes)
+                .map_err(|e| Failure::malformed(format!("{}: {e}", f.display())))?,
+        );
+    }
+    let add = a.add_signature || !a.attach.is_empty();
+    let new_signers: Vec<SigningKey> = if a.keys.is_empty() && !a.attach.is_empty() {
+        Vec::new()
+    } else {
+        signers(ctx, &a.keys, a.passphrase.passphrase_file.as_deref())?
+    };
     let raw = scan(ctx, &a.bundle, "checking")?;
     let rep = verify_content(&raw);
     if let Some(f) = rep.failure {
@@ -37,12 +55,35 @@ pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
         .as_deref()
         .expect("verify_content checked the manifest");
     let manifest = Manifest::parse(manifest_bytes).expect("verify_content parsed the manifest");
+    check_windows(&new_signers, &manifest.package.created)?;
+    for (f, s) in a.attach.iter().zip(&attached) {
+        s.verify(manifest_bytes).map_err(|e| {
+            Failure::new(SIGNATURE_INVALID, format!("{}: {e}", f.display())).hint(
+                "the attached signature must be over this bundle's manifest (spec/signature.md §2); nothing was written",
+            )
+        })?;
+    }
+    let new_ids: Vec<&cerro_core::KeyId> = new_signers
+        .iter()
+        .map(|k| &k.signer.key_id)
+        .chain(attached.iter().map(|s| &s.key_id))
+        .collect();
+    if let Some(dup) = new_ids
+        .iter()
+        .enumerate()
+        .find(|(i, id)| new_ids[..*i].contains(id))
+        .map(|(_, id)| id)
+    {
+        return Err(Failure::usage(format!(
+            "two new signatures have key id {dup}; a bundle holds one signature per key id"
+        )));
+    }
     let mut sigs: Vec<SignatureFile> = Vec::new();
-    if a.add_signature {
+    if add {
         for (id, bytes) in &raw.signatures {
             let s = SignatureFile::parse(bytes)
                 .map_err(|e| Failure::malformed(format!("cerro/signatures/{id}.sig: {e}")))?;
-            if new_signers.iter().any(|n| n.key_id == s.key_id) {
+            if new_ids.contains(&&s.key_id) {
                 continue; // re-signing with the same key id replaces its signature
             }
             s.verify(manifest_bytes).map_err(|e| {
@@ -55,7 +96,9 @@ pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
             sigs.push(s);
         }
     }
-    sigs.extend(new_signers.iter().map(|s| s.sign(manifest_bytes)));
+    sigs.extend(new_signers.iter().map(|s| s.signer.sign(manifest_bytes)));
+    sigs.extend(attached);
+    sigs.sort_by(|x, y| x.key_id.cmp(&y.key_id));
     let mut src = BundleFile::open(&a.bundle)?;
     let contents = BundleContents {
         manifest: &manifest,

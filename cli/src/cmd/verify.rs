@@ -1,6 +1,7 @@
 //! `ct verify BUNDLE`: read the bundle once, check it (core::verify), print the report, exit with
 //! the code of the first failure.
 
+use super::verify_explain as explain;
 use super::Ctx;
 use crate::app::VerifyArgs;
 use crate::exit::{CmdResult, Failure};
@@ -49,6 +50,16 @@ pub fn scan(ctx: &Ctx, bundle: &Path, label: &str) -> CmdResult<RawBundle> {
 
 /// Read and verify a bundle file. Errors are only for bundles that cannot be read at all.
 pub fn check(ctx: &Ctx, bundle: &Path, policy: Option<&Policy>) -> CmdResult<VerifyReport> {
+    check_at(ctx, bundle, policy, chrono::Utc::now())
+}
+
+/// [`check`] as of `now`.
+fn check_at(
+    ctx: &Ctx,
+    bundle: &Path,
+    policy: Option<&Policy>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> CmdResult<VerifyReport> {
     let raw = scan(ctx, bundle, "verifying")?;
     let trust = ctx.cfg.trust_lookup()?;
     Ok(verify(
@@ -56,14 +67,18 @@ pub fn check(ctx: &Ctx, bundle: &Path, policy: Option<&Policy>) -> CmdResult<Ver
         &VerifyContext {
             trust: &trust,
             policy,
-            now: chrono::Utc::now(),
+            now,
         },
     ))
 }
 
 pub fn run(ctx: &Ctx, a: VerifyArgs) -> CmdResult<u8> {
     let policy = load_policy(ctx, a.policy.as_deref())?;
-    let mut rep = check(ctx, &a.bundle, policy.as_ref().map(|(_, p)| p))?;
+    let now = chrono::Utc::now();
+    let mut rep = check_at(ctx, &a.bundle, policy.as_ref().map(|(_, p)| p), now)?;
+    let explanation = a
+        .explain
+        .then(|| explain::explain(&rep, policy.as_ref().map(|(_, p)| p), now));
     let mut deep = None;
     if a.deep && rep.ok() {
         let m = rep
@@ -91,7 +106,11 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> CmdResult<u8> {
         "policy_file": policy.as_ref().map(|(p, _)| p),
         "deep": deep,
         "report": rep,
+        "explain": explanation,
     }));
+    if let Some(e) = &explanation {
+        explain::print(ctx, e, policy.as_ref().map(|(p, _)| p.as_path()));
+    }
 
     print_report_deep(
         ctx,
@@ -167,13 +186,18 @@ fn print_report_deep(
                     .map(|n| format!(" as {n}"))
                     .unwrap_or_default()
             ),
+            (true, false) if s.trusted_as.is_some() => {
+                "valid, NOT trusted for this bundle: outside the key's validity window".into()
+            }
             (true, false) => "valid, NOT trusted".into(),
             _ => "INVALID".into(),
         };
         o.line(format!(
-            "  {mark} signature {} {} ({state})",
+            "  {mark} signature {} {} ({}, {state})",
             s.key_id,
-            s.fingerprint.map(|f| f.to_string()).unwrap_or_default()
+            s.fingerprint.map(|f| f.to_string()).unwrap_or_default(),
+            // The suite string is the signature file's, unvalidated.
+            cerro_core::text::show_text(s.suite.as_deref().unwrap_or("?"), 64)
         ));
     }
     let ok_blobs = rep.blobs.iter().filter(|b| b.ok).count();

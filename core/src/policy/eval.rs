@@ -1,6 +1,7 @@
 //! Policy evaluation (spec/policy.md §5): eight steps in a fixed order, the first rejection
 //! wins, and every verdict names the rule behind it. Pure: no clock, no I/O.
 
+use super::explain::Trace;
 use super::json::quote;
 use super::parse::pin_rule;
 use super::values::{show_date, PinSigner, PolicySuite};
@@ -78,9 +79,17 @@ fn matches_entry(
 impl AllowedSigner {
     fn matches(&self, s: &SignerFacts) -> bool {
         matches_entry(self.key_id.as_ref(), self.fingerprint.as_ref(), s)
+            && self.suites.as_ref().is_none_or(|list| {
+                PolicySuite::from_id(&s.suite).is_some_and(|k| list.contains(&k))
+            })
     }
     fn terms(&self) -> String {
-        entry_terms(self.key_id.as_ref(), self.fingerprint.as_ref())
+        let mut t = entry_terms(self.key_id.as_ref(), self.fingerprint.as_ref());
+        if let Some(list) = &self.suites {
+            let ids: Vec<&str> = list.iter().map(|s| s.id()).collect();
+            t.push_str(&format!(" and suite {}", ids.join(" or ")));
+        }
+        t
     }
 }
 
@@ -139,6 +148,11 @@ fn suite_problem(p: &Policy, suite: &str) -> Option<(&'static str, String)> {
 }
 
 pub(super) fn evaluate(p: &Policy, facts: &PolicyFacts) -> Verdict {
+    evaluate_traced(p, facts, &mut Trace::default())
+}
+
+/// [`evaluate`], telling `t` what each step looked at.
+pub(super) fn evaluate_traced(p: &Policy, facts: &PolicyFacts, t: &mut Trace) -> Verdict {
     // A fixed order makes the verdict (and which entry fires first) independent of the order
     // in which the verifier listed the signatures.
     let mut sigs: Vec<&SignerFacts> = facts.signatures.iter().collect();
@@ -157,16 +171,25 @@ pub(super) fn evaluate(p: &Policy, facts: &PolicyFacts) -> Verdict {
             ))
     });
     let mut notes = Vec::new();
-    let outcome = (|| -> Step {
-        let eligible = step_suites(p, &sigs, &mut notes)?;
-        step_denied(p, facts, &sigs)?;
-        step_registries(p, facts, &mut notes)?;
-        step_pin(p, facts, &sigs, &eligible, &mut notes)?;
-        step_time(p, facts, &mut notes)?;
-        step_allowed(p, &sigs, &eligible, &mut notes)?;
-        step_threshold(p, &eligible, &mut notes)?;
-        step_attestations(p, facts, &mut notes)
-    })();
+    let mut outcome = || -> Step {
+        t.begin(1);
+        let eligible = step_suites(p, &sigs, &mut notes, t)?;
+        t.begin(2);
+        step_denied(p, facts, &sigs, t)?;
+        t.begin(3);
+        step_registries(p, facts, &mut notes, t)?;
+        t.begin(4);
+        step_pin(p, facts, &sigs, &eligible, &mut notes, t)?;
+        t.begin(5);
+        step_time(p, facts, &mut notes, t)?;
+        t.begin(6);
+        step_allowed(p, &sigs, &eligible, &mut notes, t)?;
+        t.begin(7);
+        step_threshold(p, &eligible, &mut notes, t)?;
+        t.begin(8);
+        step_attestations(p, facts, &mut notes, t)
+    };
+    let outcome = outcome();
     match outcome {
         Ok(()) => Verdict::Accept { notes },
         Err(r) => Verdict::Reject(r),
@@ -178,21 +201,41 @@ fn step_suites<'a>(
     p: &Policy,
     sigs: &[&'a SignerFacts],
     notes: &mut Vec<String>,
+    t: &mut Trace,
 ) -> Result<Vec<&'a SignerFacts>, Rejection> {
     let mut eligible = Vec::new();
     let mut refused = Vec::new();
+    if p.suites_allowed.is_none() && p.suites_minimum.is_none() {
+        t.line("no suites rule: a signature in any suite is accepted");
+    }
+    if sigs.is_empty() {
+        t.line("the bundle has no valid signatures");
+    }
     for s in sigs {
         if !s.trusted {
             notes.push(format!(
-                "{} is not in the trust store; its signature satisfies no allow rule",
+                "{} is not trusted (not in the trust store, or outside its validity window); its signature satisfies no allow rule",
                 who(s)
+            ));
+            t.line(format!(
+                "{} with {}: not trusted, disregarded by every rule but signers.denied",
+                who(s),
+                s.suite
             ));
             continue;
         }
         match suite_problem(p, &s.suite) {
-            None => eligible.push(*s),
+            None => {
+                t.line(format!(
+                    "{} with {}: trusted, suite accepted: eligible",
+                    who(s),
+                    s.suite
+                ));
+                eligible.push(*s)
+            }
             Some((rule, why)) => {
                 let text = format!("{} signed with {}, which {why}", who(s), s.suite);
+                t.line(format!("{text} ({rule}): disregarded"));
                 notes.push(format!("{text}; that signature is disregarded"));
                 refused.push((rule, text));
             }
@@ -204,7 +247,8 @@ fn step_suites<'a>(
             return Err(reject(
                 rule,
                 format!(
-                    "No trusted signature uses a suite this policy accepts: {}.",
+                    "No trusted signature uses a suite this policy accepts ({}): {}.",
+                    accepted_suites(p),
                     all.join("; ")
                 ),
             ));
@@ -219,9 +263,54 @@ fn step_suites<'a>(
     Ok(eligible)
 }
 
+/// Which suites the policy accepts, in words: `suites.minimum CT-SIG-02 requires CT-SIG-02 or
+/// CT-SIG-03`.
+fn accepted_suites(p: &Policy) -> String {
+    let ok: Vec<&str> = PolicySuite::ALL
+        .into_iter()
+        .filter(|s| suite_problem(p, s.id()).is_none())
+        .map(PolicySuite::id)
+        .collect();
+    let mut rules = Vec::new();
+    if let Some(a) = &p.suites_allowed {
+        let ids: Vec<&str> = a.iter().map(|s| s.id()).collect();
+        rules.push(format!("suites.allowed is {}", ids.join(", ")));
+    }
+    if let Some(m) = p.suites_minimum {
+        rules.push(format!("suites.minimum is {}", m.id()));
+    }
+    format!("{}, so it takes {}", rules.join(" and "), ok.join(" or "))
+}
+
 /// Step 2. Every signature counts here, trusted or not, whatever its suite.
-fn step_denied(p: &Policy, facts: &PolicyFacts, sigs: &[&SignerFacts]) -> Step {
+fn step_denied(p: &Policy, facts: &PolicyFacts, sigs: &[&SignerFacts], t: &mut Trace) -> Step {
+    if p.denied.is_empty() {
+        t.line("no signers.denied entries");
+    }
     for (i, d) in p.denied.iter().enumerate() {
+        let terms = entry_terms(d.key_id.as_ref(), d.fingerprint.as_ref());
+        let matching: Vec<&&SignerFacts> = sigs
+            .iter()
+            .filter(|s| matches_entry(d.key_id.as_ref(), d.fingerprint.as_ref(), s))
+            .collect();
+        if matching.is_empty() {
+            t.line(format!(
+                "signers.denied[{i}] ({terms}): matches no signature"
+            ));
+        } else if !matching.iter().any(|s| d.applies(s, &facts.created)) {
+            t.line(format!(
+                "signers.denied[{i}] ({terms}): matches {}, but applies only {} and the bundle was created {}",
+                who(matching[0]),
+                d.window(),
+                show_date(&facts.created)
+            ));
+        } else {
+            t.line(format!(
+                "signers.denied[{i}] ({terms}) denies {} {}",
+                who(matching[0]),
+                d.window()
+            ));
+        }
         if let Some(s) = sigs.iter().find(|s| d.applies(s, &facts.created)) {
             let mut reason = format!(
                 "The bundle carries a signature by {}, which signers.denied[{i}] ({}) denies {}; the bundle was created {}.",
@@ -243,8 +332,28 @@ fn step_denied(p: &Policy, facts: &PolicyFacts, sigs: &[&SignerFacts]) -> Step {
 }
 
 /// Step 3.
-fn step_registries(p: &Policy, facts: &PolicyFacts, notes: &mut Vec<String>) -> Step {
+fn step_registries(
+    p: &Policy,
+    facts: &PolicyFacts,
+    notes: &mut Vec<String>,
+    t: &mut Trace,
+) -> Step {
     let src = &facts.source_reference;
+    t.line(format!("source reference {}", quote(src)));
+    if p.registries_blocked.is_empty() && p.registries_allowed.is_none() {
+        t.line("no registries rule: any source is allowed");
+    }
+    for (i, g) in p.registries_blocked.iter().enumerate() {
+        let verb = if g.matches(src) {
+            "matches: blocked"
+        } else {
+            "does not match"
+        };
+        t.line(format!(
+            "registries.blocked[{i}] ({}) {verb}",
+            quote(g.as_str())
+        ));
+    }
     if let Some((i, g)) = p
         .registries_blocked
         .iter()
@@ -261,6 +370,17 @@ fn step_registries(p: &Policy, facts: &PolicyFacts, notes: &mut Vec<String>) -> 
         ));
     }
     if let Some(allowed) = &p.registries_allowed {
+        for (i, g) in allowed.iter().enumerate() {
+            let verb = if g.matches(src) {
+                "matches"
+            } else {
+                "does not match"
+            };
+            t.line(format!(
+                "registries.allowed[{i}] ({}) {verb}",
+                quote(g.as_str())
+            ));
+        }
         match allowed.iter().enumerate().find(|(_, g)| g.matches(src)) {
             Some((i, g)) => notes.push(format!(
                 "registries.allowed[{i}] ({}) allows source {}",
@@ -289,12 +409,21 @@ fn step_pin(
     sigs: &[&SignerFacts],
     eligible: &[&SignerFacts],
     notes: &mut Vec<String>,
+    t: &mut Trace,
 ) -> Step {
     let Some((name, pin)) = p.pins.iter().find(|(name, _)| *name == facts.bundle_name) else {
+        t.line(format!(
+            "no pin for bundle name {}",
+            quote(&facts.bundle_name)
+        ));
         return Ok(());
     };
     let rule = pin_rule(name);
     if let Some(want) = &pin.digest {
+        t.line(format!(
+            "{rule} requires image digest {want}; the bundle has {}",
+            facts.image_digest
+        ));
         if *want != facts.image_digest {
             return Err(reject(
                 rule.clone(),
@@ -317,6 +446,15 @@ fn step_pin(
                 })
                 .map(|_| *s)
         });
+        let want: Vec<String> = signers.iter().map(PinSigner::describe).collect();
+        t.line(format!(
+            "{rule} requires an eligible signature from one of: {}; {}",
+            want.join(", "),
+            match hit {
+                Some(s) => format!("{} is one", who(s)),
+                None => "none is".into(),
+            }
+        ));
         match hit {
             Some(s) => notes.push(format!("{rule}: signed by pinned signer {}", who(s))),
             None => {
@@ -336,8 +474,16 @@ fn step_pin(
 }
 
 /// Step 5.
-fn step_time(p: &Policy, facts: &PolicyFacts, notes: &mut Vec<String>) -> Step {
+fn step_time(p: &Policy, facts: &PolicyFacts, notes: &mut Vec<String>, t: &mut Trace) -> Step {
     let (created, now) = (facts.created, facts.now);
+    t.line(format!(
+        "created {}, now {}; time.max_age_days {}, time.clock_skew_tolerance_seconds {}",
+        show_date(&created),
+        show_date(&now),
+        p.max_age_days
+            .map_or("not set".to_string(), |d| d.to_string()),
+        p.clock_skew_tolerance_seconds
+    ));
     if let Some(days) = p.max_age_days {
         let oldest = TimeDelta::try_seconds(i64::from(days) * SECONDS_PER_DAY)
             .and_then(|d| now.checked_sub_signed(d));
@@ -379,12 +525,33 @@ fn step_allowed(
     sigs: &[&SignerFacts],
     eligible: &[&SignerFacts],
     notes: &mut Vec<String>,
+    t: &mut Trace,
 ) -> Step {
     let matched: Vec<Option<&SignerFacts>> = p
         .allowed
         .iter()
         .map(|a| eligible.iter().find(|s| a.matches(s)).copied())
         .collect();
+    if p.allowed.is_empty() {
+        t.line("signers.allowed is empty");
+    }
+    for (i, a) in p.allowed.iter().enumerate() {
+        let required = if a.required { ", required" } else { "" };
+        let all: Vec<String> = eligible
+            .iter()
+            .filter(|s| a.matches(s))
+            .map(|s| who(s))
+            .collect();
+        t.line(format!(
+            "signers.allowed[{i}] ({}{required}): {}",
+            a.terms(),
+            if all.is_empty() {
+                "matched by no eligible signature".to_string()
+            } else {
+                format!("matched by {}", all.join(", "))
+            }
+        ));
+    }
     for (i, (a, m)) in p.allowed.iter().zip(&matched).enumerate() {
         if a.required && m.is_none() {
             return Err(reject(
@@ -409,6 +576,15 @@ fn step_allowed(
             ));
         }
     }
+    t.line(match (p.default_action, any) {
+        (_, true) => "an entry matched: the signers are admitted".to_string(),
+        (DefaultAction::Allow, false) => {
+            "no entry matched; default_action \"allow\" admits the bundle anyway".to_string()
+        }
+        (DefaultAction::Deny, false) => {
+            "no entry matched and default_action is \"deny\"".to_string()
+        }
+    });
     match (p.default_action, any) {
         (_, true) => Ok(()),
         (DefaultAction::Allow, false) => {
@@ -434,8 +610,16 @@ fn step_allowed(
 }
 
 /// Step 7: distinct fingerprints among eligible signatures (narrowed by `threshold_from`).
-fn step_threshold(p: &Policy, eligible: &[&SignerFacts], notes: &mut Vec<String>) -> Step {
-    let Some(n) = p.threshold else { return Ok(()) };
+fn step_threshold(
+    p: &Policy,
+    eligible: &[&SignerFacts],
+    notes: &mut Vec<String>,
+    t: &mut Trace,
+) -> Step {
+    let Some(n) = p.threshold else {
+        t.line("no signers.threshold");
+        return Ok(());
+    };
     // Fingerprint → the first signature with it (in evaluation order), to name it in messages.
     let mut counted: BTreeMap<crate::Fingerprint, &SignerFacts> = BTreeMap::new();
     for s in eligible.iter().filter(|s| {
@@ -452,6 +636,16 @@ fn step_threshold(p: &Policy, eligible: &[&SignerFacts], notes: &mut Vec<String>
         ),
         None => String::new(),
     };
+    let list: Vec<String> = counted.values().map(|s| who(s)).collect();
+    t.line(format!(
+        "signers.threshold {n}{scope}: counted {} distinct fingerprint(s){}",
+        counted.len(),
+        if list.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", list.join(", "))
+        }
+    ));
     if counted.len() < n as usize {
         let found: Vec<String> = counted.values().map(|s| who(s)).collect();
         let found = if found.is_empty() {
@@ -475,8 +669,25 @@ fn step_threshold(p: &Policy, eligible: &[&SignerFacts], notes: &mut Vec<String>
 }
 
 /// Step 8.
-fn step_attestations(p: &Policy, facts: &PolicyFacts, notes: &mut Vec<String>) -> Step {
+fn step_attestations(
+    p: &Policy,
+    facts: &PolicyFacts,
+    notes: &mut Vec<String>,
+    t: &mut Trace,
+) -> Step {
     let mut present = Vec::new();
+    if !p.require_attestations.contains(&true) {
+        t.line("no attestation is required");
+    }
+    for (kind, required) in ATTESTATION_KINDS.iter().zip(p.require_attestations) {
+        if required {
+            let has = facts.attestations.contains(*kind);
+            t.line(format!(
+                "require_attestations.{kind}: {}",
+                if has { "present" } else { "missing" }
+            ));
+        }
+    }
     for (kind, required) in ATTESTATION_KINDS.iter().zip(p.require_attestations) {
         if !required {
             continue;

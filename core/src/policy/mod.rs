@@ -4,7 +4,9 @@
 //! `Policy::parse` never panics, whatever the bytes; `Policy::evaluate` is a pure function of the
 //! policy and the facts (the order of `PolicyFacts::signatures` does not change the verdict).
 
+mod document;
 mod eval;
+mod explain;
 mod json;
 mod parse;
 mod summary;
@@ -19,6 +21,8 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt;
 
+pub use document::{EditError, PolicyDocument, RuleItem};
+pub use explain::{ExplainStep, Explanation, StepOutcome, STEP_NAMES};
 use values::{Glob, PinSigner, PolicySuite};
 
 /// The only `version` this code understands. A new version is a new format, not an extension.
@@ -64,6 +68,8 @@ enum DefaultAction {
 struct AllowedSigner {
     key_id: Option<Glob>,
     fingerprint: Option<Fingerprint>,
+    /// `None`: a signature in any (accepted) suite matches. Never an empty list.
+    suites: Option<Vec<PolicySuite>>,
     required: bool,
 }
 
@@ -97,6 +103,17 @@ impl Policy {
     pub fn evaluate(&self, facts: &PolicyFacts) -> Verdict {
         eval::evaluate(self, facts)
     }
+}
+
+/// A date in the policy syntax (spec/policy.md §4.6): `YYYY-MM-DD` (midnight UTC) or an RFC 3339
+/// date-time with an offset. `None` when it is not one. Key validity windows use it too.
+pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+    values::parse_date_str(s)
+}
+
+/// A date as policy messages show it: RFC 3339 in UTC with `Z`.
+pub fn show_date(d: &DateTime<Utc>) -> String {
+    values::show_date(d)
 }
 
 /// Why a policy was refused. `Invalid` names the JSON path of the offending value.

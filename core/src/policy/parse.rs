@@ -151,8 +151,16 @@ fn read_signers(v: &Json, path: &str, policy: &mut Policy) -> Result<(), PolicyE
         for (i, item) in array(v, &path)?.iter().enumerate() {
             let path = format!("{path}[{i}]");
             let e = Object::new(item, &path)?;
-            e.deny_unknown(&["key_id", "fingerprint", "required"])?;
+            e.deny_unknown(&["key_id", "fingerprint", "suites", "required"])?;
             let (key_id, fingerprint) = signer_match(&e)?;
+            let suites = match e.get("suites") {
+                Some((v, path)) => Some(non_empty(
+                    suite_list(v, &path)?,
+                    &path,
+                    "match a signature in any suite",
+                )?),
+                None => None,
+            };
             let required = match e.get("required") {
                 Some((v, path)) => boolean(v, &path)?,
                 None => false,
@@ -160,6 +168,7 @@ fn read_signers(v: &Json, path: &str, policy: &mut Policy) -> Result<(), PolicyE
             policy.allowed.push(AllowedSigner {
                 key_id,
                 fingerprint,
+                suites,
                 required,
             });
         }
@@ -235,15 +244,7 @@ fn read_suites(v: &Json, path: &str, policy: &mut Policy) -> Result<(), PolicyEr
     let o = Object::new(v, path)?;
     o.deny_unknown(&["allowed", "minimum"])?;
     if let Some((v, path)) = o.get("allowed") {
-        let mut suites = Vec::new();
-        for (i, item) in array(v, &path)?.iter().enumerate() {
-            let path = format!("{path}[{i}]");
-            suites.push(PolicySuite::parse(
-                super::json::string(item, &path)?,
-                &path,
-            )?);
-        }
-        policy.suites_allowed = Some(non_empty(suites, &path, "accept any suite")?);
+        policy.suites_allowed = Some(non_empty(suite_list(v, &path)?, &path, "accept any suite")?);
     }
     if let Some((v, path)) = o.get("minimum") {
         let min = PolicySuite::parse(super::json::string(v, &path)?, &path)?;
@@ -261,6 +262,18 @@ fn read_suites(v: &Json, path: &str, policy: &mut Policy) -> Result<(), PolicyEr
         policy.suites_minimum = Some(min);
     }
     Ok(())
+}
+
+/// An array of suite ids (duplicates allowed).
+fn suite_list(v: &Json, path: &str) -> Result<Vec<PolicySuite>, PolicyError> {
+    array(v, path)?
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let path = format!("{path}[{i}]");
+            PolicySuite::parse(super::json::string(item, &path)?, &path)
+        })
+        .collect()
 }
 
 fn read_pin(v: &Json, path: &str) -> Result<Pin, PolicyError> {

@@ -83,8 +83,16 @@ impl Policy {
                 (None, Some(f)) => format!("fingerprint {f}"),
                 (None, None) => "any key".into(),
             };
+            let suites = a
+                .suites
+                .as_ref()
+                .map(|l| {
+                    let ids: Vec<&str> = l.iter().map(|s| s.id()).collect();
+                    format!(", signing with {}", ids.join(" or "))
+                })
+                .unwrap_or_default();
             out.push(format!(
-                "signers.allowed[{i}]: {}trusted signer {who}",
+                "signers.allowed[{i}]: {}trusted signer {who}{suites}",
                 if a.required {
                     "requires a "
                 } else {

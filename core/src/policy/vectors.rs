@@ -12,7 +12,7 @@ fn manifest_dir() -> String {
     std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
 }
 
-fn vector_files() -> Vec<PathBuf> {
+pub(super) fn vector_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> =
         std::fs::read_dir(format!("{}/../spec/vectors/policy", manifest_dir()))
             .expect("spec/vectors/policy exists")
@@ -25,7 +25,7 @@ fn vector_files() -> Vec<PathBuf> {
 
 /// The policy bytes of a vector: a JSON string is the raw file text (for syntax errors and
 /// duplicate keys); anything else is serialized as is.
-fn policy_bytes(v: &Value) -> Vec<u8> {
+pub(super) fn policy_bytes(v: &Value) -> Vec<u8> {
     match v {
         Value::String(raw) => raw.as_bytes().to_vec(),
         other => serde_json::to_vec(other).unwrap(),
