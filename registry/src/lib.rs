@@ -24,6 +24,8 @@ pub mod source;
 pub mod transport;
 pub mod upload;
 
+#[cfg(test)]
+mod tests;
 
 pub use client::{Client, RegistryOptions};
 pub use error::{Error, ErrorKind, Result};

@@ -2,7 +2,9 @@
 //! (method, path, headers, body) goes to a handler that answers with a status, headers and a
 //! body — or cuts the connection part-way through the body, to test resumption. One connection
 //! per request (`Connection: close`); the server thread ends with the test process, or when its
-//! [`Server`] is dropped.
+//! [`Server`] is dropped. `fake::oci` builds an in-memory OCI registry on it.
+
+pub mod oci;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
