@@ -116,6 +116,28 @@ impl From<cerro_store::import::ImportError> for Failure {
     }
 }
 
+/// The one place registry errors become exit codes: authentication and not-found failures are
+/// network errors (exit 12), as every other failure to get an answer from the registry.
+impl From<cerro_registry::Error> for Failure {
+    fn from(e: cerro_registry::Error) -> Self {
+        use cerro_registry::ErrorKind as K;
+        let code = match e.kind {
+            K::Network | K::Auth | K::NotFound => NETWORK_ERROR,
+            K::DigestMismatch => HASH_MISMATCH,
+            K::Malformed => MALFORMED,
+            K::Io => IO_ERROR,
+            K::Usage => USAGE,
+            K::SignatureInvalid => SIGNATURE_INVALID,
+            K::KeyNotTrusted => KEY_NOT_TRUSTED,
+        };
+        Failure {
+            code,
+            message: e.message,
+            hint: e.hint,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +156,27 @@ mod tests {
             "clap's default usage code collides with signature invalid"
         );
         assert_eq!(NETWORK_ERROR, 12);
+    }
+
+    #[test]
+    fn registry_errors_keep_their_exit_codes() {
+        use cerro_registry::{Error, ErrorKind as K};
+        for (kind, code) in [
+            (K::Network, NETWORK_ERROR),
+            (K::Auth, NETWORK_ERROR),
+            (K::NotFound, NETWORK_ERROR),
+            (K::DigestMismatch, HASH_MISMATCH),
+            (K::Malformed, MALFORMED),
+            (K::Io, IO_ERROR),
+            (K::Usage, USAGE),
+            (K::SignatureInvalid, SIGNATURE_INVALID),
+            (K::KeyNotTrusted, KEY_NOT_TRUSTED),
+        ] {
+            let f = Failure::from(Error::new(kind, "m").hint("h"));
+            assert_eq!(
+                (f.code, f.message.as_str(), f.hint.as_deref()),
+                (code, "m", Some("h"))
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@ use crate::app::{PackArgs, RegistryArgs};
 use crate::exit::{CmdResult, Failure};
 use crate::output::{human_bytes, Progress};
 use crate::passphrase;
-use crate::registry::source::RegistrySource;
+use crate::registry::progress::MultiProgress;
 use crate::registry::RegistryOptions;
 use cerro_core::bundle::{write_bundle, BlobSource, BundleContents};
 use cerro_core::pack::{plan, PackOptions};
@@ -16,6 +16,7 @@ use cerro_core::sign::{SignatureFile, Signer};
 use cerro_core::source::{docker_archive::DockerArchive, oci_dir::OciDir, ImageSource};
 use cerro_core::window::KeyWindow;
 use cerro_core::KeyId;
+use cerro_registry::source::RegistrySource;
 use serde::Serialize;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -59,7 +60,7 @@ pub fn open_source(
             &RegistryOptions::from(registry),
             tmp_parent,
             usize::from(registry.jobs),
-            out,
+            &MultiProgress::new(out),
         )?)),
         other => Err(Failure::usage(format!(
             "unknown source transport {other:?}; use {SOURCES}"

@@ -1,5 +1,6 @@
 //! Per-blob progress for transfers that run several blobs at once: one line per blob in flight
 //! on stderr, redrawn at most ten times a second, only on a terminal (never with --json or -q).
+//! This is how `ct` draws the registry library's `Progress`.
 
 use crate::output::{human_bytes, Output};
 use std::io::Write;
@@ -127,6 +128,24 @@ impl BarHandle<'_> {
             st.bars[self.index].finished = true;
         }
         self.mp.draw(true);
+    }
+}
+
+impl cerro_registry::Progress for MultiProgress {
+    fn bar(&self, label: String, total: u64) -> Box<dyn cerro_registry::Bar + '_> {
+        Box::new(MultiProgress::bar(self, label, total))
+    }
+    fn clear(&self) {
+        MultiProgress::clear(self)
+    }
+}
+
+impl cerro_registry::Bar for BarHandle<'_> {
+    fn add(&self, n: u64) {
+        BarHandle::add(self, n)
+    }
+    fn finish(&self) {
+        BarHandle::finish(self)
     }
 }
 

@@ -2,10 +2,10 @@
 //! registry has; a cross-repository mount when the blob may already be in another repository of
 //! the same registry; small blobs in one `POST` + `PUT`, large ones in chunked `PATCH`es that
 //! resume from the registry's own upload offset after a failure. The registry checks the digest
-//! on the final `PUT`; a blob whose bytes do not match is refused there (exit 1).
+//! on the final `PUT`; a blob whose bytes do not match is refused there (a digest mismatch).
 
-use super::client::{header, net_failure, with_query, Body, Client, Req};
-use crate::exit::{CmdResult, Failure, HASH_MISMATCH};
+use crate::client::{header, net_failure, with_query, Body, Client, Req};
+use crate::error::{Error, ErrorKind, Result};
 use cerro_core::Sha256Digest;
 use std::fs::File;
 use ureq::http::Method;
@@ -62,7 +62,7 @@ fn body<'a>(d: Data<'a>, offset: u64, len: u64, progress: &'a (dyn Fn(u64) + Syn
 }
 
 /// Whether `repo` on the registry has blob `digest`.
-pub fn blob_exists(c: &Client, repo: &str, digest: &Sha256Digest) -> CmdResult<bool> {
+pub fn blob_exists(c: &Client, repo: &str, digest: &Sha256Digest) -> Result<bool> {
     let what = format!("HEAD /v2/{repo}/blobs/{digest}");
     let resp = c.send(&Req::new(
         Method::HEAD,
@@ -81,7 +81,7 @@ pub fn push_blob(
     repo: &str,
     b: &Blob<'_>,
     progress: &(dyn Fn(u64) + Sync),
-) -> CmdResult<Outcome> {
+) -> Result<Outcome> {
     push_blob_with(c, repo, b, progress, MONOLITHIC_MAX, CHUNK_SIZE)
 }
 
@@ -93,7 +93,7 @@ fn push_blob_with(
     progress: &(dyn Fn(u64) + Sync),
     monolithic_max: u64,
     chunk_size: u64,
-) -> CmdResult<Outcome> {
+) -> Result<Outcome> {
     if blob_exists(c, repo, &b.digest)? {
         return Ok(Outcome::Present);
     }
@@ -158,7 +158,7 @@ fn push_blob_with(
         };
         resumes += 1;
         if resumes > MAX_RESUMES {
-            return Err(Failure {
+            return Err(Error {
                 message: format!(
                     "{} (gave up after {MAX_RESUMES} resumed attempts)",
                     failure.message
@@ -192,7 +192,7 @@ fn push_blob_with(
 
 /// How many bytes an upload session holds, from `Range: 0-<last>`; `None` when the session is
 /// gone or the answer is ambiguous (`0-0` means 0 or 1 byte in distribution's answer).
-fn upload_offset(c: &Client, location: &str) -> CmdResult<Option<(String, u64)>> {
+fn upload_offset(c: &Client, location: &str) -> Result<Option<(String, u64)>> {
     let resp = c.send(&Req::new(Method::GET, location.to_string()))?;
     if resp.status().as_u16() != 204 {
         return Ok(None);
@@ -222,13 +222,13 @@ fn finish(
     repo: &str,
     b: &Blob<'_>,
     resp: ureq::http::Response<ureq::Body>,
-) -> CmdResult<Outcome> {
+) -> Result<Outcome> {
     match resp.status().as_u16() {
         201 | 204 => {
             if let Some(d) = header(&resp, "docker-content-digest") {
                 if d != b.digest.to_string() {
-                    return Err(Failure::new(
-                        HASH_MISMATCH,
+                    return Err(Error::new(
+                        ErrorKind::DigestMismatch,
                         format!(
                             "registry {}: blob {} was stored as {d}",
                             c.registry, b.digest
@@ -244,8 +244,8 @@ fn finish(
                 resp,
             );
             if f.message.contains("DIGEST_INVALID") || f.message.contains("SIZE_INVALID") {
-                return Err(Failure::new(
-                    HASH_MISMATCH,
+                return Err(Error::new(
+                    ErrorKind::DigestMismatch,
                     format!("blob {} ({} bytes): the registry computed a different digest or size for the bytes sent: {}", b.digest, b.size, f.message),
                 )
                 .hint("the bundle is damaged; check it with `ct verify BUNDLE` and obtain a good copy"));
@@ -262,8 +262,8 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::fake::{serve, Answer};
-    use crate::registry::{Client, Reference, RegistryOptions};
+    use crate::fake::{serve, Answer};
+    use crate::{Client, Reference, RegistryOptions};
     use std::sync::{Arc, Mutex};
 
     /// A chunked upload whose second PATCH fails half-way resumes from the offset the registry

@@ -3,7 +3,7 @@
 //! `--tls-verify=false`), request bodies that can be sent again on a retry (bytes, or a region of
 //! a file read with pread), and small helpers for headers, queries and the registry's error JSON.
 
-use crate::exit::{CmdResult, Failure};
+use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -108,7 +108,7 @@ pub fn is_loopback(host: &str) -> bool {
             .unwrap_or(false)
 }
 
-fn tls_config(opts: &RegistryOptions) -> CmdResult<ureq::tls::TlsConfig> {
+fn tls_config(opts: &RegistryOptions) -> Result<ureq::tls::TlsConfig> {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
     let mut b = TlsConfig::builder().disable_verification(!opts.tls_verify);
     if let Some(dir) = &opts.cert_dir {
@@ -125,20 +125,20 @@ fn tls_config(opts: &RegistryOptions) -> CmdResult<ureq::tls::TlsConfig> {
             roots.extend(pem_certs(&bytes));
         }
         let rd = std::fs::read_dir(dir)
-            .map_err(|e| Failure::io(format!("reading --cert-dir {}", dir.display()), e))?;
+            .map_err(|e| Error::io(format!("reading --cert-dir {}", dir.display()), e))?;
         let mut names: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
         names.sort();
         let mut client_cert = None;
         for p in &names {
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
             let read =
-                || std::fs::read(p).map_err(|e| Failure::io(format!("reading {}", p.display()), e));
+                || std::fs::read(p).map_err(|e| Error::io(format!("reading {}", p.display()), e));
             match ext {
                 // As containers/image: *.crt are CA roots; NAME.cert with NAME.key is a client cert.
                 "crt" => {
                     let certs = pem_certs(&read()?);
                     if certs.is_empty() {
-                        return Err(Failure::malformed(format!(
+                        return Err(Error::malformed(format!(
                             "{} holds no PEM certificate",
                             p.display()
                         )));
@@ -149,7 +149,7 @@ fn tls_config(opts: &RegistryOptions) -> CmdResult<ureq::tls::TlsConfig> {
                     let key_path = p.with_extension("key");
                     let chain = pem_certs(&read()?);
                     let key_bytes = std::fs::read(&key_path).map_err(|e| {
-                        Failure::io(
+                        Error::io(
                             format!(
                                 "reading {} (the key for {})",
                                 key_path.display(),
@@ -159,7 +159,7 @@ fn tls_config(opts: &RegistryOptions) -> CmdResult<ureq::tls::TlsConfig> {
                         )
                     })?;
                     let key = PrivateKey::from_pem(&key_bytes)
-                        .map_err(|e| Failure::malformed(format!("{}: {e}", key_path.display())))?;
+                        .map_err(|e| Error::malformed(format!("{}: {e}", key_path.display())))?;
                     client_cert = Some(ClientCert::new_with_certs(&chain, key.to_owned()));
                 }
                 _ => {}
@@ -172,7 +172,7 @@ fn tls_config(opts: &RegistryOptions) -> CmdResult<ureq::tls::TlsConfig> {
     Ok(b.build())
 }
 
-pub fn build_agent(opts: &RegistryOptions) -> CmdResult<ureq::Agent> {
+pub fn build_agent(opts: &RegistryOptions) -> Result<ureq::Agent> {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(USER_AGENT)

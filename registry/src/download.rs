@@ -1,13 +1,13 @@
 //! Blob downloads. `get_blob_to_file` streams one blob to a file, hashing it as it goes (a
-//! mismatch is exit 1 and the file is removed). `Downloads` is a `BlobSource` for the bundle
+//! mismatch is a `DigestMismatch` error and the file is removed). `Downloads` is a `BlobSource` for the bundle
 //! writer: the blob the writer asks for streams straight from the registry into the bundle, while
 //! worker threads fetch the next small blobs (in the writer's order, up to 64 MiB each) to
 //! temporary files — so a large layer is written once and many small layers travel several at a
 //! time, always in constant memory. Dropped connections resume with a `Range` request.
 
-use super::client::{net_failure, Client, Req};
-use super::progress::MultiProgress;
-use crate::exit::{CmdResult, Failure, HASH_MISMATCH};
+use crate::client::{net_failure, Client, Req};
+use crate::error::{Error, ErrorKind, Result};
+use crate::progress::{Bar, Progress};
 use cerro_core::bundle::{BlobSource, BundleError};
 use cerro_core::Sha256Digest;
 use sha2::{Digest as _, Sha256};
@@ -36,17 +36,12 @@ pub struct BlobReader<'a> {
     got: u64,
     body: Option<ureq::BodyReader<'static>>,
     resumes: u32,
-    /// The network failure that ended the stream, for the caller to report as exit 12.
-    pub failure: Option<Failure>,
+    /// The network failure that ended the stream, for the caller to report.
+    pub failure: Option<Error>,
 }
 
 impl<'a> BlobReader<'a> {
-    pub fn open(
-        client: &'a Client,
-        repo: &str,
-        digest: Sha256Digest,
-        size: u64,
-    ) -> CmdResult<Self> {
+    pub fn open(client: &'a Client, repo: &str, digest: Sha256Digest, size: u64) -> Result<Self> {
         let mut r = Self {
             client,
             repo: repo.to_string(),
@@ -61,7 +56,7 @@ impl<'a> BlobReader<'a> {
         Ok(r)
     }
 
-    fn connect(&mut self) -> CmdResult<()> {
+    fn connect(&mut self) -> Result<()> {
         let path = format!("/v2/{}/blobs/{}", self.repo, self.digest);
         let mut req = Req::new(Method::GET, path.clone());
         if self.got > 0 {
@@ -142,11 +137,11 @@ pub fn get_blob_to_file(
     size: u64,
     path: &Path,
     progress: &dyn Fn(u64),
-) -> CmdResult<()> {
+) -> Result<()> {
     let result = (|| {
         let mut r = BlobReader::open(c, repo, *digest, size)?;
-        let f = File::create(path)
-            .map_err(|e| Failure::io(format!("creating {}", path.display()), e))?;
+        let f =
+            File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         let mut w = BufWriter::with_capacity(BUF, f);
         let mut h = Sha256::new();
         let mut buf = vec![0u8; BUF];
@@ -164,12 +159,12 @@ pub fn get_blob_to_file(
             };
             h.update(&buf[..n]);
             w.write_all(&buf[..n])
-                .map_err(|e| Failure::io(format!("writing {}", path.display()), e))?;
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
             total += n as u64;
             progress(n as u64);
         }
         w.flush()
-            .map_err(|e| Failure::io(format!("writing {}", path.display()), e))?;
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         let got = Sha256Digest::from_bytes(h.finalize().into());
         if total != size || got != *digest {
             return Err(mismatch(&c.registry, repo, digest, size, total, &got));
@@ -182,7 +177,7 @@ pub fn get_blob_to_file(
     result
 }
 
-/// Exit 1: the registry served other bytes than the digest names.
+/// A digest mismatch: the registry served other bytes than the digest names.
 pub fn mismatch(
     registry: &str,
     repo: &str,
@@ -190,9 +185,9 @@ pub fn mismatch(
     size: u64,
     got_size: u64,
     got: &Sha256Digest,
-) -> Failure {
-    Failure::new(
-        HASH_MISMATCH,
+) -> Error {
+    Error::new(
+        ErrorKind::DigestMismatch,
         format!("registry {registry}: blob {digest} of {repo} arrived as {got_size} bytes hashing to {got} (expected {size} bytes with that digest)"),
     )
     .hint(MISMATCH_HINT)
@@ -230,10 +225,10 @@ pub struct Downloads<'a> {
     dir: PathBuf,
     shared: Mutex<Shared>,
     changed: Condvar,
-    progress: &'a MultiProgress,
-    /// The first failure (a network error is exit 12, a digest mismatch exit 1) — the writer only
+    progress: &'a dyn Progress,
+    /// The first failure (a network error or a digest mismatch) — the writer only
     /// sees an I/O error, so the caller reports this instead.
-    pub failure: Mutex<Option<Failure>>,
+    pub failure: Mutex<Option<Error>>,
 }
 
 impl<'a> Downloads<'a> {
@@ -245,7 +240,7 @@ impl<'a> Downloads<'a> {
         order: Vec<(Sha256Digest, u64)>,
         memory: BTreeMap<Sha256Digest, Vec<u8>>,
         dir: &Path,
-        progress: &'a MultiProgress,
+        progress: &'a dyn Progress,
     ) -> Self {
         let index = order
             .iter()
@@ -280,7 +275,7 @@ impl<'a> Downloads<'a> {
         }
     }
 
-    fn record(&self, f: Failure) {
+    fn record(&self, f: Error) {
         let mut g = self.failure.lock().expect("failure lock");
         if g.is_none() {
             *g = Some(f);
@@ -351,7 +346,7 @@ pub fn short(d: &Sha256Digest) -> String {
 struct Streamed<'b> {
     inner: BlobReader<'b>,
     owner: &'b Downloads<'b>,
-    bar: super::progress::BarHandle<'b>,
+    bar: Box<dyn Bar + 'b>,
 }
 
 impl Read for Streamed<'_> {
@@ -453,15 +448,15 @@ impl<'a> Downloads<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::fake::{serve, Answer};
-    use crate::registry::{Reference, RegistryOptions};
+    use crate::fake::{serve, Answer};
+    use crate::{Reference, RegistryOptions};
 
     fn data() -> Vec<u8> {
         (0..2_000_000u32).map(|i| (i * 13 % 253) as u8).collect()
     }
 
     /// A blob whose first answer breaks off part-way is finished with a `Range` request, and the
-    /// file gets exactly the blob; a registry serving other bytes is exit 1 and leaves no file.
+    /// file gets exactly the blob; a registry serving other bytes is a digest mismatch and leaves no file.
     #[test]
     fn broken_downloads_resume_and_wrong_bytes_are_refused() {
         let blob = data();
@@ -504,7 +499,7 @@ mod tests {
 
         let bad = dir.path().join("bad");
         let f = get_blob_to_file(&c, "bad", &digest, blob.len() as u64, &bad, &|_| {}).unwrap_err();
-        assert_eq!(f.code, HASH_MISMATCH);
+        assert_eq!(f.kind, ErrorKind::DigestMismatch);
         assert!(f.message.contains(&digest.to_string()), "{}", f.message);
         assert!(!bad.exists());
     }

@@ -4,7 +4,7 @@
 //! `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`). Challenges are parsed from
 //! `WWW-Authenticate` (RFC 7235): `Basic realm=…` and `Bearer realm=…,service=…,scope=…`.
 
-use crate::exit::{CmdResult, Failure};
+use crate::error::{Error, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
@@ -31,14 +31,14 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     /// `USER:PASS` as given to `--creds`.
-    pub fn from_flag(s: &str) -> CmdResult<Self> {
+    pub fn from_flag(s: &str) -> Result<Self> {
         match s.split_once(':') {
             Some((u, p)) if !u.is_empty() => Ok(Self {
                 username: u.into(),
                 password: p.into(),
                 origin: "--creds".into(),
             }),
-            _ => Err(Failure::usage("--creds must be USER:PASSWORD")),
+            _ => Err(Error::usage("--creds must be USER:PASSWORD")),
         }
     }
 
@@ -88,16 +88,12 @@ pub fn default_auth_files() -> Vec<PathBuf> {
 /// Find credentials for `registry`/`repository` in `files` (the first file with an entry wins;
 /// within a file the most specific key wins: `host/ns/repo`, `host/ns`, `host`, then legacy keys
 /// with a scheme or `/v1/` path). Missing files are skipped; unreadable or invalid ones are errors.
-pub fn lookup(
-    files: &[PathBuf],
-    registry: &str,
-    repository: &str,
-) -> CmdResult<Option<Credentials>> {
+pub fn lookup(files: &[PathBuf], registry: &str, repository: &str) -> Result<Option<Credentials>> {
     for f in files {
         let bytes = match read_bounded(f) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Failure::io(format!("reading auth file {}", f.display()), e)),
+            Err(e) => return Err(Error::io(format!("reading auth file {}", f.display()), e)),
         };
         if let Some(c) = lookup_in(&bytes, f, registry, repository)? {
             return Ok(Some(c));
@@ -120,9 +116,9 @@ fn lookup_in(
     file: &Path,
     registry: &str,
     repository: &str,
-) -> CmdResult<Option<Credentials>> {
+) -> Result<Option<Credentials>> {
     let bad = |why: String| {
-        Failure::malformed(format!("auth file {}: {why}", file.display()))
+        Error::malformed(format!("auth file {}: {why}", file.display()))
             .hint("fix or remove the file, or pass --creds USER:PASSWORD / --authfile FILE")
     };
     let v: serde_json::Value =
@@ -213,8 +209,8 @@ mod tests {
         assert_eq!(get("example.org", "x"), None);
         std::fs::write(&f, "{not json").unwrap();
         assert_eq!(
-            lookup(&files, "a", "b").unwrap_err().code,
-            crate::exit::MALFORMED
+            lookup(&files, "a", "b").unwrap_err().kind,
+            crate::error::ErrorKind::Malformed
         );
     }
 

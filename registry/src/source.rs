@@ -3,13 +3,12 @@
 //! downloads the layers, several at once, to a temporary directory beside the output, checking
 //! each digest as it streams. The pack path then re-hashes every byte it copies, as for any source.
 
-use super::client::{Client, RegistryOptions};
-use super::download::{get_blob_to_file, short};
-use super::manifests::{get_manifest, pick_platform};
-use super::progress::MultiProgress;
-use super::reference::Reference;
-use crate::exit::{CmdResult, Failure};
-use crate::output::Output;
+use crate::client::{Client, RegistryOptions};
+use crate::download::{get_blob_to_file, short};
+use crate::error::{Error, Result};
+use crate::manifests::{get_manifest, pick_platform};
+use crate::progress::Progress;
+use crate::reference::Reference;
 use cerro_core::bundle::{BlobSource, BundleError};
 use cerro_core::manifest::Descriptor;
 use cerro_core::source::{
@@ -40,13 +39,13 @@ impl RegistrySource {
         opts: &RegistryOptions,
         tmp_parent: &Path,
         jobs: usize,
-        out: &Output,
-    ) -> CmdResult<Self> {
-        let r = Reference::parse(source).map_err(Failure::usage)?;
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        let r = Reference::parse(source).map_err(Error::usage)?;
         let client = Client::connect(
             &r,
             opts,
-            vec![super::client::repo_scope(&r.repository, false)],
+            vec![crate::client::repo_scope(&r.repository, false)],
         )?;
         let top = get_manifest(
             &client,
@@ -60,12 +59,12 @@ impl RegistrySource {
         while m.media_type == OCI_INDEX || m.media_type == DOCKER_MANIFEST_LIST {
             depth += 1;
             if depth > MAX_INDEX_DEPTH {
-                return Err(Failure::malformed(format!(
+                return Err(Error::malformed(format!(
                     "{source}: image indexes nest more than {MAX_INDEX_DEPTH} deep"
                 )));
             }
             let d = pick_platform(&m.bytes).map_err(|e| {
-                Failure::malformed(format!("{source}: image index {}: {e}", m.digest))
+                Error::malformed(format!("{source}: image index {}: {e}", m.digest))
             })?;
             m = get_manifest(
                 &client,
@@ -75,9 +74,9 @@ impl RegistrySource {
             )?;
         }
         let (config, layers) = parse_image_manifest(&m.bytes, &m.media_type)
-            .map_err(|e| Failure::from(e).context(source))?;
+            .map_err(|e| Error::from(e).context(source))?;
         if config.size > JSON_BLOB_MAX_BYTES {
-            return Err(Failure::malformed(format!(
+            return Err(Error::malformed(format!(
                 "{source}: the image config claims {} bytes",
                 config.size
             )));
@@ -86,18 +85,17 @@ impl RegistrySource {
             .prefix(".ct-pull-")
             .tempdir_in(tmp_parent)
             .map_err(|e| {
-                Failure::io(
+                Error::io(
                     format!("creating a temporary directory in {}", tmp_parent.display()),
                     e,
                 )
             })?;
-        let progress = MultiProgress::new(out);
         // The config and every layer, several at once; each is checked against its digest.
         let mut wanted: Vec<&Descriptor> = std::iter::once(&config).chain(layers.iter()).collect();
         wanted.sort_by_key(|d| d.digest);
         wanted.dedup_by_key(|d| d.digest);
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed: std::sync::Mutex<Option<Failure>> = std::sync::Mutex::new(None);
+        let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
         std::thread::scope(|s| {
             for _ in 0..jobs.max(1) {
                 s.spawn(|| loop {
@@ -128,7 +126,7 @@ impl RegistrySource {
             return Err(f.context(format!("pulling {source}")));
         }
         let config_bytes = std::fs::read(dir.path().join(config.digest.hex()))
-            .map_err(|e| Failure::io("reading the downloaded image config", e))?;
+            .map_err(|e| Error::io("reading the downloaded image config", e))?;
         let mut memory = BTreeMap::new();
         memory.insert(m.digest, m.bytes.clone());
         let suggested_name = r.repository.rsplit('/').next().map(str::to_string);

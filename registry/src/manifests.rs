@@ -1,9 +1,9 @@
-//! Manifests in a registry: fetch one by tag or digest (its digest computed and checked, exit 1
-//! on mismatch), store one, pick a platform from an image index, and list referrers (OCI 1.1
+//! Manifests in a registry: fetch one by tag or digest (its digest computed and checked, a digest
+//! mismatch error otherwise), store one, pick a platform from an image index, and list referrers (OCI 1.1
 //! referrers API; `None` when the registry does not offer it).
 
-use super::client::{header, net_failure, with_query, Body, Client, Req};
-use crate::exit::{CmdResult, Failure, HASH_MISMATCH};
+use crate::client::{header, net_failure, with_query, Body, Client, Req};
+use crate::error::{Error, ErrorKind, Result};
 use cerro_core::manifest::Descriptor;
 use cerro_core::source::oci_dir::host_arch;
 use cerro_core::source::{
@@ -31,7 +31,7 @@ pub fn try_get_manifest(
     repo: &str,
     reference: &str,
     expect: Option<&Sha256Digest>,
-) -> CmdResult<Option<Fetched>> {
+) -> Result<Option<Fetched>> {
     let path = format!("/v2/{repo}/manifests/{reference}");
     let resp = c.send(&Req::new(Method::GET, path.clone()).header("accept", ACCEPT))?;
     match resp.status().as_u16() {
@@ -51,8 +51,8 @@ pub fn try_get_manifest(
         .map_err(|e| net_failure(&c.registry, format!("GET {path}: {e}")))?;
     let digest = Sha256Digest::of(&bytes);
     let wrong = |claimed: &str| {
-        Failure::new(
-            HASH_MISMATCH,
+        Error::new(
+            ErrorKind::DigestMismatch,
             format!(
                 "registry {}: the manifest {repo}@{claimed} it served hashes to {digest}",
                 c.registry
@@ -71,7 +71,7 @@ pub fn try_get_manifest(
         }
     }
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Failure::malformed(format!(
+        Error::malformed(format!(
             "registry {}: manifest {repo}:{reference} is not JSON: {e}",
             c.registry
         ))
@@ -90,24 +90,25 @@ pub fn try_get_manifest(
     }))
 }
 
-/// Fetch a manifest that must exist (404 is exit 12 naming it).
+/// Fetch a manifest that must exist (404 is a not-found error naming it).
 pub fn get_manifest(
     c: &Client,
     repo: &str,
     reference: &str,
     expect: Option<&Sha256Digest>,
-) -> CmdResult<Fetched> {
+) -> Result<Fetched> {
     try_get_manifest(c, repo, reference, expect)?.ok_or_else(|| {
         net_failure(
             &c.registry,
             format!("GET /v2/{repo}/manifests/{reference} answered 404 Not Found (no such image)"),
         )
+        .with_kind(ErrorKind::NotFound)
         .hint("check the repository and tag (`skopeo inspect docker://…` lists what is there)")
     })
 }
 
 /// Whether the manifest `digest` exists in `repo`.
-pub fn manifest_exists(c: &Client, repo: &str, digest: &Sha256Digest) -> CmdResult<bool> {
+pub fn manifest_exists(c: &Client, repo: &str, digest: &Sha256Digest) -> Result<bool> {
     let path = format!("/v2/{repo}/manifests/{digest}");
     let resp = c.send(&Req::new(Method::HEAD, path.clone()).header("accept", ACCEPT))?;
     match resp.status().as_u16() {
@@ -124,7 +125,7 @@ pub fn put_manifest(
     reference: &str,
     media_type: &str,
     bytes: &[u8],
-) -> CmdResult<Option<String>> {
+) -> Result<Option<String>> {
     let path = format!("/v2/{repo}/manifests/{reference}");
     let resp = c.send(
         &Req::new(Method::PUT, path.clone())
@@ -137,8 +138,8 @@ pub fn put_manifest(
     let digest = Sha256Digest::of(bytes).to_string();
     if let Some(d) = header(&resp, "docker-content-digest").filter(|d| d.starts_with("sha256:")) {
         if d != digest {
-            return Err(Failure::new(
-                HASH_MISMATCH,
+            return Err(Error::new(
+                ErrorKind::DigestMismatch,
                 format!(
                     "registry {}: manifest {digest} was stored as {d}",
                     c.registry
@@ -163,7 +164,7 @@ pub fn referrers(
     repo: &str,
     digest: &Sha256Digest,
     artifact_type: &str,
-) -> CmdResult<Option<Vec<Descriptor>>> {
+) -> Result<Option<Vec<Descriptor>>> {
     let path = with_query(
         &format!("/v2/{repo}/referrers/{digest}"),
         "artifactType",

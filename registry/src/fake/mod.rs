@@ -1,10 +1,15 @@
-//! A tiny HTTP/1.1 server on 127.0.0.1 for unit tests of the registry client: each request
+//! A tiny HTTP/1.1 server on 127.0.0.1 for tests of the registry client: each request
 //! (method, path, headers, body) goes to a handler that answers with a status, headers and a
 //! body — or cuts the connection part-way through the body, to test resumption. One connection
-//! per request (`Connection: close`); the server thread ends with the test process.
+//! per request (`Connection: close`); the server thread ends with the test process, or when its
+//! [`Server`] is dropped. `fake::oci` builds an in-memory OCI registry on it.
+
+pub mod oci;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// One request as received.
 #[derive(Debug, Clone)]
@@ -63,8 +68,43 @@ pub fn serve(handler: impl Fn(&Request) -> Answer + Send + 'static) -> u16 {
 /// Start a server on a listener the caller bound (to choose its port).
 pub fn serve_on(l: TcpListener, handler: impl Fn(&Request) -> Answer + Send + 'static) -> u16 {
     let port = l.local_addr().unwrap().port();
+    spawn(l, handler, Arc::new(AtomicBool::new(false)));
+    port
+}
+
+/// A server that stops when dropped.
+pub struct Server {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+/// Start a server on a free loopback port that stops when the returned [`Server`] is dropped.
+pub fn serve_scoped(handler: impl Fn(&Request) -> Answer + Send + 'static) -> Server {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = l.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    spawn(l, handler, stop.clone());
+    Server { port, stop }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn spawn(
+    l: TcpListener,
+    handler: impl Fn(&Request) -> Answer + Send + 'static,
+    stop: Arc<AtomicBool>,
+) {
     std::thread::spawn(move || {
         for conn in l.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
             let Ok(mut s) = conn else { continue };
             let mut r = BufReader::new(s.try_clone().unwrap());
             let mut line = String::new();
@@ -117,5 +157,4 @@ pub fn serve_on(l: TcpListener, handler: impl Fn(&Request) -> Answer + Send + 's
             // Dropping the stream closes it (mid-body when cut).
         }
     });
-    port
 }

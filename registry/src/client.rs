@@ -1,16 +1,17 @@
 //! An OCI distribution API client over `ureq`: picks https (or http for loopback and with
 //! `--tls-verify=false`), authenticates (anonymous, basic, bearer token through the
 //! `WWW-Authenticate` challenge), retries 429/5xx and dropped connections with bounded back-off,
-//! and turns every other failure into exit 12 with the registry, the request and the HTTP status.
+//! and turns every other failure into a typed error (network, auth, not found) naming the registry, the request and the HTTP status.
 
-use super::auth::{self, Challenge, Credentials};
-use super::reference::Reference;
-use super::transport::{build_agent, is_loopback, Origin};
-pub use super::transport::{
+use crate::auth::{self, Challenge, Credentials};
+pub use crate::error::net_failure;
+use crate::error::{Error, ErrorKind, Result};
+use crate::reference::Reference;
+use crate::transport::{build_agent, is_loopback, Origin};
+pub use crate::transport::{
     error_detail, header, query_escape, with_query, Body, RegionReader, RegistryOptions,
     SMALL_BODY_MAX,
 };
-use crate::exit::{CmdResult, Failure, NETWORK_ERROR};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -100,11 +101,6 @@ const KNOWN_TOKEN_HOSTS: [(&str, &str); 3] = [
     ("docker.io", "auth.docker.io"),
 ];
 
-/// Exit 12 with a message naming the registry.
-pub fn net_failure(registry: &str, msg: impl std::fmt::Display) -> Failure {
-    Failure::new(NETWORK_ERROR, format!("registry {registry}: {msg}"))
-}
-
 /// The scope a bearer token must grant for `repository` (`pull` or `pull,push`).
 pub fn repo_scope(repository: &str, push: bool) -> String {
     format!(
@@ -116,7 +112,7 @@ pub fn repo_scope(repository: &str, push: bool) -> String {
 impl Client {
     /// Connect to the registry of `r`: pick the scheme, find credentials, and learn how the
     /// registry wants to be authenticated (`GET /v2/`). `scopes` are the token scopes needed.
-    pub fn connect(r: &Reference, opts: &RegistryOptions, scopes: Vec<String>) -> CmdResult<Self> {
+    pub fn connect(r: &Reference, opts: &RegistryOptions, scopes: Vec<String>) -> Result<Self> {
         let agent = build_agent(opts)?;
         let (creds, searched) = match &opts.creds {
             Some(c) => (Some(Credentials::from_flag(c)?), vec![]),
@@ -124,7 +120,7 @@ impl Client {
                 let files = match &opts.authfile {
                     Some(f) => {
                         if !f.exists() {
-                            return Err(Failure::usage(format!(
+                            return Err(Error::usage(format!(
                                 "--authfile {} does not exist",
                                 f.display()
                             )));
@@ -193,13 +189,13 @@ impl Client {
 
     /// Fail early, with a clear message, when the registry wants credentials we do not have or
     /// refuses the ones we have (instead of on the first blob).
-    fn check_credentials(&self) -> CmdResult {
+    fn check_credentials(&self) -> Result {
         let st = self.state.lock().expect("auth state lock").clone();
         match st {
             AuthState::Basic => {
                 let Some(c) = &self.creds else {
                     return Err(net_failure(&self.registry, "GET /v2/ answered 401 Unauthorized: the registry requires a user name and password")
-                        .hint(self.creds_hint()));
+                        .with_kind(ErrorKind::Auth).hint(self.creds_hint()));
                 };
                 let req = http::Request::builder()
                     .method(Method::GET)
@@ -214,6 +210,7 @@ impl Client {
                 if resp.status().as_u16() == 401 {
                     return Err(self
                         .status_failure("GET /v2/ (with credentials)", resp)
+                        .with_kind(ErrorKind::Auth)
                         .hint(self.creds_hint()));
                 }
                 Ok(())
@@ -243,7 +240,7 @@ impl Client {
     }
 
     /// Resolve a `Location` header (absolute or relative to the registry).
-    pub fn location(&self, resp: &Response<ureq::Body>, what: &str) -> CmdResult<String> {
+    pub fn location(&self, resp: &Response<ureq::Body>, what: &str) -> Result<String> {
         let loc = header(resp, "location").ok_or_else(|| {
             net_failure(
                 &self.registry,
@@ -253,7 +250,7 @@ impl Client {
         Ok(self.abs(&loc))
     }
 
-    fn adopt_challenge(&self, challenges: &[Challenge], what: &str) -> CmdResult {
+    fn adopt_challenge(&self, challenges: &[Challenge], what: &str) -> Result {
         let mut st = self.state.lock().expect("auth state lock");
         if let Some(c) = challenges.iter().find(|c| c.scheme == "bearer") {
             let realm = c.params.get("realm").cloned().ok_or_else(|| {
@@ -287,7 +284,7 @@ impl Client {
     }
 
     /// Get a bearer token for our scopes (plus any the challenge names).
-    fn fetch_token(&self, challenge_scope: Option<&str>) -> CmdResult<()> {
+    fn fetch_token(&self, challenge_scope: Option<&str>) -> Result<()> {
         let (realm, service) = match &*self.state.lock().expect("auth state lock") {
             AuthState::Bearer { realm, service, .. } => (realm.clone(), service.clone()),
             _ => return Ok(()),
@@ -341,7 +338,7 @@ impl Client {
                 ),
             );
             if status.as_u16() == 401 {
-                f = f.hint(self.creds_hint());
+                f = f.with_kind(ErrorKind::Auth).hint(self.creds_hint());
             }
             return Err(f);
         }
@@ -455,7 +452,7 @@ impl Client {
 
     /// Send a request: authenticate on 401, retry on 429/5xx and dropped connections (when
     /// `req.retry`). Returns any other response for the caller to judge.
-    pub fn send(&self, req: &Req<'_>) -> CmdResult<Response<ureq::Body>> {
+    pub fn send(&self, req: &Req<'_>) -> Result<Response<ureq::Body>> {
         let url = self.abs(&req.url);
         let what = self.describe(req);
         let mut attempt = 0u32;
@@ -539,10 +536,16 @@ impl Client {
                     }
                     _ => {}
                 }
-                return Err(self.status_failure(&what, resp).hint(self.creds_hint()));
+                return Err(self
+                    .status_failure(&what, resp)
+                    .with_kind(ErrorKind::Auth)
+                    .hint(self.creds_hint()));
             }
             if status == 401 {
-                return Err(self.status_failure(&what, resp).hint(self.creds_hint()));
+                return Err(self
+                    .status_failure(&what, resp)
+                    .with_kind(ErrorKind::Auth)
+                    .hint(self.creds_hint()));
             }
             if req.retry
                 && attempt < MAX_ATTEMPTS
@@ -563,9 +566,9 @@ impl Client {
         }
     }
 
-    /// Exit 12 naming the registry, the request and the HTTP status (with the registry's error
+    /// A network error (not found for 404) naming the registry, the request and the HTTP status (with the registry's error
     /// code and message when it sent the standard error JSON).
-    pub fn status_failure(&self, what: &str, mut resp: Response<ureq::Body>) -> Failure {
+    pub fn status_failure(&self, what: &str, mut resp: Response<ureq::Body>) -> Error {
         let status = resp.status();
         let body = resp
             .body_mut()
@@ -585,6 +588,9 @@ impl Client {
         );
         if status.as_u16() == 429 || status.is_server_error() {
             f = f.hint("the registry is overloaded or failing; try again later");
+        }
+        if status.as_u16() == 404 {
+            f = f.with_kind(ErrorKind::NotFound);
         }
         f
     }
@@ -631,7 +637,7 @@ fn challenges_of(resp: &Response<ureq::Body>) -> Vec<Challenge> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::fake::{serve, serve_on, Answer};
+    use crate::fake::{serve, serve_on, Answer};
     use base64::Engine as _;
     use std::net::TcpListener;
     use std::sync::Arc;
@@ -715,7 +721,7 @@ mod tests {
     }
 
     #[test]
-    fn a_token_service_refusing_the_credentials_is_exit_12() {
+    fn a_token_service_refusing_the_credentials_is_an_auth_error() {
         let (port, _) = fake_token_registry();
         let r = Reference::parse(&format!("127.0.0.1:{port}/x:1")).unwrap();
         let opts = RegistryOptions {
@@ -726,7 +732,7 @@ mod tests {
         let f = Client::connect(&r, &opts, vec![repo_scope("x", false)])
             .err()
             .expect("refused");
-        assert_eq!(f.code, NETWORK_ERROR);
+        assert_eq!(f.kind, ErrorKind::Auth);
         assert!(
             f.message.contains("token service") && f.message.contains("401"),
             "{}",
@@ -754,7 +760,7 @@ mod tests {
             .expect_err("fails");
         assert_eq!(*hits.lock().unwrap(), MAX_ATTEMPTS as usize);
         assert!(started.elapsed() < Duration::from_secs(30));
-        assert_eq!(f.code, NETWORK_ERROR);
+        assert_eq!(f.kind, ErrorKind::Network);
         for needle in [
             "503",
             "UNAVAILABLE: busy",
