@@ -6,7 +6,6 @@
 //! this crate uses core's formats). Errors are typed ([`Error`], [`ErrorKind`]); progress goes
 //! through the [`Progress`] trait, so the caller decides what is drawn.
 
-
 pub mod artifact;
 pub mod auth;
 pub mod client;
