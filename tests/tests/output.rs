@@ -304,6 +304,24 @@ fn completions_and_man_pages_come_from_the_same_definitions_as_help() {
             .all(|n| !n.contains("__") && !n.ends_with("-help.1")),
         "{names:?}"
     );
+    // A link planted where a page goes is replaced, never followed.
+    let victim = env.path("victim");
+    fs::write(&victim, "keep\n").unwrap();
+    fs::remove_file(dir.join("ct-verify.1")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("ct-verify.1")).unwrap();
+    env.ct(&["__man", dir.to_str().unwrap()]).ok();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep\n");
+    assert!(!fs::symlink_metadata(dir.join("ct-verify.1"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A directory someone else owns, or others may write to, is refused.
+    let shared = env.path("shared-man");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    env.ct(&["__man", shared.to_str().unwrap()])
+        .fails(11, &["is not a directory only you can write to"]);
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 0);
     // The page says what --help says (the run help names the log directory).
     let run = fs::read_to_string(dir.join("ct-run.1")).unwrap();
     assert!(run.contains("detach"), "{run}");
