@@ -449,7 +449,6 @@ impl<'a> Downloads<'a> {
 mod tests {
     use super::*;
     use crate::fake::{serve, Answer};
-    use crate::{Reference, RegistryOptions};
 
     fn data() -> Vec<u8> {
         (0..2_000_000u32).map(|i| (i * 13 % 253) as u8).collect()
@@ -482,16 +481,7 @@ mod tests {
                 Answer::new(206).body(served[from..].to_vec())
             }
         });
-        let r = Reference::parse(&format!("127.0.0.1:{port}/x:1")).unwrap();
-        let c = Client::connect(
-            &r,
-            &RegistryOptions {
-                tls_verify: true,
-                ..Default::default()
-            },
-            vec![],
-        )
-        .unwrap();
+        let c = crate::fake::client(port);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("blob");
         get_blob_to_file(&c, "x", &digest, blob.len() as u64, &out, &|_| {}).unwrap();

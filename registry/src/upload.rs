@@ -263,7 +263,6 @@ fn finish(
 mod tests {
     use super::*;
     use crate::fake::{serve, Answer};
-    use crate::{Client, Reference, RegistryOptions};
     use std::sync::{Arc, Mutex};
 
     /// A chunked upload whose second PATCH fails half-way resumes from the offset the registry
@@ -312,16 +311,7 @@ mod tests {
                 _ => Answer::new(404),
             }
         });
-        let r = Reference::parse(&format!("127.0.0.1:{port}/x:1")).unwrap();
-        let c = Client::connect(
-            &r,
-            &RegistryOptions {
-                tls_verify: true,
-                ..Default::default()
-            },
-            vec![],
-        )
-        .unwrap();
+        let c = crate::fake::client(port);
         let b = Blob {
             digest,
             size: data.len() as u64,

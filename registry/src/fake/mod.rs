@@ -11,6 +11,20 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// A client of the fake registry on `port` (repository `x`, no credentials, no scopes).
+pub fn client(port: u16) -> crate::Client {
+    let r = crate::Reference::parse(&format!("127.0.0.1:{port}/x:1")).expect("a valid reference");
+    crate::Client::connect(
+        &r,
+        &crate::RegistryOptions {
+            tls_verify: true,
+            ..Default::default()
+        },
+        vec![],
+    )
+    .expect("the fake registry answers")
+}
+
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Request {
