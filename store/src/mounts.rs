@@ -105,8 +105,9 @@ pub fn register(dirs: &StoreDirs, info: &MountInfo) -> Result<Registration> {
         .map_err(|e| StoreError::io(format!("locking {tmp}"), e))?;
     posix_lock(&f, nix::libc::F_WRLCK)
         .map_err(|e| StoreError::io(format!("locking {tmp}"), std::io::Error::from(e)))?;
+    // Not synced: a registration means something only while its daemon holds the lock, and
+    // no daemon outlives a crash of the machine (an empty file left by one lists as stale).
     f.write_all(&serde_json::to_vec(info).expect("mount info serializes"))
-        .and_then(|_| f.sync_data())
         .map_err(|e| StoreError::io(format!("writing {tmp}"), e))?;
     let d = dirs.open_dir(MOUNTS_DIR)?;
     StoreDirs::rename(&d, &tmp, &d, &name).map_err(|e| {

@@ -5,7 +5,7 @@
 //! now — registers the mount, mounts, reports ready on its stdout, and serves until the mount
 //! is taken down (`ct umount`, SIGTERM, SIGINT or SIGHUP). It never serves a record by name.
 
-use super::stored::{record_failure, Checks};
+use super::stored::{record_failure, Checks, Opened};
 use super::Ctx;
 use crate::app::DaemonArgs;
 use crate::exit::{CmdResult, Failure, IO_ERROR};
@@ -113,7 +113,7 @@ pub enum DaemonReport {
 
 /// What will be served: verified bundles, the view made of them, and the lease that keeps them.
 pub struct Plan {
-    pub store: Store,
+    pub store: Arc<Store>,
     pub lease: Lease,
     pub view: View,
     pub bundles: Vec<MountedBundle>,
@@ -202,6 +202,31 @@ pub fn plan(ctx: &Ctx, req: &Request) -> CmdResult<Plan> {
             View::Store(shown)
         }
     };
+    Ok(Plan {
+        store: Arc::new(store),
+        lease,
+        view,
+        bundles,
+    })
+}
+
+/// The plan for a bundle `ct mount` has already opened and verified: its store, lease and
+/// verified record serve as they are (the command does not open and verify it a second time;
+/// the daemon it starts does so once, itself).
+pub fn plan_opened(opened: Opened) -> CmdResult<Plan> {
+    let label = opened.label();
+    let d = opened.bundle.digest();
+    let names = opened
+        .store
+        .names_of(&d)
+        .map_err(|e| Failure::from(e).context("reading the store's names"))?;
+    let bundles = vec![MountedBundle {
+        digest: d,
+        names,
+        version: opened.bundle.manifest().package.version.clone(),
+    }];
+    let view = View::Rootfs(TreeRoot::new(label, &opened.bundle));
+    let (store, lease) = opened.into_store_and_lease();
     Ok(Plan {
         store,
         lease,
@@ -357,7 +382,7 @@ pub fn serve(ctx: &Ctx, req: &Request, plan: Plan, detached: Option<()>) -> CmdR
     )?;
     let events: cerro_fuse::EventSink = Arc::new(|m: &str| log_line(m));
     let fs = VerifiedFs::new(
-        VerifiedTree::new(Arc::new(store)),
+        VerifiedTree::new(store),
         &view,
         events,
         cerro_fuse::DEFAULT_CACHE_BYTES,

@@ -78,8 +78,8 @@ fn prepare_mountpoint(mp: &Path) -> CmdResult<PathBuf> {
 }
 
 /// `ct mount BUNDLE|NAME MOUNTPOINT`: the bundle is resolved (a file verified and imported if
-/// needed) and verified here, so a refusal has its exit code; the daemon is then told the
-/// bundle's digest, and serves exactly that bundle after verifying it again.
+/// needed) and verified here, once, so a refusal has its exit code; the daemon is then told the
+/// bundle's digest, and serves exactly that bundle after verifying it again itself.
 pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
     if a.foreground {
         // Before the store starts any thread: this process will serve the mount.
@@ -104,38 +104,35 @@ pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
         threads: a.threads,
         policy: a.source.policy.clone(),
     };
-    // The daemon takes its own lease before this one goes.
-    let r = start(ctx, &req, a.foreground);
-    drop(opened);
-    r
+    // The plan keeps this lease until the daemon has taken its own.
+    start(ctx, &req, daemon::plan_opened(opened)?, a.foreground)
 }
 
 /// `ct store mount MOUNTPOINT`.
 pub fn store_mount(ctx: &Ctx, a: StoreMountArgs) -> CmdResult<u8> {
-    let mp = prepare_mountpoint(&a.mountpoint)?;
-    start(
-        ctx,
-        &daemon::Request {
-            kind: Kind::Store,
-            digest: None,
-            label: None,
-            mountpoint: mp,
-            allow_other: a.allow_other,
-            suid: false,
-            threads: a.threads,
-            policy: a.policy.clone(),
-        },
-        a.foreground,
-    )
-}
-
-/// Check what will be mounted (so a refusal is reported here, with its exit code), then run
-/// the daemon: in this process with `--foreground`, else detached, returning once it is ready.
-fn start(ctx: &Ctx, req: &daemon::Request, foreground: bool) -> CmdResult<u8> {
-    if foreground {
+    if a.foreground {
         daemon::block_ending_signals()?;
     }
-    let plan = daemon::plan(ctx, req)?;
+    let mp = prepare_mountpoint(&a.mountpoint)?;
+    let req = daemon::Request {
+        kind: Kind::Store,
+        digest: None,
+        label: None,
+        mountpoint: mp,
+        allow_other: a.allow_other,
+        suid: false,
+        threads: a.threads,
+        policy: a.policy.clone(),
+    };
+    // Checked here too, so that what is left out is reported on this terminal.
+    let plan = daemon::plan(ctx, &req)?;
+    start(ctx, &req, plan, a.foreground)
+}
+
+/// Serve `plan` (checked already, so a refusal was reported here with its exit code): in this
+/// process with `--foreground`, else in a detached daemon, returning once it is ready. The
+/// plan's lease is held until the daemon has answered (it takes its own first).
+fn start(ctx: &Ctx, req: &daemon::Request, plan: daemon::Plan, foreground: bool) -> CmdResult<u8> {
     if foreground {
         return daemon::serve(ctx, req, plan, None);
     }
@@ -147,7 +144,6 @@ fn start(ctx: &Ctx, req: &daemon::Request, foreground: bool) -> CmdResult<u8> {
         .dirs()
         .open_append("log", &daemon::log_name(&req.mountpoint))
         .map_err(|e| Failure::from(e).context(format!("opening the log {}", log.display())))?;
-    drop(plan);
     let exe = std::env::current_exe().map_err(|e| Failure::io("finding the ct executable", e))?;
     let mut cmd = Command::new(exe);
     cmd.arg("--store")

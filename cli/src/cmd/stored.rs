@@ -74,6 +74,11 @@ impl Opened {
             .cloned()
             .unwrap_or_else(|| self.bundle.manifest().package.name.clone())
     }
+
+    /// The store and the lease, for whoever serves the bundle from here on.
+    pub fn into_store_and_lease(self) -> (Arc<Store>, Lease) {
+        (self.store, self._lease)
+    }
 }
 
 /// A record that cannot be served, as a failure with the verification's exit code.

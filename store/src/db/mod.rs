@@ -88,6 +88,8 @@ impl Db {
         // Bounded memory: the store is read by short-lived commands and long-lived mounts alike.
         opts.set_max_open_files(256);
         opts.set_keep_log_file_num(4);
+        // See `open_read_only`: no thread pool just to open a few table files.
+        opts.set_max_file_opening_threads(1);
         let deadline = Instant::now() + WRITER_WAIT;
         let mut pause = Duration::from_millis(2);
         loop {
@@ -126,6 +128,10 @@ impl Db {
     pub fn open_read_only(path: &Path) -> Result<Self> {
         let mut opts = Options::default();
         opts.set_max_open_files(-1);
+        // Table files are opened on this thread: RocksDB's default starts 16 threads per
+        // column family for it (over a hundred per open, most with nothing to do), which was
+        // most of the time `ct mount` took to open the store. The store's tables are few.
+        opts.set_max_file_opening_threads(1);
         // A writer in another process may be switching its MANIFEST or deleting a file just
         // as we read the list of them: that race is transient, so try again a few times.
         let mut attempt = 0;
