@@ -352,7 +352,7 @@ pub struct RunArgs {
     pub name: Option<String>,
     /// none (loopback only), private (own user-space network) or host [default: none; private with -p]
     #[arg(long, value_enum, value_name = "MODE")]
-    pub network: Option<crate::cmd::run::Network>,
+    pub network: Option<Network>,
     /// Publish a container port on the host: [ADDR:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (ADDR 127.0.0.1)
     #[arg(short, long, value_name = "PORTS")]
     pub publish: Vec<String>,
@@ -437,7 +437,7 @@ pub struct UmountArgs {
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     #[arg(long, value_enum)]
-    pub kind: crate::cmd::daemon::Kind,
+    pub kind: Kind,
     /// The bundle digest to serve (kind bundle): the daemon refuses anything else.
     #[arg(long)]
     pub digest: Option<cerro_core::Sha256Digest>,
@@ -1132,4 +1132,45 @@ pub struct RemoveArgs {
     pub pin: Option<String>,
     #[command(flatten)]
     pub file: PolicyFileArg,
+}
+
+/// What a mount daemon serves (`--kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// One bundle's rootfs.
+    Bundle,
+    /// The whole store.
+    Store,
+}
+
+/// How the container reaches the network (`--network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Network {
+    /// Its own network namespace with loopback only.
+    None,
+    /// Its own namespace with a user-space network (slirp4netns): outbound and published ports.
+    Private,
+    /// The host's network namespace.
+    Host,
+}
+
+impl FetchArgs {
+    /// `ct fetch --create IMAGE`: the `ct pack docker://IMAGE` it stands for.
+    pub fn into_pack(self) -> PackArgs {
+        let source = if self.image.starts_with("docker://") {
+            self.image
+        } else {
+            format!("docker://{}", self.image)
+        };
+        PackArgs {
+            source,
+            output: self.output,
+            keys: self.keys,
+            name: self.name,
+            version: self.version,
+            force: self.force,
+            passphrase: self.passphrase,
+            registry: self.registry,
+        }
+    }
 }

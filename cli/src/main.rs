@@ -5,12 +5,14 @@ mod app;
 mod bundle_parts;
 mod cmd;
 mod config;
+mod ctx;
 mod exit;
 mod mountinfo;
 mod outdir;
 mod output;
 mod passphrase;
 mod registry;
+mod steps;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -2,11 +2,11 @@
 //! and fusermount3, container runtimes, overlayfs, the store, the trust store and keys, the
 //! default policy, the clock — and says how to fix each problem. Exit 0 when all is well, 1 if not.
 
-use super::validity::EXPIRY_WARNING_DAYS;
-use super::verify::load_policy;
 use super::Ctx;
 use crate::config::{KEYS_DIR, TRUST_DIR};
 use crate::exit::CmdResult;
+use crate::steps::validity::EXPIRY_WARNING_DAYS;
+use crate::steps::verify::load_policy;
 use serde::Serialize;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -2,11 +2,11 @@
 //! format: what the package is, where it came from, what each layer and signature is, and the
 //! verdict with its reason. Exits with the verdict's code.
 
-use super::verify::{check, load_policy};
 use super::Ctx;
 use crate::app::ExplainArgs;
 use crate::exit::CmdResult;
 use crate::output::{human_bytes, safe};
+use crate::steps::verify::{check, load_policy};
 use cerro_core::pack::{EPOCH, UNVERSIONED};
 use cerro_core::policy::Verdict;
 use cerro_core::source::{layer_compression, Compression};

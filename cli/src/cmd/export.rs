@@ -4,12 +4,12 @@
 //! in which a blob shared by several bundles is stored once. Every bundle is verified first;
 //! the archive is written to a temporary file and renamed into place. No network.
 
-use super::verify::{load_policy, print_report};
 use super::Ctx;
 use crate::app::ExportArgs;
 use crate::bundle_parts::BundleParts;
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH};
 use crate::output::{human_bytes, Progress};
+use crate::steps::verify::{load_policy, print_report};
 use cerro_core::bundle::{layout, scan_bundle};
 use cerro_core::digest::HashingWriter;
 use cerro_core::keys::PublicKeyFile;
@@ -90,7 +90,8 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
             .map_err(|e| Failure::io(format!("opening bundle {}", path.display()), e))?;
         let total = f.metadata().map(|m| m.len()).unwrap_or(0);
         let mut progress = Progress::new(&ctx.out, format!("verifying {file_name}"), total);
-        let mut hr = super::assemble::HashingReader::new(BufReader::with_capacity(1 << 20, f));
+        let mut hr =
+            crate::steps::assemble::HashingReader::new(BufReader::with_capacity(1 << 20, f));
         let raw = scan_bundle(&mut hr, &mut |n| progress.update(n))
             .map_err(|e| Failure::from(e).context(format!("bundle {}", path.display())))?;
         let (file_digest, file_size) = hr

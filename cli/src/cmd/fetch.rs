@@ -4,13 +4,13 @@
 //! `ct verify`'s reader checks the bytes written; OUT appears (atomically) only when it verifies.
 //! With `--create`, a plain image is pulled and packed instead (`ct pack docker://…`).
 
-use super::assemble::{persist, write_verified, WriteError};
-use super::verify::{load_policy, print_report};
 use super::Ctx;
-use crate::app::{FetchArgs, PackArgs};
+use crate::app::FetchArgs;
 use crate::exit::{CmdResult, Failure};
 use crate::registry::progress::MultiProgress;
 use crate::registry::RegistryOptions;
+use crate::steps::assemble::{persist, write_verified, WriteError};
+use crate::steps::verify::{load_policy, print_report};
 use cerro_core::bundle::BundleError;
 use cerro_core::verify::VerifyContext;
 use cerro_registry::download::MISMATCH_HINT;
@@ -18,27 +18,6 @@ use cerro_registry::fetch::{DownloadError, FoundVia, RemoteBundle};
 use std::path::Path;
 
 pub fn run(ctx: &Ctx, a: FetchArgs) -> CmdResult<u8> {
-    if a.create {
-        let source = if a.image.starts_with("docker://") {
-            a.image.clone()
-        } else {
-            format!("docker://{}", a.image)
-        };
-        return super::pack::run(
-            ctx,
-            PackArgs {
-                source,
-                output: a.output,
-                keys: a.keys,
-                name: a.name,
-                version: a.version,
-                force: a.force,
-                passphrase: a.passphrase,
-                registry: a.registry,
-            },
-        )
-        .map(|_| 0);
-    }
     if a.output.exists() && !a.force {
         return Err(
             Failure::usage(format!("{} already exists", a.output.display()))

@@ -4,15 +4,15 @@
 //! is this machine's store, plus the archive's keys only when asked. No network.
 //! A single bundle given without `-o` goes to the store instead (`super::store`).
 
-use super::assemble::{persist, write_verified, Assembled, WriteError};
 use super::export::{
     read_region, ExportIndex, BLOBS_SHA256_DIR, BUNDLES_DIR, INDEX_FILE, INDEX_MAX_BYTES, KEYS_DIR,
     KEY_FILE_MAX_BYTES, POLICY_FILE, POLICY_MAX_BYTES,
 };
-use super::verify::{load_policy, print_report};
 use super::Ctx;
 use crate::app::ImportArgs;
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH};
+use crate::steps::assemble::{persist, write_verified, Assembled, WriteError};
+use crate::steps::verify::{load_policy, print_report};
 use cerro_core::archive::{ArchiveError, ArchiveReader, Dialect, TarKind};
 use cerro_core::bundle::layout::{self, EntryPath};
 use cerro_core::bundle::{BlobSource, BundleContents, BundleError};
@@ -257,7 +257,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
                 a.archive.display()
             )));
         }
-        return super::store::import_bundle(
+        return crate::steps::import::import_bundle(
             ctx,
             &a.archive,
             a.name.as_deref(),
@@ -401,24 +401,26 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
         for s in staged {
             let path = out_dir.join(&s.file);
             persist(s.assembled, &path)?;
-            let raw = super::verify::scan(ctx, &path, "reading")?;
+            let raw = crate::steps::verify::scan(ctx, &path, "reading")?;
             // Verified above from the archive; verified again from the file written, which
             // yields the witness the import takes.
             let v = match cerro_core::verified::verify_bundle(&raw, &vctx) {
                 Ok(v) => v,
                 Err(rep) => return Ok(rep.exit_code()),
             };
-            super::store::import_verified(ctx, &path, &v, None, downgrade(&a)).map_err(|f| {
-                f.context(format!(
-                    "archive {}, bundle {}",
-                    a.archive.display(),
-                    s.file
-                ))
-                .hint(format!(
-                    "bundles imported before it stay in the store: {}",
-                    imported.join(", ")
-                ))
-            })?;
+            crate::steps::import::import_verified(ctx, &path, &v, None, downgrade(&a)).map_err(
+                |f| {
+                    f.context(format!(
+                        "archive {}, bundle {}",
+                        a.archive.display(),
+                        s.file
+                    ))
+                    .hint(format!(
+                        "bundles imported before it stay in the store: {}",
+                        imported.join(", ")
+                    ))
+                },
+            )?;
             imported.push(s.name.clone());
         }
         return Ok(0);

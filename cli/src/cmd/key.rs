@@ -2,12 +2,12 @@
 //! and the public keys you trust, in every suite, with their validity windows. Nothing is
 //! written when a command fails.
 
-use super::validity::{parse_when, window_from_args, window_words};
 use super::Ctx;
 use crate::app::{KeyCmd, KeygenArgs, RotateArgs};
 use crate::config::{ensure_dir, write_atomic, KEYS_DIR, TRUST_DIR};
 use crate::exit::{CmdResult, Failure};
 use crate::passphrase;
+use crate::steps::validity::{parse_when, window_from_args, window_words};
 use cerro_core::keys::{self, PublicKeyFile, SecretKeyFile};
 use cerro_core::sign::Suite;
 use cerro_core::window::KeyWindow;

@@ -1,8 +1,8 @@
-//! One module per subcommand; `run` loads the configuration and dispatches.
+//! One module per subcommand; `run` loads the configuration and dispatches. A command parses
+//! nothing itself and calls no other command: what several need is in `crate::steps`.
 
-mod assemble;
 mod completions;
-pub mod daemon;
+mod daemon;
 mod doctor;
 mod explain;
 mod export;
@@ -12,19 +12,16 @@ mod key;
 mod mount;
 mod pack;
 mod policy;
-mod policy_edit;
 mod push;
 mod resign;
 pub mod run;
 mod store;
-mod store_tree;
-mod stored;
 mod unpack;
-mod validity;
 mod verify;
-mod verify_explain;
 
-use crate::app::{Cli, Cmd};
+pub use crate::ctx::Ctx;
+
+use crate::app::{Cli, Cmd, StoreCmd};
 use crate::config::{self, Config};
 use crate::exit::CmdResult;
 use crate::output::Output;
@@ -58,8 +55,10 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Explain(a) => explain::run(&ctx, a),
         Cmd::Policy(p) => policy::run(&ctx, p).map(|_| 0),
         Cmd::ReSign(a) => resign::run(&ctx, a).map(|_| 0),
+        Cmd::Store(StoreCmd::Mount(a)) => mount::store_mount(&ctx, a),
         Cmd::Store(c) => store::run(&ctx, c),
         Cmd::Push(a) => push::run(&ctx, a).map(|_| 0),
+        Cmd::Fetch(a) if a.create => pack::run(&ctx, a.into_pack()).map(|_| 0),
         Cmd::Fetch(a) => fetch::run(&ctx, a),
         Cmd::Export(a) => export::run(&ctx, a),
         Cmd::Import(a) => import::run(&ctx, a),
@@ -73,24 +72,5 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::MountDaemon(a) => daemon::daemon_main(&ctx, a),
         Cmd::Completions(a) => completions::completions(a),
         Cmd::Man(a) => completions::man(a),
-    }
-}
-
-/// What every command gets.
-pub struct Ctx {
-    pub cfg: Config,
-    pub out: Output,
-    /// Where the store is (`--store`, `CT_STORE`, or the default); opened only by commands that use it.
-    pub store: std::path::PathBuf,
-}
-
-impl Ctx {
-    /// The same context with other output settings (e.g. quiet, for a step inside a command).
-    pub fn with_output(&self, out: crate::output::Output) -> Ctx {
-        Ctx {
-            cfg: self.cfg.clone(),
-            out,
-            store: self.store.clone(),
-        }
     }
 }

@@ -1,81 +1,16 @@
 //! `ct mount`, `ct store mount`, `ct umount` and `ct mounts`: verify, import if needed, start
 //! the mount daemon and return once the mount answers; end mounts cleanly, also those whose
-//! daemon died. The daemon itself (what serves the mount) is `super::daemon`.
+//! daemon died. What serves a mount, and starts its daemon, is `steps::serve`.
 
-use super::daemon::{self, DaemonReport, Kind};
-use super::stored::{open_bundle, Checks};
 use super::Ctx;
-use crate::app::{MountArgs, StoreMountArgs, UmountArgs};
+use crate::app::{Kind, MountArgs, StoreMountArgs, UmountArgs};
 use crate::exit::{CmdResult, Failure};
 use crate::mountinfo;
+use crate::steps::serve::{self as daemon, absolute, prepare_mountpoint, start, unmount_path};
+use crate::steps::stored::{open_bundle, Checks};
 use cerro_store::dirs::StoreDirs;
-use cerro_store::mounts::{self, MountedBundle};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use cerro_store::mounts;
 use std::time::{Duration, Instant};
-
-/// Longest wait for a daemon to report its mount ready (verification of a large store view
-/// included); a daemon that takes longer is killed and the mount refused.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for a daemon to exit after its mount was taken down.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The mount point as an absolute, normalised path, without touching it (a broken FUSE mount
-/// cannot even be stat'ed).
-fn absolute(p: &Path) -> CmdResult<PathBuf> {
-    let abs =
-        std::path::absolute(p).map_err(|e| Failure::io(format!("resolving {}", p.display()), e))?;
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    Ok(out)
-}
-
-/// Check that `mp` can be mounted on: an empty-or-not directory that is not mounted on already
-/// (created when missing). Returns its canonical path.
-fn prepare_mountpoint(mp: &Path) -> CmdResult<PathBuf> {
-    let mp = absolute(mp)?;
-    if let Some(m) = mountinfo::at(&mp) {
-        let hint = if m.is_cerro() {
-            format!("`ct umount {}` first", mp.display())
-        } else {
-            "choose another mount point".to_string()
-        };
-        return Err(Failure::usage(format!(
-            "{} is already a mount point ({} from {})",
-            mp.display(),
-            m.fstype,
-            m.source
-        ))
-        .hint(hint));
-    }
-    match std::fs::metadata(&mp) {
-        Ok(md) if md.is_dir() => {}
-        Ok(_) => {
-            return Err(Failure::usage(format!(
-                "{} is not a directory",
-                mp.display()
-            )))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&mp)
-            .map_err(|e| Failure::io(format!("creating the mount point {}", mp.display()), e))?,
-        Err(e) => {
-            return Err(Failure::io(
-                format!("checking the mount point {}", mp.display()),
-                e,
-            ))
-        }
-    }
-    std::fs::canonicalize(&mp).map_err(|e| Failure::io(format!("resolving {}", mp.display()), e))
-}
 
 /// `ct mount BUNDLE|NAME MOUNTPOINT`: the bundle is resolved (a file verified and imported if
 /// needed) and verified here, once, so a refusal has its exit code; the daemon is then told the
@@ -129,128 +64,8 @@ pub fn store_mount(ctx: &Ctx, a: StoreMountArgs) -> CmdResult<u8> {
     start(ctx, &req, plan, a.foreground)
 }
 
-/// Serve `plan` (checked already, so a refusal was reported here with its exit code): in this
-/// process with `--foreground`, else in a detached daemon, returning once it is ready. The
-/// plan's lease is held until the daemon has answered (it takes its own first).
-fn start(ctx: &Ctx, req: &daemon::Request, plan: daemon::Plan, foreground: bool) -> CmdResult<u8> {
-    if foreground {
-        return daemon::serve(ctx, req, plan, None);
-    }
-    let bundles = plan.bundles.clone();
-    // The log is opened through the store's descriptors: never through a link.
-    let log = daemon::log_path(&ctx.store, &req.mountpoint);
-    let logf = plan
-        .store
-        .dirs()
-        .open_append("log", &daemon::log_name(&req.mountpoint))
-        .map_err(|e| Failure::from(e).context(format!("opening the log {}", log.display())))?;
-    let exe = std::env::current_exe().map_err(|e| Failure::io("finding the ct executable", e))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--store")
-        .arg(&ctx.store)
-        .arg("--config-dir")
-        .arg(&ctx.cfg.dir)
-        .arg(daemon::DAEMON_COMMAND)
-        .args(req.to_args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(logf))
-        .env("NO_COLOR", "1")
-        .env_remove("CT_PASSPHRASE");
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Failure::io("starting the mount daemon", e))?;
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = match rx.recv_timeout(READY_TIMEOUT) {
-        Ok(l) => l,
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Failure::new(
-                crate::exit::IO_ERROR,
-                format!(
-                    "the mount daemon did not report ready within {}s; it was stopped",
-                    READY_TIMEOUT.as_secs()
-                ),
-            )
-            .hint(format!("its log is {}", log.display())));
-        }
-    };
-    let report: Option<DaemonReport> = serde_json::from_str(line.trim()).ok();
-    match report {
-        Some(DaemonReport::Ready { pid }) => {
-            if let Err(f) = daemon::confirm_mounted(&req.mountpoint) {
-                let _ = child.kill();
-                let _ = child.wait();
-                if mountinfo::at(&req.mountpoint).is_some() {
-                    let _ = unmount_path(&req.mountpoint, true);
-                }
-                return Err(f);
-            }
-            // The daemon stays; reap nothing (it is in its own session and outlives us).
-            std::mem::forget(child);
-            report_mounted(ctx, req, &bundles, pid, &log);
-            Ok(0)
-        }
-        Some(DaemonReport::Failed {
-            code,
-            message,
-            hint,
-        }) => {
-            let _ = child.wait();
-            let mut f = Failure::new(code, message);
-            f.hint = hint;
-            Err(f)
-        }
-        None => {
-            let status = child.wait().ok();
-            Err(Failure::new(
-                crate::exit::IO_ERROR,
-                format!(
-                    "the mount daemon exited ({}) without mounting",
-                    status.map_or("unknown status".into(), |s| s.to_string())
-                ),
-            )
-            .hint(format!("its log is {}", log.display())))
-        }
-    }
-}
-
-pub fn report_mounted(
-    ctx: &Ctx,
-    req: &daemon::Request,
-    bundles: &[MountedBundle],
-    pid: u32,
-    log: &Path,
-) {
-    let what = match (&req.label, bundles) {
-        (Some(n), [b]) => format!("{n} {} ({})", b.version, b.digest),
-        (Some(n), _) => n.clone(),
-        (None, b) => format!("the store ({} bundle(s))", b.len()),
-    };
-    ctx.out.json_doc(&serde_json::json!({
-        "ok": true, "mountpoint": req.mountpoint, "bundle": req.label, "kind": req.kind.as_str(),
-        "bundle_digest": req.digest, "bundles": bundles,
-        "pid": pid, "log": log, "allow_other": req.allow_other,
-    }));
-    ctx.out.line(format!(
-        "{} {} at {} (read-only; every block is verified when read)",
-        ctx.out.good("mounted"),
-        ctx.out.bold(&what),
-        req.mountpoint.display()
-    ));
-    ctx.out.line(format!(
-        "  daemon pid {pid}, log {}; unmount with `ct umount {}`",
-        log.display(),
-        req.mountpoint.display()
-    ));
-}
+/// Longest wait for a daemon to exit after its mount was taken down.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `ct umount MOUNTPOINT`.
 pub fn umount(ctx: &Ctx, a: UmountArgs) -> CmdResult<u8> {
@@ -321,51 +136,6 @@ pub fn umount(ctx: &Ctx, a: UmountArgs) -> CmdResult<u8> {
         }
     ));
     Ok(0)
-}
-
-fn unmount_path(mp: &Path, lazy: bool) -> CmdResult {
-    use nix::mount::{umount2, MntFlags};
-    let flags = if lazy {
-        MntFlags::MNT_DETACH
-    } else {
-        MntFlags::empty()
-    };
-    match umount2(mp, flags) {
-        Ok(()) => Ok(()),
-        Err(nix::errno::Errno::EBUSY) => Err(Failure::new(
-            crate::exit::IO_ERROR,
-            format!("{} is busy: a process is using a file in it", mp.display()),
-        )
-        .hint(format!(
-            "stop what uses it (`fuser -vm {}`), or detach it now with `ct umount --lazy {}`",
-            mp.display(),
-            mp.display()
-        ))),
-        Err(nix::errno::Errno::EPERM) if !nix::unistd::geteuid().is_root() => {
-            // Unprivileged: let fusermount3 do it (setuid root, checks the mount is ours).
-            let mut c = Command::new("fusermount3");
-            c.env_remove("CT_PASSPHRASE").arg("-u");
-            if lazy {
-                c.arg("-z");
-            }
-            let st = c
-                .arg(mp)
-                .status()
-                .map_err(|e| Failure::io("running fusermount3", e))?;
-            if st.success() {
-                Ok(())
-            } else {
-                Err(Failure::new(
-                    crate::exit::IO_ERROR,
-                    format!("fusermount3 -u {} failed ({st})", mp.display()),
-                ))
-            }
-        }
-        Err(e) => Err(Failure::io(
-            format!("unmounting {}", mp.display()),
-            std::io::Error::from(e),
-        )),
-    }
 }
 
 /// The store's directories, when there is a store (`ct umount` and `ct mounts` work without).

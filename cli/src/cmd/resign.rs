@@ -5,11 +5,11 @@
 //! is never put on bytes that do not match what it signs, and an attached one must verify over
 //! the manifest. BUNDLE is rewritten atomically unless `-o` is given.
 
-use super::pack::{check_windows, signers, write_bundle_file, SigningKey};
-use super::verify::scan;
 use super::Ctx;
 use crate::app::ResignArgs;
 use crate::exit::{CmdResult, Failure, SIGNATURE_INVALID};
+use crate::steps::sign::{check_windows, signers, write_bundle_file, SigningKey};
+use crate::steps::verify::scan;
 use cerro_core::bundle::file::BundleFile;
 use cerro_core::bundle::BundleContents;
 use cerro_core::manifest::Manifest;

@@ -4,11 +4,11 @@
 //! through `VerifiedTree`. Output goes to a temporary sibling renamed into place at the end, so
 //! a failure (exit 1 on a mismatch) leaves nothing behind.
 
-use super::stored::{open_bundle, Checks};
 use super::Ctx;
 use crate::app::{UnpackArgs, UnpackFormat};
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR};
 use crate::outdir::{create_at, mkdir_at, Staged};
+use crate::steps::stored::{open_bundle, Checks};
 use cerro_core::bundle::layout;
 use cerro_core::digest::HashingWriter;
 use cerro_core::manifest::{Descriptor, Manifest};

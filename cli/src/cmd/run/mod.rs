@@ -18,14 +18,14 @@ mod stage;
 
 pub use options::Network;
 
-use super::stored::{open_bundle, Checks};
 use super::Ctx;
 use crate::app::RunArgs;
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH, USAGE};
+use crate::steps::serve::mount_verified;
+use crate::steps::stored::{open_bundle, Checks};
 use cerro_core::manifest::Manifest;
-use cerro_core::rootfs::VerifiedTree;
 use cerro_core::Sha256Digest;
-use cerro_fuse::{MountOptions, TreeRoot, VerifiedFs, View};
+use cerro_fuse::{MountOptions, TreeRoot, View};
 use cerro_store::Store;
 use detach::{Claim, Record, Reporter};
 use options::{Publish, Volume};
@@ -284,21 +284,19 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
     // through the overlay, which reaches its lower layer with the credentials of whoever
     // mounted it, while checking the caller against the image's modes), and nosuid: setuid
     // files work through the overlay, whose own flags decide, never straight from this mount.
-    let events: cerro_fuse::EventSink = Arc::new(|m: &str| eprintln!("ct run: {m}"));
-    let fs = VerifiedFs::new(
-        VerifiedTree::new(opened.store.clone()),
-        &View::Rootfs(TreeRoot::new(name.clone(), &opened.bundle)),
-        events,
-        cerro_fuse::DEFAULT_CACHE_BYTES,
-    );
     let mount_opts = MountOptions {
         allow_other: false,
         suid: false,
         threads: cerro_fuse::default_threads(),
         fsname: format!("cerro:{name}"),
     };
-    let mounted = cerro_fuse::mount(fs, &stage.lower(), &mount_opts)
-        .map_err(|e| Failure::io(format!("mounting {}", stage.lower().display()), e))?;
+    let mounted = mount_verified(
+        opened.store.clone(),
+        &View::Rootfs(TreeRoot::new(name.clone(), &opened.bundle)),
+        &stage.lower(),
+        &mount_opts,
+        Arc::new(|m: &str| eprintln!("ct run: {m}")),
+    )?;
     stage.set_fuse(mounted);
     stage.mount_overlay()?;
 

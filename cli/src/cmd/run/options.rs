@@ -7,16 +7,7 @@ use crate::exit::{CmdResult, Failure};
 use std::net::Ipv4Addr;
 use std::path::{Component, Path, PathBuf};
 
-/// How the container reaches the network (`--network`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Network {
-    /// Its own network namespace with loopback only.
-    None,
-    /// Its own namespace with a user-space network (slirp4netns): outbound and published ports.
-    Private,
-    /// The host's network namespace.
-    Host,
-}
+pub use crate::app::Network;
 
 impl Network {
     /// The mode a run gets: the one asked for, else `private` when ports are published (they

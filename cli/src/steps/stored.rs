@@ -8,10 +8,10 @@
 //! then read back by that digest. A *name* is resolved to a digest under the store lock, with
 //! the lease taken in the same step, so `gc` cannot remove it in between.
 
-use super::store::{import_verified, verify_file};
+use super::import::{import_verified, verify_file};
 use super::verify::load_policy;
-use super::Ctx;
 use crate::app::BundleSource;
+use crate::cmd::Ctx;
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR};
 use cerro_core::manifest::is_valid_name;
 use cerro_core::policy::Policy;
@@ -96,6 +96,11 @@ pub fn record_failure(e: RecordError) -> Failure {
         },
         e @ RecordError::NotLeased(_) => Failure::new(IO_ERROR, e.to_string()),
     }
+}
+
+/// Open the store (created when missing) holding its lock in `mode`.
+pub fn open_store(ctx: &Ctx, mode: cerro_store::LockMode) -> CmdResult<Store> {
+    Store::open(&ctx.store, mode).map_err(|e| store_failure(ctx, e))
 }
 
 fn store_failure(ctx: &Ctx, e: cerro_store::StoreError) -> Failure {

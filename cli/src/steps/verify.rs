@@ -1,18 +1,11 @@
-//! `ct verify BUNDLE`: read the bundle once, check it (core::verify), print the report, exit with
-//! the code of the first failure.
+//! Verifying a bundle file, the one way every command does it: load the policy, read the file
+//! once (with progress) and check it, print the report.
 
-use super::verify_explain as explain;
-use super::Ctx;
-use crate::app::VerifyArgs;
+use crate::cmd::Ctx;
 use crate::exit::{CmdResult, Failure};
 use crate::output::{human_bytes, safe, Progress};
-use cerro_core::bundle::file::BundleFile;
 use cerro_core::bundle::{scan_bundle, RawBundle};
-use cerro_core::manifest::Manifest;
-use cerro_core::pack::rootfs_of;
 use cerro_core::policy::{Policy, Verdict};
-use cerro_core::rootfs::{HashSink, RootfsDigest};
-use cerro_core::verify::FailureKind;
 use cerro_core::verify::{verify, VerifyContext, VerifyReport};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -54,7 +47,7 @@ pub fn check(ctx: &Ctx, bundle: &Path, policy: Option<&Policy>) -> CmdResult<Ver
 }
 
 /// [`check`] as of `now`.
-fn check_at(
+pub fn check_at(
     ctx: &Ctx,
     bundle: &Path,
     policy: Option<&Policy>,
@@ -72,81 +65,12 @@ fn check_at(
     ))
 }
 
-pub fn run(ctx: &Ctx, a: VerifyArgs) -> CmdResult<u8> {
-    let policy = load_policy(ctx, a.policy.as_deref())?;
-    let now = chrono::Utc::now();
-    let mut rep = check_at(ctx, &a.bundle, policy.as_ref().map(|(_, p)| p), now)?;
-    let explanation = a
-        .explain
-        .then(|| explain::explain(&rep, policy.as_ref().map(|(_, p)| p), now));
-    let mut deep = None;
-    if a.deep && rep.ok() {
-        let m = rep
-            .manifest
-            .clone()
-            .expect("a verified report has its manifest");
-        let derived = deep_check(ctx, &a.bundle, &m)?;
-        if derived != m.rootfs.digest {
-            rep.failure = Some(cerro_core::verify::Failure {
-                kind: FailureKind::HashMismatch,
-                exit_code: FailureKind::HashMismatch.exit_code(),
-                message: format!(
-                    "the layers give root filesystem {derived}, but the signed manifest says {}",
-                    m.rootfs.digest
-                ),
-                hint: "the bundle was packed by a tool that applies layers differently, or its rootfs digest was forged; do not mount it".into(),
-            });
-        }
-        deep = Some(serde_json::json!({"signed": m.rootfs.digest, "derived": derived}));
-    }
-    ctx.out.json_doc(&serde_json::json!({
-        "ok": rep.ok(),
-        "exit_code": rep.exit_code(),
-        "bundle": a.bundle,
-        "policy_file": policy.as_ref().map(|(p, _)| p),
-        "deep": deep,
-        "report": rep,
-        "explain": explanation,
-    }));
-    if let Some(e) = &explanation {
-        explain::print(ctx, e, policy.as_ref().map(|(p, _)| p.as_path()));
-    }
-
-    print_report_deep(
-        ctx,
-        &a.bundle,
-        &rep,
-        policy.as_ref().map(|(p, _)| p.as_path()),
-        deep.is_some() && rep.ok(),
-    );
-    Ok(rep.exit_code())
-}
-
-/// Apply the bundle's layers in order and return the rootfs digest they give (`--deep`).
-fn deep_check(ctx: &Ctx, bundle: &Path, m: &Manifest) -> CmdResult<RootfsDigest> {
-    let mut src = BundleFile::open(bundle)?;
-    let total = m.layers.iter().map(|l| l.size).sum();
-    let mut progress = Progress::new(&ctx.out, "applying layers", total);
-    let rootfs = rootfs_of(
-        &mut src,
-        &m.layers,
-        &mut HashSink,
-        &ctx.cfg.limits(),
-        &mut |n| progress.update(n),
-    )
-    .map_err(|e| {
-        ctx.cfg
-            .limit_hint(Failure::from(e).context(format!("bundle {}", bundle.display())))
-    })?;
-    Ok(rootfs.digest)
-}
-
 pub fn print_report(ctx: &Ctx, bundle: &Path, rep: &VerifyReport, policy: Option<&Path>) {
     print_report_deep(ctx, bundle, rep, policy, false)
 }
 
 /// `print_report`, plus a line for the `--deep` rootfs check when it passed.
-fn print_report_deep(
+pub fn print_report_deep(
     ctx: &Ctx,
     bundle: &Path,
     rep: &VerifyReport,

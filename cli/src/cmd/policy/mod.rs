@@ -2,12 +2,14 @@
 //! summarises it; `ct policy show` lists its rules by name; the editing helpers live in
 //! `policy_edit`.
 
-use super::policy_edit;
+mod edit;
+
 use super::Ctx;
 use crate::app::PolicyCmd;
 use crate::config::write_atomic;
 use crate::exit::{CmdResult, Failure};
 use cerro_core::policy::{starter_policy, Policy};
+use edit as policy_edit;
 
 pub fn run(ctx: &Ctx, cmd: PolicyCmd) -> CmdResult {
     match cmd {

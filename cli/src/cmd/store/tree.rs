@@ -3,10 +3,10 @@
 //! tree is walked from its root record with each directory node verified against its digest
 //! (`cerro_store::walk`), shown one line per entry or as JSON (the same `Serialize` structs).
 
-use super::stored::{open_bundle, Checks};
 use super::Ctx;
 use crate::app::BundleSource;
 use crate::exit::CmdResult;
+use crate::steps::stored::{open_bundle, Checks};
 use cerro_core::rootfs::{DirEntry, Payload};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

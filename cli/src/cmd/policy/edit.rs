@@ -369,7 +369,7 @@ fn pin_digest(ctx: &Ctx, s: &str) -> CmdResult<Sha256Digest> {
             "{s:?} is neither an image digest (sha256: and 64 lowercase hex digits) nor a bundle file"
         )));
     }
-    let raw = super::verify::scan(ctx, p, "reading")?;
+    let raw = crate::steps::verify::scan(ctx, p, "reading")?;
     let m = raw
         .manifest
         .as_deref()

@@ -3,7 +3,7 @@
 //! counted, where evaluation stopped. The steps come from `Policy::explain`, the same
 //! evaluation the verdict comes from.
 
-use super::Ctx;
+use crate::cmd::Ctx;
 use crate::output::safe;
 use cerro_core::policy::{Explanation, Policy, RejectionKind, StepOutcome, Verdict};
 use cerro_core::sign::Suite;
