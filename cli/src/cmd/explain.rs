@@ -5,11 +5,14 @@
 use super::Ctx;
 use crate::app::ExplainArgs;
 use crate::exit::CmdResult;
-use crate::output::{human_bytes, safe};
+use crate::output::{human_bytes, safe, Output};
 use crate::steps::verify::{check, load_policy};
+use cerro_core::manifest::Manifest;
 use cerro_core::pack::{EPOCH, UNVERSIONED};
 use cerro_core::policy::Verdict;
 use cerro_core::source::{layer_compression, Compression};
+use cerro_core::verify::VerifyReport;
+use std::path::Path;
 
 pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
     let policy = load_policy(ctx, a.policy.as_deref())?;
@@ -28,128 +31,146 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
         }
         return Ok(rep.exit_code());
     }
-    let o = &ctx.out;
     let all = !a.signers && !a.layers;
     if let Some(m) = &rep.manifest {
-        o.line(o.bold(&format!("Package {} {}", m.package.name, m.package.version)));
-        if m.package.version == UNVERSIONED {
-            o.line(
-                "  (no version was given when it was packed, and the image has no version label)",
-            );
-        }
-        let created = if m.package.created == EPOCH {
-            format!(
-                "{} (the image config records no creation time)",
-                m.package.created
-            )
-        } else {
-            m.package.created.clone()
-        };
-        o.line(format!(
-            "  created     {created}  — from the image config, signed"
-        ));
-        o.line(format!(
-            "  source      {}  (source digest {})",
-            m.source.reference, m.source.digest
-        ));
-        o.line(format!("  image       {}  — the OCI manifest digest; `skopeo inspect oci-archive:{}` shows the same", m.image.digest, a.bundle.display()));
-        o.line(format!(
-            "  rootfs      {}  — the merged root filesystem the layers give, signed (`ct verify --deep` recomputes it)",
-            m.rootfs.digest
-        ));
-        o.line(format!(
-            "  bundle      {}  — SHA-256 of the signed manifest (cerro/manifest.toml)",
-            rep.bundle_digest.map(|d| d.to_string()).unwrap_or_default()
-        ));
-        if m.attestations.is_empty() {
-            o.line("  provenance  none: the bundle carries no provenance, SBOM or transparency-log attestation");
-        } else {
-            for at in &m.attestations {
-                o.line(format!(
-                    "  attestation {} ({}, {}, {})",
-                    at.kind,
-                    at.media_type,
-                    at.digest,
-                    human_bytes(at.size)
-                ));
-            }
-        }
+        package(&ctx.out, m, &rep, &a.bundle);
         if all || a.layers {
-            o.line("");
-            o.line(o.bold(&format!(
-                "Layers ({}, {} in all; applied in this order to build the root filesystem)",
-                m.layers.len(),
-                human_bytes(m.layers.iter().map(|l| l.size).sum())
-            )));
-            for (i, l) in m.layers.iter().enumerate() {
-                let comp = match layer_compression(&l.media_type) {
-                    Some(Compression::Gzip) => "gzip",
-                    Some(Compression::Zstd) => "zstd",
-                    Some(Compression::None) => "uncompressed",
-                    None => "unknown",
-                };
-                let ok = rep
-                    .blobs
-                    .iter()
-                    .find(|b| b.digest == l.digest)
-                    .map(|b| b.ok)
-                    .unwrap_or(false);
-                o.line(format!(
-                    "  {:>2}. {}  {:>10}  {comp} tar  {}",
-                    i + 1,
-                    l.digest,
-                    human_bytes(l.size),
-                    if ok {
-                        o.good("digest matches")
-                    } else {
-                        o.bad("digest NOT verified")
-                    }
-                ));
-            }
-            o.line(format!(
-                "  config  {}  {}",
-                m.config.digest,
-                human_bytes(m.config.size)
-            ));
+            layers(&ctx.out, m, &rep);
         }
     }
     if all || a.signers {
-        o.line("");
-        o.line(o.bold(&format!("Signatures ({})", rep.signatures.len())));
-        if rep.signatures.is_empty() {
-            o.line("  none — an unsigned bundle is never accepted");
-        }
-        for s in &rep.signatures {
-            let fp = s
-                .fingerprint
-                .map(|f| f.to_string())
-                .unwrap_or_else(|| "?".into());
-            let raw_suite = s.suite.as_deref().unwrap_or("?");
-            // The suite string is the signature file's, unvalidated.
-            let suite = cerro_core::text::show_text(raw_suite, 64);
+        signatures(&ctx.out, &rep);
+    }
+    verdict(&ctx.out, &rep, policy.as_ref().map(|(p, _)| p.as_path()));
+    Ok(rep.exit_code())
+}
+
+/// What the package is and where it came from.
+fn package(o: &Output, m: &Manifest, rep: &VerifyReport, bundle: &Path) {
+    o.line(o.bold(&format!("Package {} {}", m.package.name, m.package.version)));
+    if m.package.version == UNVERSIONED {
+        o.line("  (no version was given when it was packed, and the image has no version label)");
+    }
+    let created = if m.package.created == EPOCH {
+        format!(
+            "{} (the image config records no creation time)",
+            m.package.created
+        )
+    } else {
+        m.package.created.clone()
+    };
+    o.line(format!(
+        "  created     {created}  — from the image config, signed"
+    ));
+    o.line(format!(
+        "  source      {}  (source digest {})",
+        m.source.reference, m.source.digest
+    ));
+    o.line(format!("  image       {}  — the OCI manifest digest; `skopeo inspect oci-archive:{}` shows the same", m.image.digest, bundle.display()));
+    o.line(format!(
+        "  rootfs      {}  — the merged root filesystem the layers give, signed (`ct verify --deep` recomputes it)",
+        m.rootfs.digest
+    ));
+    o.line(format!(
+        "  bundle      {}  — SHA-256 of the signed manifest (cerro/manifest.toml)",
+        rep.bundle_digest.map(|d| d.to_string()).unwrap_or_default()
+    ));
+    if m.attestations.is_empty() {
+        o.line("  provenance  none: the bundle carries no provenance, SBOM or transparency-log attestation");
+    } else {
+        for at in &m.attestations {
             o.line(format!(
-                "  {} — {} ({suite}, {})",
-                s.key_id,
-                fp,
-                cerro_core::sign::Suite::from_id(raw_suite)
-                    .map_or("a suite this ct does not know", |x| x.description())
+                "  attestation {} ({}, {}, {})",
+                at.kind,
+                at.media_type,
+                at.digest,
+                human_bytes(at.size)
             ));
-            let why = match (s.valid, s.trusted) {
-                (true, true) => o.good(&format!(
-                    "valid and trusted: the signature matches the manifest, and this fingerprint is in your trust store{}",
-                    s.trusted_as.as_ref().filter(|n| n.as_str() != s.key_id).map(|n| format!(" (as {n})")).unwrap_or_default()
-                )),
-                (true, false) if s.trusted_as.is_some() => o.warn(&format!("valid but NOT trusted for this bundle: {}", safe(s.problem.as_deref().unwrap_or("outside the key's validity window")))),
-                (true, false) => o.warn("valid but NOT trusted: the signature matches, but this key is not in your trust store (`ct key import` it once you have checked the fingerprint with its owner)"),
-                _ => o.bad(&format!("INVALID: {}", safe(s.problem.as_deref().unwrap_or("the signature does not verify")))),
-            };
-            o.line(format!("      {why}"));
         }
     }
+}
+
+/// Each layer, in the order it is applied, and the config.
+fn layers(o: &Output, m: &Manifest, rep: &VerifyReport) {
     o.line("");
-    match (&rep.policy, &policy) {
-        (Some(Verdict::Accept { notes }), Some((p, _))) => o.line(format!("Policy {}: accepted. {}", p.display(), notes.join("; "))),
-        (Some(Verdict::Reject(r)), Some((p, _))) => o.line(format!("Policy {}: rule {} rejects it: {}", p.display(), r.rule, r.reason)),
+    o.line(o.bold(&format!(
+        "Layers ({}, {} in all; applied in this order to build the root filesystem)",
+        m.layers.len(),
+        human_bytes(m.layers.iter().map(|l| l.size).sum())
+    )));
+    for (i, l) in m.layers.iter().enumerate() {
+        let comp = match layer_compression(&l.media_type) {
+            Some(Compression::Gzip) => "gzip",
+            Some(Compression::Zstd) => "zstd",
+            Some(Compression::None) => "uncompressed",
+            None => "unknown",
+        };
+        let ok = rep
+            .blobs
+            .iter()
+            .find(|b| b.digest == l.digest)
+            .map(|b| b.ok)
+            .unwrap_or(false);
+        o.line(format!(
+            "  {:>2}. {}  {:>10}  {comp} tar  {}",
+            i + 1,
+            l.digest,
+            human_bytes(l.size),
+            if ok {
+                o.good("digest matches")
+            } else {
+                o.bad("digest NOT verified")
+            }
+        ));
+    }
+    o.line(format!(
+        "  config  {}  {}",
+        m.config.digest,
+        human_bytes(m.config.size)
+    ));
+}
+
+/// Each signature, and why it counts or not.
+fn signatures(o: &Output, rep: &VerifyReport) {
+    o.line("");
+    o.line(o.bold(&format!("Signatures ({})", rep.signatures.len())));
+    if rep.signatures.is_empty() {
+        o.line("  none — an unsigned bundle is never accepted");
+    }
+    for s in &rep.signatures {
+        let fp = s
+            .fingerprint
+            .map(|f| f.to_string())
+            .unwrap_or_else(|| "?".into());
+        let raw_suite = s.suite.as_deref().unwrap_or("?");
+        // The suite string is the signature file's, unvalidated.
+        let suite = cerro_core::text::show_text(raw_suite, 64);
+        o.line(format!(
+            "  {} — {} ({suite}, {})",
+            s.key_id,
+            fp,
+            cerro_core::sign::Suite::from_id(raw_suite)
+                .map_or("a suite this ct does not know", |x| x.description())
+        ));
+        let why = match (s.valid, s.trusted) {
+            (true, true) => o.good(&format!(
+                "valid and trusted: the signature matches the manifest, and this fingerprint is in your trust store{}",
+                s.trusted_as.as_ref().filter(|n| n.as_str() != s.key_id).map(|n| format!(" (as {n})")).unwrap_or_default()
+            )),
+            (true, false) if s.trusted_as.is_some() => o.warn(&format!("valid but NOT trusted for this bundle: {}", safe(s.problem.as_deref().unwrap_or("outside the key's validity window")))),
+            (true, false) => o.warn("valid but NOT trusted: the signature matches, but this key is not in your trust store (`ct key import` it once you have checked the fingerprint with its owner)"),
+            _ => o.bad(&format!("INVALID: {}", safe(s.problem.as_deref().unwrap_or("the signature does not verify")))),
+        };
+        o.line(format!("      {why}"));
+    }
+}
+
+/// The policy's verdict and the outcome, with what to do about a failure.
+fn verdict(o: &Output, rep: &VerifyReport, policy: Option<&Path>) {
+    o.line("");
+    match (&rep.policy, policy) {
+        (Some(Verdict::Accept { notes }), Some(p)) => o.line(format!("Policy {}: accepted. {}", p.display(), notes.join("; "))),
+        (Some(Verdict::Reject(r)), Some(p)) => o.line(format!("Policy {}: rule {} rejects it: {}", p.display(), r.rule, r.reason)),
         (None, None) => o.line("Policy: none given (--policy FILE or default_policy in config.toml); a bundle is accepted when a signer is in your trust store."),
         _ => {}
     }
@@ -160,5 +181,4 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
             o.line(format!("  what to do: {}", safe(&f.hint)));
         }
     }
-    Ok(rep.exit_code())
 }
