@@ -11,10 +11,12 @@ use crate::exit::{CmdResult, Failure, SIGNATURE_INVALID};
 use crate::steps::sign::{check_windows, signers, write_bundle_file, SigningKey};
 use crate::steps::verify::scan;
 use cerro_core::bundle::file::BundleFile;
-use cerro_core::bundle::BundleContents;
+use cerro_core::bundle::{BundleContents, RawBundle};
 use cerro_core::manifest::Manifest;
 use cerro_core::sign::SignatureFile;
 use cerro_core::verify::verify_content;
+use cerro_core::KeyId;
+use std::path::{Path, PathBuf};
 
 pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
     let output = a.output.clone().unwrap_or_else(|| a.bundle.clone());
@@ -26,15 +28,7 @@ pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
     }
     // Attached signature files are read first: a missing or malformed one fails before any
     // passphrase is asked for.
-    let mut attached = Vec::new();
-    for f in &a.attach {
-        let bytes =
-            std::fs::read(f).map_err(|e| Failure::io(format!("reading {}", f.display()), e))?;
-        attached.push(
-            SignatureFile::parse(&bytes)
-                .map_err(|e| Failure::malformed(format!("{}: {e}", f.display())))?,
-        );
-    }
+    let attached = read_attached(&a.attach)?;
     let add = a.add_signature || !a.attach.is_empty();
     let new_signers: Vec<SigningKey> = if a.keys.is_empty() && !a.attach.is_empty() {
         Vec::new()
@@ -63,7 +57,7 @@ pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
             )
         })?;
     }
-    let new_ids: Vec<&cerro_core::KeyId> = new_signers
+    let new_ids: Vec<&KeyId> = new_signers
         .iter()
         .map(|k| &k.signer.key_id)
         .chain(attached.iter().map(|s| &s.key_id))
@@ -78,24 +72,11 @@ pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
             "two new signatures have key id {dup}; a bundle holds one signature per key id"
         )));
     }
-    let mut sigs: Vec<SignatureFile> = Vec::new();
-    if add {
-        for (id, bytes) in &raw.signatures {
-            let s = SignatureFile::parse(bytes)
-                .map_err(|e| Failure::malformed(format!("cerro/signatures/{id}.sig: {e}")))?;
-            if new_ids.contains(&&s.key_id) {
-                continue; // re-signing with the same key id replaces its signature
-            }
-            s.verify(manifest_bytes).map_err(|e| {
-                Failure::new(
-                    SIGNATURE_INVALID,
-                    format!("bundle {}: existing {e}", a.bundle.display()),
-                )
-                .hint("re-sign without --add-signature to replace every signature")
-            })?;
-            sigs.push(s);
-        }
-    }
+    let mut sigs = if add {
+        kept_signatures(&raw, manifest_bytes, &new_ids, &a.bundle)?
+    } else {
+        Vec::new()
+    };
     sigs.extend(new_signers.iter().map(|s| s.signer.sign(manifest_bytes)));
     sigs.extend(attached);
     sigs.sort_by(|x, y| x.key_id.cmp(&y.key_id));
@@ -108,6 +89,51 @@ pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
     write_bundle_file(ctx, &output, &contents, &mut src, "re-signing")
         .map_err(|e| e.context(format!("re-signing {}", a.bundle.display())))?;
 
+    report(ctx, &a.bundle, &output, &manifest, &sigs);
+    Ok(())
+}
+
+/// The signature files given with `--attach`, parsed (checked against the manifest later).
+fn read_attached(files: &[PathBuf]) -> CmdResult<Vec<SignatureFile>> {
+    files
+        .iter()
+        .map(|f| {
+            let bytes =
+                std::fs::read(f).map_err(|e| Failure::io(format!("reading {}", f.display()), e))?;
+            SignatureFile::parse(&bytes)
+                .map_err(|e| Failure::malformed(format!("{}: {e}", f.display())))
+        })
+        .collect()
+}
+
+/// With `--add-signature`: the bundle's signatures that stay — each must verify over the
+/// manifest; one with a key id being re-signed is replaced.
+fn kept_signatures(
+    raw: &RawBundle,
+    manifest_bytes: &[u8],
+    new_ids: &[&KeyId],
+    bundle: &Path,
+) -> CmdResult<Vec<SignatureFile>> {
+    let mut sigs = Vec::new();
+    for (id, bytes) in &raw.signatures {
+        let s = SignatureFile::parse(bytes)
+            .map_err(|e| Failure::malformed(format!("cerro/signatures/{id}.sig: {e}")))?;
+        if new_ids.contains(&&s.key_id) {
+            continue; // re-signing with the same key id replaces its signature
+        }
+        s.verify(manifest_bytes).map_err(|e| {
+            Failure::new(
+                SIGNATURE_INVALID,
+                format!("bundle {}: existing {e}", bundle.display()),
+            )
+            .hint("re-sign without --add-signature to replace every signature")
+        })?;
+        sigs.push(s);
+    }
+    Ok(sigs)
+}
+
+fn report(ctx: &Ctx, bundle: &Path, output: &Path, manifest: &Manifest, sigs: &[SignatureFile]) {
     let signed_by: Vec<serde_json::Value> = sigs.iter().map(|s| serde_json::json!({"key_id": s.key_id, "fingerprint": s.fingerprint, "suite": s.suite})).collect();
     ctx.out.json_doc(&serde_json::json!({
         "ok": true,
@@ -119,7 +145,7 @@ pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
     ctx.out.line(format!(
         "{} {} → {}",
         ctx.out.good("re-signed"),
-        a.bundle.display(),
+        bundle.display(),
         output.display()
     ));
     ctx.out.line(format!(
@@ -127,11 +153,10 @@ pub fn run(ctx: &Ctx, a: ResignArgs) -> CmdResult {
         manifest.digest(),
         manifest.image.digest
     ));
-    for s in &sigs {
+    for s in sigs {
         ctx.out.line(format!(
             "  signed by {} {} ({})",
             s.key_id, s.fingerprint, s.suite
         ));
     }
-    Ok(())
 }

@@ -11,6 +11,7 @@ use crate::steps::import::{import_verified, verify_file};
 use crate::steps::stored::open_store as open;
 use crate::steps::verify::load_policy;
 use cerro_core::Sha256Digest;
+use cerro_store::fsck::FsckReport;
 use cerro_store::import::Downgrade;
 use cerro_store::LockMode;
 use std::path::{Path, PathBuf};
@@ -113,53 +114,7 @@ fn fsck(ctx: &Ctx, repair: bool, from: &[PathBuf], policy: Option<&Path>) -> Cmd
         ));
     }
     if healing {
-        // Put back what the bundle files contain: each verified and imported (which replaces
-        // every damaged part it relies on), then check again.
-        let quiet = ctx.with_output(crate::output::Output {
-            json: false,
-            ..ctx.out.clone()
-        });
-        let loaded = load_policy(ctx, policy)?;
-        for b in from {
-            match verify_file(&quiet, b, loaded.as_ref())? {
-                Ok((_, v)) => {
-                    import_verified(&quiet, b, &v, None, Downgrade::KeepName)?;
-                }
-                Err(code) => {
-                    return Err(Failure::new(
-                        code,
-                        format!(
-                            "{} did not verify; it was not used to repair the store",
-                            b.display()
-                        ),
-                    ))
-                }
-            }
-        }
-        let s = open(ctx, LockMode::Shared)?;
-        let after = cerro_store::fsck::fsck(&s, false)?;
-        ctx.out.json_doc(&serde_json::json!({"ok": after.ok(), "exit_code": if after.ok() { 0 } else { HASH_MISMATCH }, "fsck": rep, "after_repair": after}));
-        if after.ok() {
-            ctx.out.line(format!(
-                "{} repaired from {} bundle file(s): {} bundle(s) checked again, no problems",
-                ctx.out.good("ok"),
-                from.len(),
-                after.bundles
-            ));
-            return Ok(0);
-        }
-        eprintln!(
-            "{} {} problem(s) remain after the repair; bundles affected: {}",
-            ctx.out.bad("FAILED:"),
-            after.findings.len(),
-            after
-                .must_reimport
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        return Ok(HASH_MISMATCH);
+        return heal(ctx, &rep, from, policy);
     }
     if rep.ok() {
         return Ok(0);
@@ -179,6 +134,58 @@ fn fsck(ctx: &Ctx, repair: bool, from: &[PathBuf], policy: Option<&Path>) -> Cmd
     } else {
         eprintln!("  run `ct store fsck --repair` to remove what is corrupt, then import those bundles again (`--repair --from BUNDLE.ctp` does both)");
     }
+    Ok(HASH_MISMATCH)
+}
+
+/// `fsck --repair --from BUNDLE.ctp…`: put back what the bundle files contain — each verified
+/// and imported (which replaces every damaged part it relies on) — then check again.
+fn heal(ctx: &Ctx, rep: &FsckReport, from: &[PathBuf], policy: Option<&Path>) -> CmdResult<u8> {
+    // Put back what the bundle files contain: each verified and imported (which replaces
+    // every damaged part it relies on), then check again.
+    let quiet = ctx.with_output(crate::output::Output {
+        json: false,
+        ..ctx.out.clone()
+    });
+    let loaded = load_policy(ctx, policy)?;
+    for b in from {
+        match verify_file(&quiet, b, loaded.as_ref())? {
+            Ok((_, v)) => {
+                import_verified(&quiet, b, &v, None, Downgrade::KeepName)?;
+            }
+            Err(code) => {
+                return Err(Failure::new(
+                    code,
+                    format!(
+                        "{} did not verify; it was not used to repair the store",
+                        b.display()
+                    ),
+                ))
+            }
+        }
+    }
+    let s = open(ctx, LockMode::Shared)?;
+    let after = cerro_store::fsck::fsck(&s, false)?;
+    ctx.out.json_doc(&serde_json::json!({"ok": after.ok(), "exit_code": if after.ok() { 0 } else { HASH_MISMATCH }, "fsck": rep, "after_repair": after}));
+    if after.ok() {
+        ctx.out.line(format!(
+            "{} repaired from {} bundle file(s): {} bundle(s) checked again, no problems",
+            ctx.out.good("ok"),
+            from.len(),
+            after.bundles
+        ));
+        return Ok(0);
+    }
+    eprintln!(
+        "{} {} problem(s) remain after the repair; bundles affected: {}",
+        ctx.out.bad("FAILED:"),
+        after.findings.len(),
+        after
+            .must_reimport
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(HASH_MISMATCH)
 }
 
