@@ -2,6 +2,7 @@
 //! what failed, with context, and what to do next.
 
 use cerro_core::bundle::BundleError;
+use cerro_core::export::ExportError;
 use cerro_core::keys::KeyError;
 
 // The whole table is kept here as the reference; some codes are only produced through
@@ -65,6 +66,19 @@ impl Failure {
     pub fn context(mut self, ctx: impl std::fmt::Display) -> Self {
         self.message = format!("{ctx}: {}", self.message);
         self
+    }
+}
+
+impl From<ExportError> for Failure {
+    fn from(e: ExportError) -> Self {
+        match e {
+            ExportError::Malformed(m) => Failure::malformed(m),
+            ExportError::Io { context, source } => Failure::io(context, source),
+            ExportError::Mismatch(m) => Failure::new(HASH_MISMATCH, m),
+            e @ (ExportError::IsBundle(_)
+            | ExportError::SameManifest(..)
+            | ExportError::SameFileName(..)) => Failure::usage(e.to_string()),
+        }
     }
 }
 

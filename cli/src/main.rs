@@ -2,7 +2,6 @@
 //! code (spec/exit-codes.md). Each command lives in `cmd/`; this file only wires them.
 
 mod app;
-mod bundle_parts;
 mod cmd;
 mod config;
 mod ctx;

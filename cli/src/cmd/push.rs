@@ -4,12 +4,13 @@
 
 use super::Ctx;
 use crate::app::PushArgs;
-use crate::bundle_parts::BundleParts;
-use crate::exit::{CmdResult, Failure};
+use crate::exit::{CmdResult, Failure, SIGNATURE_INVALID};
 use crate::output::human_bytes;
 use crate::registry::progress::MultiProgress;
 use crate::registry::RegistryOptions;
-use cerro_core::bundle::layout;
+use cerro_core::bundle::file::BundleFile;
+use cerro_core::bundle::{layout, BundleError};
+use cerro_core::sign::SignatureFile;
 use cerro_core::source::JSON_BLOB_MAX_BYTES;
 use cerro_core::Sha256Digest;
 use cerro_registry::push::{self, Bundle, PushOptions, PushedBlob};
@@ -37,12 +38,18 @@ struct PushOut {
 
 pub fn run(ctx: &Ctx, a: PushArgs) -> CmdResult {
     let dest = push::destination(&a.destination)?;
-    let parts = BundleParts::open(&a.bundle)?;
-    let sigs = parts.checked_signatures()?;
-    let m = &parts.manifest;
-    let image_bytes = parts.read_blob(&m.image.digest, m.image.size, JSON_BLOB_MAX_BYTES)?;
-    let summary = layout::summary_json(m, &parts.manifest_bytes);
-    if parts.summary.as_deref() != Some(&summary[..]) {
+    let parts = BundleFile::open(&a.bundle)?;
+    let sigs = checked_signatures(&parts)?;
+    let m = parts.manifest();
+    let image_bytes = parts
+        .read_blob(&m.image.digest, m.image.size, JSON_BLOB_MAX_BYTES)
+        .map_err(|e| match e {
+            BundleError::Mismatch(_) => Failure::from(e)
+                .hint("the bundle was damaged after signing; do not use it, obtain a fresh copy"),
+            e => Failure::from(e),
+        })?;
+    let summary = layout::summary_json(m, parts.manifest_bytes());
+    if parts.summary() != Some(&summary[..]) {
         return Err(Failure::malformed(format!(
             "{} is missing or does not match the signed manifest",
             layout::SUMMARY_JSON
@@ -59,10 +66,10 @@ pub fn run(ctx: &Ctx, a: PushArgs) -> CmdResult {
         offsets.insert(x.digest, parts.region(&x.digest, x.size, true)?.offset);
     }
     let bundle = Bundle {
-        file: &parts.file,
+        file: parts.file(),
         offsets: &offsets,
         manifest: m,
-        manifest_bytes: &parts.manifest_bytes,
+        manifest_bytes: parts.manifest_bytes(),
         image_manifest: &image_bytes,
         summary: &summary,
         signatures: &sigs,
@@ -126,4 +133,26 @@ pub fn run(ctx: &Ctx, a: PushArgs) -> CmdResult {
         ));
     }
     Ok(())
+}
+
+/// The bundle's signature files, each checked against its signed manifest: exit 2 when there is
+/// none or one does not verify, 10 when one is malformed.
+fn checked_signatures(parts: &BundleFile) -> CmdResult<Vec<SignatureFile>> {
+    let path = parts.path().display();
+    let sigs = parts.signature_files()?;
+    for s in &sigs {
+        s.verify(parts.manifest_bytes()).map_err(|e| {
+            Failure::new(SIGNATURE_INVALID, format!("bundle {path}: {e}")).hint(
+                "do not publish this bundle: it was changed after it was signed; re-create or \
+                 re-sign it",
+            )
+        })?;
+    }
+    if sigs.is_empty() {
+        return Err(
+            Failure::new(SIGNATURE_INVALID, format!("bundle {path} is not signed"))
+                .hint("sign it with `ct re-sign BUNDLE -k KEY`"),
+        );
+    }
+    Ok(sigs)
 }

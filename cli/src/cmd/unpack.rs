@@ -264,7 +264,7 @@ fn write_docker(store: &Store, m: &Manifest, f: std::fs::File, shown: &Path) -> 
     }
     let io_err = |e: io::Error| Failure::io(format!("writing {}", shown.display()), e);
     for (name, d) in entries {
-        let h = super::export::header(&name, d.size, false)?;
+        let h = cerro_core::bundle::writer::header(&name, d.size, false)?;
         // The header says the signed size; copy_blob refuses (and the output is dropped) if
         // the store's bytes differ in any way.
         tar.append(&h, io::empty()).map_err(io_err)?;
@@ -274,7 +274,7 @@ fn write_docker(store: &Store, m: &Manifest, f: std::fs::File, shown: &Path) -> 
         w.write_all(&vec![0u8; pad]).map_err(io_err)?;
     }
     let mj = serde_json::to_vec(&docker_manifest).expect("json values serialize");
-    let h = super::export::header("manifest.json", mj.len() as u64, false)?;
+    let h = cerro_core::bundle::writer::header("manifest.json", mj.len() as u64, false)?;
     tar.append(&h, mj.as_slice()).map_err(io_err)?;
     let mut w = tar.into_inner().map_err(io_err)?;
     w.flush().map_err(io_err)?;

@@ -5,7 +5,7 @@
 
 use super::layout::{self, classify, EntryPath};
 use super::BundleError;
-use crate::archive::{ArchiveError, ArchiveReader, Dialect, TarKind};
+use crate::archive::{ArchiveEntry, ArchiveError, ArchiveReader, Dialect, TarKind};
 use crate::digest::{Sha256Digest, HASH_BUF_SIZE};
 use crate::text::show_name;
 use sha2::{Digest as _, Sha256};
@@ -66,11 +66,108 @@ pub(crate) fn entry_name(name: Vec<u8>) -> Result<String, BundleError> {
 /// Most bytes of small blobs kept in memory in all (bounds memory on hostile bundles).
 const KEEP_TOTAL_MAX: u64 = 8 << 20;
 
+/// Largest `oci-layout` file read.
+const OCI_LAYOUT_MAX_BYTES: u64 = 4096;
+
+/// The entry rules of a bundle (spec/bundle.md §2.2), shared by the streaming reader
+/// ([`scan_bundle`]) and the seekable index of a bundle file (`super::file::BundleFile`), so
+/// both refuse the same entries with the same words: a UTF-8 name, not repeated, with a place
+/// in the layout, of the kind that place calls for, small files within their bounds, and at
+/// most so many signatures and blobs.
+#[derive(Default)]
+pub(crate) struct EntryRules {
+    seen: BTreeSet<String>,
+    signatures: usize,
+    blobs: usize,
+}
+
+impl EntryRules {
+    /// Check one entry: `None` for a directory, else its place in the layout.
+    pub(crate) fn check(&mut self, entry: ArchiveEntry) -> Result<Option<EntryPath>, BundleError> {
+        let name = entry_name(entry.name)?;
+        let shown = show_name(name.as_bytes());
+        if !self.seen.insert(name.trim_end_matches('/').to_string()) {
+            return Err(BundleError::malformed(format!(
+                "entry {shown} appears twice in the bundle"
+            )));
+        }
+        let path = classify(&name).map_err(BundleError::malformed)?;
+        let is_dir = matches!(path, EntryPath::Dir(_));
+        match (entry.kind, is_dir) {
+            (TarKind::Directory, true) => return Ok(None),
+            (TarKind::Regular, false) => {}
+            (k, _) => {
+                return Err(BundleError::malformed(format!(
+                    "entry {shown} is a {}; a bundle holds only regular files and directories{}",
+                    k.describe(),
+                    if is_dir {
+                        " (and this name is a directory's)"
+                    } else {
+                        ""
+                    }
+                )))
+            }
+        }
+        match &path {
+            EntryPath::Signature(_) => {
+                if self.signatures >= layout::MAX_SIGNATURES {
+                    return Err(BundleError::malformed(format!(
+                        "more than {} signatures",
+                        layout::MAX_SIGNATURES
+                    )));
+                }
+                self.signatures += 1;
+            }
+            EntryPath::Blob(_) | EntryPath::Attestation(_) => {
+                if self.blobs >= layout::MAX_BLOBS + crate::manifest::MAX_ATTESTATIONS {
+                    return Err(BundleError::malformed("too many blobs in the bundle"));
+                }
+                self.blobs += 1;
+            }
+            _ => {}
+        }
+        if let Some(limit) = small_file_limit(&path) {
+            if entry.size > limit {
+                return Err(BundleError::malformed(format!(
+                    "entry {shown} is {} bytes, more than the {limit} allowed",
+                    entry.size
+                )));
+            }
+        }
+        Ok(Some(path))
+    }
+}
+
+/// The bound of a small file a reader keeps whole (`None` for blobs, which are streamed).
+pub(crate) fn small_file_limit(path: &EntryPath) -> Option<u64> {
+    match path {
+        EntryPath::OciLayout => Some(OCI_LAYOUT_MAX_BYTES),
+        EntryPath::IndexJson | EntryPath::Summary => Some(layout::SMALL_FILE_MAX_BYTES),
+        EntryPath::Manifest => Some(crate::manifest::MANIFEST_MAX_BYTES as u64),
+        EntryPath::Signature(_) => Some(crate::sign::SIGNATURE_MAX_BYTES as u64),
+        EntryPath::Dir(_) | EntryPath::Blob(_) | EntryPath::Attestation(_) => None,
+    }
+}
+
+/// Read the current entry's data whole (its size was checked against its bound).
+pub(crate) fn read_small<R: Read>(
+    ar: &mut ArchiveReader<R>,
+    size: u64,
+) -> Result<Vec<u8>, BundleError> {
+    let mut v = Vec::with_capacity(size as usize);
+    ar.read_to_end(&mut v)
+        .map_err(|e| match e.downcast::<ArchiveError>() {
+            Ok(a) => archive_error(a, "bundle"),
+            Err(e) => BundleError::io("reading the bundle", e),
+        })?;
+    Ok(v)
+}
+
 /// Read a whole bundle stream. `progress` receives the count of blob bytes hashed so far.
 pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBundle, BundleError> {
     let mut ar = ArchiveReader::new(r, MAX_BUNDLE_HEADERS, Dialect::Archive);
     let mut raw = RawBundle::default();
-    let mut seen = BTreeSet::new();
+    let mut rules = EntryRules::default();
     let mut hashed = 0u64;
     let mut buf = vec![0u8; HASH_BUF_SIZE];
     let mut count = 0usize;
@@ -91,72 +188,22 @@ pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBu
             Err(e) => return Err(archive_error(e, "bundle")),
         };
         count += 1;
-        let name = entry_name(entry.name)?;
-        let shown = show_name(name.as_bytes());
-        if !seen.insert(name.trim_end_matches('/').to_string()) {
-            return Err(BundleError::malformed(format!(
-                "entry {shown} appears twice in the bundle"
-            )));
-        }
-        let path = classify(&name).map_err(BundleError::malformed)?;
-        let is_dir = matches!(path, EntryPath::Dir(_));
-        match (entry.kind, is_dir) {
-            (TarKind::Directory, true) => continue,
-            (TarKind::Regular, false) => {}
-            (k, _) => {
-                return Err(BundleError::malformed(format!(
-                    "entry {shown} is a {}; a bundle holds only regular files and directories{}",
-                    k.describe(),
-                    if is_dir {
-                        " (and this name is a directory's)"
-                    } else {
-                        ""
-                    }
-                )))
-            }
-        }
         let size = entry.size;
-        let small = |ar: &mut ArchiveReader<R>, limit: u64| -> Result<Vec<u8>, BundleError> {
-            if size > limit {
-                return Err(BundleError::malformed(format!(
-                    "entry {shown} is {size} bytes, more than the {limit} allowed"
-                )));
-            }
-            let mut v = Vec::with_capacity(size as usize);
-            ar.read_to_end(&mut v)
-                .map_err(|e| match e.downcast::<ArchiveError>() {
-                    Ok(a) => archive_error(a, "bundle"),
-                    Err(e) => BundleError::io("reading the bundle", e),
-                })?;
-            Ok(v)
+        let Some(path) = rules.check(entry)? else {
+            continue;
         };
         match path {
-            EntryPath::Dir(_) => unreachable!("handled above"),
-            EntryPath::OciLayout => raw.oci_layout = Some(small(&mut ar, 4096)?),
-            EntryPath::IndexJson => {
-                raw.index_json = Some(small(&mut ar, layout::SMALL_FILE_MAX_BYTES)?)
-            }
-            EntryPath::Manifest => {
-                raw.manifest = Some(small(&mut ar, crate::manifest::MANIFEST_MAX_BYTES as u64)?)
-            }
-            EntryPath::Summary => raw.summary = Some(small(&mut ar, layout::SMALL_FILE_MAX_BYTES)?),
+            EntryPath::Dir(_) => unreachable!("directories are checked, not kept"),
+            EntryPath::OciLayout => raw.oci_layout = Some(read_small(&mut ar, size)?),
+            EntryPath::IndexJson => raw.index_json = Some(read_small(&mut ar, size)?),
+            EntryPath::Manifest => raw.manifest = Some(read_small(&mut ar, size)?),
+            EntryPath::Summary => raw.summary = Some(read_small(&mut ar, size)?),
             EntryPath::Signature(id) => {
-                if raw.signatures.len() >= layout::MAX_SIGNATURES {
-                    return Err(BundleError::malformed(format!(
-                        "more than {} signatures",
-                        layout::MAX_SIGNATURES
-                    )));
-                }
-                let v = small(&mut ar, crate::sign::SIGNATURE_MAX_BYTES as u64)?;
+                let v = read_small(&mut ar, size)?;
                 raw.signatures.insert(id, v);
             }
             EntryPath::Blob(d) | EntryPath::Attestation(d) => {
                 let is_blob = matches!(path, EntryPath::Blob(_));
-                if raw.blobs.len() + raw.attestations.len()
-                    >= layout::MAX_BLOBS + crate::manifest::MAX_ATTESTATIONS
-                {
-                    return Err(BundleError::malformed("too many blobs in the bundle"));
-                }
                 let keep = is_blob
                     && size <= layout::SMALL_FILE_MAX_BYTES
                     && kept_total + size <= KEEP_TOTAL_MAX;

@@ -2,6 +2,7 @@
 //! (`docker-archive:FILE[:NAME:TAG]`). A source resolves one image manifest and serves its blobs;
 //! every byte it serves is re-hashed by the bundle writer, so a source is never trusted.
 
+pub mod config;
 pub mod docker_archive;
 pub mod oci_dir;
 

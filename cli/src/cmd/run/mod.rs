@@ -24,12 +24,12 @@ use crate::exit::{CmdResult, Failure, HASH_MISMATCH, USAGE};
 use crate::steps::serve::mount_verified;
 use crate::steps::stored::{open_bundle, Checks};
 use cerro_core::manifest::Manifest;
+use cerro_core::source::config::RunDefaults;
 use cerro_core::Sha256Digest;
 use cerro_fuse::{MountOptions, TreeRoot, View};
 use cerro_store::Store;
 use detach::{Claim, Record, Reporter};
 use options::{Publish, Volume};
-use serde_json::Value;
 use signals::Phase;
 use spec::NetNs;
 use std::io::IsTerminal;
@@ -87,8 +87,8 @@ fn pick_runtime(ctx: &Ctx, arg: Option<&str>) -> CmdResult<String> {
     }
 }
 
-/// The image config, read from the store and checked against the signed digest.
-fn image_config(store: &Store, m: &Manifest) -> CmdResult<Value> {
+/// The image config's run defaults, read from the store and checked against the signed digest.
+fn image_config(store: &Store, m: &Manifest) -> CmdResult<RunDefaults> {
     use std::io::Read as _;
     let d = &m.config;
     let mut bytes = Vec::new();
@@ -111,18 +111,8 @@ fn image_config(store: &Store, m: &Manifest) -> CmdResult<Value> {
         )
         .hint("run `ct store fsck`, then import the bundle again"));
     }
-    serde_json::from_slice(&bytes)
+    RunDefaults::parse(&bytes)
         .map_err(|e| Failure::malformed(format!("image config {}: {e}", d.digest)))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// `ct run BUNDLE|NAME [-- ARGS…]`; with `-d`, in the background (see [`detach`]).
@@ -301,10 +291,9 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
     stage.mount_overlay()?;
 
     // The process, from the image config and the command line.
-    let cfg = &config["config"];
-    let mut args = strings(&cfg["Entrypoint"]);
+    let mut args = config.entrypoint.clone();
     if a.args.is_empty() {
-        args.extend(strings(&cfg["Cmd"]));
+        args.extend(config.cmd.iter().cloned());
     } else {
         args.extend(a.args.iter().cloned());
     }
@@ -313,7 +302,7 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
             "bundle {name}'s image has no Entrypoint or Cmd: give the command after --"
         )));
     }
-    let mut image_env = strings(&cfg["Env"]);
+    let mut image_env = config.env.clone();
     if !image_env.iter().any(|e| e.starts_with("PATH=")) {
         image_env.push(DEFAULT_PATH.into());
     }
@@ -335,23 +324,13 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
     let user_spec = a
         .user
         .clone()
-        .or_else(|| {
-            cfg["User"]
-                .as_str()
-                .filter(|u| !u.is_empty())
-                .map(str::to_string)
-        })
+        .or_else(|| config.user.clone())
         .unwrap_or_else(|| "0".into());
     let (uid, gid) = rootfs::resolve_user(&user_spec, &stage.rootfs())?;
     let cwd = a
         .workdir
         .clone()
-        .or_else(|| {
-            cfg["WorkingDir"]
-                .as_str()
-                .filter(|w| !w.is_empty())
-                .map(str::to_string)
-        })
+        .or_else(|| config.working_dir.clone())
         .unwrap_or_else(|| "/".into());
     rootfs::make_dir(&stage.rootfs(), &cwd)?;
     let annotations = [
@@ -359,10 +338,7 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
         ("org.cerro-torre.bundle-digest", bundle_digest.clone()),
         (
             "org.cerro-torre.exposed-ports",
-            cfg["ExposedPorts"]
-                .as_object()
-                .map(|o| o.keys().cloned().collect::<Vec<_>>().join(","))
-                .unwrap_or_default(),
+            config.exposed_ports.join(","),
         ),
     ];
     let process = spec::Process {

@@ -1,10 +1,79 @@
-//! The export archive's index, `cerro-export.json` (spec/export.md §3): its model and a decoder
-//! for untrusted bytes that checks everything the index alone can show (format, bounds, file
-//! names). The archive itself is read with `crate::archive` and written by `ct export`.
+//! The export archive of spec/export.md: its layout (paths and bounds), its index
+//! `cerro-export.json` (§3: the model, its canonical encoding, and a decoder for untrusted bytes
+//! that checks everything the index alone can show), the deterministic writer (`writer`, §2) and
+//! the bounded reader of hostile archives (`reader`, §4). `ct export` and `ct import` only verify
+//! bundles, choose trust and policy, and print.
 
+pub mod reader;
+pub mod writer;
+
+pub use reader::{ArchivedBundle, ExportReader};
+pub use writer::{ExportBundle, ExportWriter};
+
+use crate::bundle::BundleError;
 use crate::ids::{Fingerprint, KeyId};
 use crate::Sha256Digest;
 use serde::{Deserialize, Serialize};
+
+/// The index's path in the archive (always its first entry).
+pub const INDEX_FILE: &str = "cerro-export.json";
+pub const KEYS_DIR: &str = "keys/";
+pub const POLICY_FILE: &str = "policy.json";
+pub const BUNDLES_DIR: &str = "bundles/";
+pub const BLOBS_DIR: &str = "blobs/";
+pub const BLOBS_SHA256_DIR: &str = "blobs/sha256/";
+/// Largest public key file accepted on import (untrusted input bound).
+pub const KEY_FILE_MAX_BYTES: u64 = 64 << 10;
+/// Largest policy accepted on import (untrusted input bound).
+pub const POLICY_MAX_BYTES: u64 = 1 << 20;
+
+/// Why an export archive could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The archive, or a bundle in it, breaks a rule of spec/export.md (exit 10).
+    #[error("{0}")]
+    Malformed(String),
+    /// Reading or writing failed (exit 11).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// Bytes differ from the digest that names them (exit 1).
+    #[error("{0}")]
+    Mismatch(String),
+    /// A bundle was given where an export archive was expected (a usage error).
+    #[error("{} is a bundle, not an export archive", .0.display())]
+    IsBundle(std::path::PathBuf),
+    /// Bundles given to the writer (indices in the order given) hold the same signed manifest
+    /// with different signatures: their directories would collide (a usage error).
+    #[error("bundles {0} and {1} hold the same signed manifest with different signatures")]
+    SameManifest(usize, usize),
+    /// Bundles given to the writer (indices in the order given) have the same file name.
+    #[error("bundles {0} and {1} have the same file name")]
+    SameFileName(usize, usize),
+}
+
+impl ExportError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A bundle error, its message prefixed with where it happened.
+    pub(crate) fn from_bundle(at: &str, e: BundleError) -> Self {
+        match e {
+            BundleError::Malformed(m) => Self::Malformed(format!("{at}: {m}")),
+            BundleError::Io { context, source } => Self::Io {
+                context: format!("{at}: {context}"),
+                source,
+            },
+            BundleError::Mismatch(m) => Self::Mismatch(format!("{at}: {m}")),
+        }
+    }
+}
 
 /// Format identifier in `cerro-export.json`. Changing it breaks every archive already written.
 pub const EXPORT_FORMAT_V1: &str = "cerro-torre/export/v1";
@@ -61,6 +130,13 @@ pub fn valid_file_name(s: &str) -> bool {
 }
 
 impl ExportIndex {
+    /// The canonical bytes (spec/export.md §3): pretty JSON, two-space indent, one LF after.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("the index serializes");
+        v.push(b'\n');
+        v
+    }
+
     /// Decode an index read from an archive: JSON of this model (unknown fields refused), the
     /// v1 format, 1 to [`MAX_BUNDLES`] bundles with valid, distinct file names.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
@@ -96,6 +172,21 @@ impl ExportIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names() {
+        assert!(valid_file_name("busybox-1.36.ctp"));
+        for bad in [
+            "x.tar",
+            ".ctp",
+            ".hidden.ctp",
+            "a/b.ctp",
+            "a b.ctp",
+            "..ctp",
+        ] {
+            assert!(!valid_file_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn index_checks() {
