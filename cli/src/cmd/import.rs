@@ -15,7 +15,7 @@ use cerro_core::export::{ExportError, ExportReader, ExportedBundle, POLICY_FILE}
 use cerro_core::keys::PublicKeyFile;
 use cerro_core::policy::Policy;
 use cerro_core::verify::VerifyContext;
-use cerro_core::{Fingerprint, Sha256Digest};
+use cerro_core::{Fingerprint, KeyId, Sha256Digest};
 use std::path::{Path, PathBuf};
 
 /// One bundle, reassembled and verified, waiting to be moved into DIR.
@@ -30,22 +30,7 @@ struct Staged {
 
 pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
     if is_bundle(&a.archive)? {
-        if a.output.is_some() {
-            return Err(Failure::usage(
-                "-o DIR is for export archives; a bundle is imported into the store",
-            )
-            .hint(format!(
-                "`ct import {}` imports it into the store",
-                a.archive.display()
-            )));
-        }
-        return crate::steps::import::import_bundle(
-            ctx,
-            &a.archive,
-            a.name.as_deref(),
-            a.policy.as_deref(),
-            downgrade(&a),
-        );
+        return import_single(ctx, &a);
     }
     if a.name.is_some() {
         return Err(Failure::usage(
@@ -73,50 +58,9 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
     })?;
     let index = ar.index();
 
-    // Trust: this machine's store, plus the archive's keys when asked.
-    let mut trusted: Vec<PublicKeyFile> = ctx.cfg.trusted_keys()?;
-    let included = ar.keys()?;
-    if a.trust_included_keys {
-        if included.is_empty() {
-            return Err(Failure::usage(format!(
-                "--trust-included-keys: archive {} carries no keys",
-                a.archive.display()
-            )));
-        }
-        trusted.extend(included.iter().cloned());
-    }
-    let trust = move |fp: &Fingerprint| {
-        trusted
-            .iter()
-            .find(|k| k.fingerprint == *fp)
-            .map(|k| k.key_id.clone().with_window(k.window()))
-    };
+    let trust = trust(ctx, &ar, &a)?;
 
-    // Policy: --policy, else the archive's with --use-included-policy, else config's default.
-    let policy: Option<(PathBuf, Policy)> = if a.use_included_policy {
-        // The sender's policy must not quietly take the place of this machine's own.
-        if let (Some(default), false) = (&ctx.cfg.file.default_policy, a.replace_default_policy) {
-            return Err(Failure::usage(format!(
-                "--use-included-policy would replace this machine's default policy {} (from \
-                 config.toml) with the one in archive {}",
-                default.display(),
-                a.archive.display()
-            ))
-            .hint(
-                "drop --use-included-policy to evaluate the default policy, or add \
-                   --replace-default-policy to evaluate the archive's instead for this import",
-            ));
-        }
-        let p = ar.policy()?.ok_or_else(|| {
-            Failure::usage(format!(
-                "--use-included-policy: archive {} carries no {POLICY_FILE}",
-                a.archive.display()
-            ))
-        })?;
-        Some((a.archive.join(POLICY_FILE), p))
-    } else {
-        load_policy(ctx, a.policy.as_deref())?
-    };
+    let policy = policy(ctx, &ar, &a)?;
     let vctx = VerifyContext {
         trust: &trust,
         policy: policy.as_ref().map(|(_, p)| p),
@@ -166,54 +110,15 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
         }
     }
 
-    // Into the store: every bundle verified above; write each assembled bundle, then import it.
     if store_tmp.is_some() {
-        let mut imported = Vec::new();
-        for s in staged {
-            let path = out_dir.join(&s.file);
-            persist(s.assembled, &path)?;
-            let raw = crate::steps::verify::scan(ctx, &path, "reading")?;
-            // Verified above from the archive; verified again from the file written, which
-            // yields the witness the import takes.
-            let v = match cerro_core::verified::verify_bundle(&raw, &vctx) {
-                Ok(v) => v,
-                Err(rep) => return Ok(rep.exit_code()),
-            };
-            crate::steps::import::import_verified(ctx, &path, &v, None, downgrade(&a)).map_err(
-                |f| {
-                    f.context(format!(
-                        "archive {}, bundle {}",
-                        a.archive.display(),
-                        s.file
-                    ))
-                    .hint(format!(
-                        "bundles imported before it stay in the store: {}",
-                        imported.join(", ")
-                    ))
-                },
-            )?;
-            imported.push(s.name.clone());
-        }
-        return Ok(0);
+        return into_store(ctx, &a, staged, &out_dir, &vctx);
     }
 
     // Every bundle verified: check the targets, then move them all into place.
-    let mut unchanged = vec![false; staged.len()];
-    for (i, s) in staged.iter().enumerate() {
-        let target = out_dir.join(&s.file);
-        if target.exists() {
-            let same = std::fs::File::open(&target)
-                .and_then(|f| cerro_core::digest::hash_reader(std::io::BufReader::new(f)))
-                .map(|(d, _)| Some(d) == s.assembled.file_digest)
-                .unwrap_or(false);
-            if same {
-                unchanged[i] = true;
-            } else if !a.force {
-                return cleanup(Err(Failure::usage(format!("{} exists with other content", target.display()))
-                    .hint("pass --force to replace it, or import into another directory; nothing was imported")));
-            }
-        }
-    }
+    let unchanged = match unchanged_targets(&staged, &out_dir, a.force) {
+        Ok(u) => u,
+        Err(f) => return cleanup(Err(f)),
+    };
     let mut report = Vec::new();
     for (s, same) in staged.into_iter().zip(unchanged) {
         let target = out_dir.join(&s.file);
@@ -227,16 +132,153 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
         }
         report.push(entry);
     }
-    ctx.out.json_doc(&serde_json::json!({"ok": true, "exit_code": 0, "archive": a.archive, "output_dir": out_dir, "bundles": report}));
+    print_written(ctx, &a.archive, &out_dir, &report);
+    Ok(0)
+}
+
+/// Which staged bundles are already in DIR, byte for byte; another file under a bundle's name
+/// is refused unless `--force`.
+fn unchanged_targets(staged: &[Staged], out_dir: &Path, force: bool) -> CmdResult<Vec<bool>> {
+    let mut unchanged = vec![false; staged.len()];
+    for (i, s) in staged.iter().enumerate() {
+        let target = out_dir.join(&s.file);
+        if target.exists() {
+            let same = std::fs::File::open(&target)
+                .and_then(|f| cerro_core::digest::hash_reader(std::io::BufReader::new(f)))
+                .map(|(d, _)| Some(d) == s.assembled.file_digest)
+                .unwrap_or(false);
+            if same {
+                unchanged[i] = true;
+            } else if !force {
+                return Err(Failure::usage(format!("{} exists with other content", target.display()))
+                    .hint("pass --force to replace it, or import into another directory; nothing was imported"));
+            }
+        }
+    }
+    Ok(unchanged)
+}
+
+/// A single bundle (not an export archive) goes into the store, as `ct store` imports do.
+fn import_single(ctx: &Ctx, a: &ImportArgs) -> CmdResult<u8> {
+    if a.output.is_some() {
+        return Err(Failure::usage(
+            "-o DIR is for export archives; a bundle is imported into the store",
+        )
+        .hint(format!(
+            "`ct import {}` imports it into the store",
+            a.archive.display()
+        )));
+    }
+    crate::steps::import::import_bundle(
+        ctx,
+        &a.archive,
+        a.name.as_deref(),
+        a.policy.as_deref(),
+        downgrade(a),
+    )
+}
+
+/// Trust: this machine's trust store, plus the archive's keys with `--trust-included-keys`.
+fn trust(
+    ctx: &Ctx,
+    ar: &ExportReader,
+    a: &ImportArgs,
+) -> CmdResult<impl Fn(&Fingerprint) -> Option<KeyId>> {
+    let mut trusted: Vec<PublicKeyFile> = ctx.cfg.trusted_keys()?;
+    let included = ar.keys()?;
+    if a.trust_included_keys {
+        if included.is_empty() {
+            return Err(Failure::usage(format!(
+                "--trust-included-keys: archive {} carries no keys",
+                a.archive.display()
+            )));
+        }
+        trusted.extend(included.iter().cloned());
+    }
+    Ok(move |fp: &Fingerprint| {
+        trusted
+            .iter()
+            .find(|k| k.fingerprint == *fp)
+            .map(|k| k.key_id.clone().with_window(k.window()))
+    })
+}
+
+/// The policy: `--policy`, else the archive's with `--use-included-policy`, else the default.
+fn policy(ctx: &Ctx, ar: &ExportReader, a: &ImportArgs) -> CmdResult<Option<(PathBuf, Policy)>> {
+    if a.use_included_policy {
+        // The sender's policy must not quietly take the place of this machine's own.
+        if let (Some(default), false) = (&ctx.cfg.file.default_policy, a.replace_default_policy) {
+            return Err(Failure::usage(format!(
+                "--use-included-policy would replace this machine's default policy {} (from \
+                 config.toml) with the one in archive {}",
+                default.display(),
+                a.archive.display()
+            ))
+            .hint(
+                "drop --use-included-policy to evaluate the default policy, or add \
+                   --replace-default-policy to evaluate the archive's instead for this import",
+            ));
+        }
+        let p = ar.policy()?.ok_or_else(|| {
+            Failure::usage(format!(
+                "--use-included-policy: archive {} carries no {POLICY_FILE}",
+                a.archive.display()
+            ))
+        })?;
+        Ok(Some((a.archive.join(POLICY_FILE), p)))
+    } else {
+        load_policy(ctx, a.policy.as_deref())
+    }
+}
+
+/// Into the store: every bundle was verified from the archive; write each assembled bundle,
+/// verify it again from that file (which yields the witness the import takes), import it.
+fn into_store(
+    ctx: &Ctx,
+    a: &ImportArgs,
+    staged: Vec<Staged>,
+    out_dir: &Path,
+    vctx: &VerifyContext<'_>,
+) -> CmdResult<u8> {
+    let mut imported = Vec::new();
+    for s in staged {
+        let path = out_dir.join(&s.file);
+        persist(s.assembled, &path)?;
+        let raw = crate::steps::verify::scan(ctx, &path, "reading")?;
+        // Verified above from the archive; verified again from the file written, which
+        // yields the witness the import takes.
+        let v = match cerro_core::verified::verify_bundle(&raw, vctx) {
+            Ok(v) => v,
+            Err(rep) => return Ok(rep.exit_code()),
+        };
+        crate::steps::import::import_verified(ctx, &path, &v, None, downgrade(a)).map_err(|f| {
+            f.context(format!(
+                "archive {}, bundle {}",
+                a.archive.display(),
+                s.file
+            ))
+            .hint(format!(
+                "bundles imported before it stay in the store: {}",
+                imported.join(", ")
+            ))
+        })?;
+        imported.push(s.name.clone());
+    }
+    Ok(0)
+}
+
+/// What was written into DIR.
+fn print_written(ctx: &Ctx, archive: &Path, out_dir: &Path, report: &[serde_json::Value]) {
+    ctx.out.json_doc(&serde_json::json!({"ok": true, "exit_code": 0, "archive": archive, "output_dir": out_dir, "bundles": report}));
     ctx.out.line(format!(
         "{} {} bundle{} from {} → {}",
         ctx.out.good("imported"),
         report.len(),
         if report.len() == 1 { "" } else { "s" },
-        a.archive.display(),
+        archive.display(),
         out_dir.display()
     ));
-    for r in &report {
+    for r in report {
         ctx.out.line(format!(
             "  {} {} {}  {}{}{}",
             ctx.out.good("✓"),
@@ -247,7 +289,6 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> CmdResult<u8> {
             if r["identical_to_exported"] == false { " (rewritten in canonical form: same content and signatures, other bytes than exported)" } else { "" },
         ));
     }
-    Ok(0)
 }
 
 type StageResult = Result<Staged, (Staged, u8)>;
