@@ -12,7 +12,7 @@ use cerro_core::bundle::reader::MAX_BUNDLE_HEADERS;
 use cerro_core::manifest::Manifest;
 use cerro_core::sign::SignatureFile;
 use cerro_core::text::show_name;
-use cerro_core::Sha256Digest;
+use cerro_core::{Sha256Digest, SignatureSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
@@ -33,7 +33,7 @@ pub struct BundleParts {
     pub manifest: Manifest,
     pub summary: Option<Vec<u8>>,
     /// Signature files by key id (file name).
-    pub signatures: BTreeMap<String, Vec<u8>>,
+    pub signatures: SignatureSet,
     pub blobs: BTreeMap<Sha256Digest, Region>,
     pub attestations: BTreeMap<Sha256Digest, Region>,
 }
@@ -46,7 +46,7 @@ impl BundleParts {
             .map_err(|e| Failure::io(format!("opening bundle {}", path.display()), e))?;
         let mut manifest_bytes = None;
         let mut summary = None;
-        let mut signatures = BTreeMap::new();
+        let mut signatures = SignatureSet::new();
         let mut blobs = BTreeMap::new();
         let mut attestations = BTreeMap::new();
         let mut seen = BTreeSet::new();
@@ -208,7 +208,7 @@ impl BundleParts {
                     self.path.display()
                 ))
             })?;
-            if s.key_id.as_str() != id {
+            if s.key_id != *id {
                 return Err(Failure::malformed(format!(
                     "bundle {}: cerro/signatures/{id}.sig holds a signature by key id {:?}",
                     self.path.display(),

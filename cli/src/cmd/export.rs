@@ -197,7 +197,7 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
                     image_digest: m.image.digest,
                     file_size: inp.file_size,
                     file_digest: inp.file_digest,
-                    signers: inp.parts.signatures.keys().cloned().collect(),
+                    signers: inp.parts.signatures.keys().map(|k| k.to_string()).collect(),
                 }
             })
             .collect(),
