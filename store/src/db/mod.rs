@@ -33,11 +33,11 @@ pub mod schema;
 use crate::error::{Result, StoreError};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use schema::{KeyCodec, Row, Schema, ValueCodec};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// One item of [`Db::keys`]: a raw key and its decode result.
 pub(crate) type KeyItem<S> = (Vec<u8>, Result<<S as Schema>::Key>);
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 pub const CF_RECORDS: &str = "records";
 pub const CF_NAMES: &str = "names";
