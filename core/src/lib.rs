@@ -14,6 +14,7 @@ pub mod policy;
 pub mod registry;
 pub mod rootfs;
 pub mod sign;
+pub mod signature_set;
 pub mod source;
 pub mod text;
 pub mod verified;
@@ -22,3 +23,4 @@ pub mod window;
 
 pub use digest::Sha256Digest;
 pub use ids::{Fingerprint, KeyId};
+pub use signature_set::SignatureSet;

@@ -13,15 +13,11 @@ use crate::bundle::RawBundle;
 use crate::digest::Sha256Digest;
 use crate::manifest::Manifest;
 use crate::rootfs::RootRecord;
+use crate::signature_set::SignatureSet;
 use crate::verify::{
     verify, verify_signed_manifest, Failure, FailureKind, VerifyContext, VerifyReport,
 };
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Signature files by key id, as a bundle carries them (`cerro/signatures/KEY.sig`) and a store
-/// record keeps them.
-pub type SignatureFiles = BTreeMap<String, Vec<u8>>;
 
 /// Proof that a signed manifest (and what `T` says about its content) passed verification:
 /// signatures valid, a signer trusted, the policy (if any) satisfied. Fields are private and
@@ -32,7 +28,7 @@ pub struct Verified<T> {
     digest: Sha256Digest,
     manifest_bytes: Arc<[u8]>,
     manifest: Arc<Manifest>,
-    signatures: Arc<SignatureFiles>,
+    signatures: Arc<SignatureSet>,
     report: Arc<VerifyReport>,
 }
 
@@ -50,7 +46,7 @@ impl<T> Verified<T> {
         &self.manifest_bytes
     }
     /// The signature files that were checked.
-    pub fn signatures(&self) -> &SignatureFiles {
+    pub fn signatures(&self) -> &SignatureSet {
         &self.signatures
     }
     /// The verification report: every signature, whether its key is trusted, the policy verdict.
@@ -122,7 +118,7 @@ pub struct StoredRecord<'a> {
     /// The manifest bytes the record holds.
     pub manifest: &'a [u8],
     /// The signature files the record holds.
-    pub signatures: &'a SignatureFiles,
+    pub signatures: &'a SignatureSet,
     /// The encoded root record the record holds.
     pub root_record: &'a [u8],
 }
@@ -238,7 +234,7 @@ pub mod testing {
             digest: Sha256Digest::of(&bytes),
             manifest_bytes: bytes.into(),
             manifest: Arc::new(manifest),
-            signatures: Arc::new(SignatureFiles::new()),
+            signatures: Arc::new(SignatureSet::new()),
             report: Arc::new(VerifyReport {
                 bundle_digest: None,
                 manifest: None,
@@ -264,12 +260,12 @@ mod tests {
         Signer::from_seed(KeyId::new("alice").unwrap(), &[7; 32])
     }
 
-    fn record(version: &str) -> (Vec<u8>, SignatureFiles, Vec<u8>) {
+    fn record(version: &str) -> (Vec<u8>, SignatureSet, Vec<u8>) {
         record_by(version, &signer())
     }
 
     /// A record of package `app` VERSION (created 2026-01-02T03:04:05Z) signed by `by`.
-    fn record_by(version: &str, by: &Signer) -> (Vec<u8>, SignatureFiles, Vec<u8>) {
+    fn record_by(version: &str, by: &Signer) -> (Vec<u8>, SignatureSet, Vec<u8>) {
         let root = RootRecord {
             meta: Metadata {
                 mode: 0o755,
@@ -303,7 +299,7 @@ mod tests {
         };
         let bytes = m.encode();
         let sig = by.sign(&bytes).encode();
-        let sigs = [(by.key_id.to_string(), sig)].into();
+        let sigs = [(by.key_id.clone(), sig)].into_iter().collect();
         (bytes, sigs, root.encode())
     }
 
@@ -344,7 +340,7 @@ mod tests {
         let (m1, s1, r1) = record("1");
         let d2 = Sha256Digest::of(&m2);
         let check = |m: &[u8],
-                     s: &SignatureFiles,
+                     s: &SignatureSet,
                      r: &[u8],
                      trust: &dyn Fn(&Fingerprint) -> Option<KeyId>| {
             verify_stored(
@@ -369,7 +365,7 @@ mod tests {
         assert_eq!(f.exit_code, 1);
         assert!(f.message.contains("root record"), "{}", f.message);
         // Unsigned, and signed by v1's signature file (over other bytes).
-        let f = check(&m2, &SignatureFiles::new(), &r2, &trusted);
+        let f = check(&m2, &SignatureSet::new(), &r2, &trusted);
         assert_eq!(f.exit_code, 2);
         let f = check(&m2, &s1, &r2, &trusted);
         assert_eq!(f.exit_code, 2);
@@ -404,7 +400,7 @@ mod tests {
             let fp = hybrid.fingerprint();
             move |f: &Fingerprint| (*f == fp).then(|| KeyId::new("pq").unwrap().with_window(window))
         };
-        let check = |sigs: &SignatureFiles,
+        let check = |sigs: &SignatureSet,
                      trust: &dyn Fn(&Fingerprint) -> Option<KeyId>,
                      policy: Option<&Policy>| {
             verify_stored(
@@ -436,13 +432,16 @@ mod tests {
             f.message
         );
         // A flipped bit in the ML-DSA-87 half: invalid (2), naming the half.
-        let mut file: crate::sign::SignatureFile = serde_json::from_slice(&s["pq"]).unwrap();
+        let mut file: crate::sign::SignatureFile =
+            serde_json::from_slice(s.get(&KeyId::new("pq").unwrap()).unwrap()).unwrap();
         let mut raw = base64::engine::general_purpose::STANDARD
             .decode(&file.signature)
             .unwrap();
         raw[crate::sign::ED25519_SIGNATURE_LEN + 7] ^= 1;
         file.signature = base64::engine::general_purpose::STANDARD.encode(raw);
-        let bad: SignatureFiles = [("pq".to_string(), file.encode())].into();
+        let bad: SignatureSet = [(KeyId::new("pq").unwrap(), file.encode())]
+            .into_iter()
+            .collect();
         let f = check(&bad, &at(None), None).unwrap_err().failure.unwrap();
         assert_eq!(f.exit_code, 2, "{}", f.message);
         assert!(f.message.contains("ML-DSA-87"), "{}", f.message);

@@ -9,6 +9,7 @@ use crate::ids::{Fingerprint, KeyId};
 use crate::manifest::{Descriptor, Manifest};
 use crate::policy::{Policy, PolicyFacts, RejectionKind, SignerFacts, Verdict};
 use crate::sign::{SignatureError, SignatureFile};
+use crate::signature_set::SignatureSet;
 use crate::window::show_instant;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -129,7 +130,7 @@ pub fn verify_content(raw: &RawBundle) -> VerifyReport {
 /// them against this manifest (the store's Merkle tree, `ct unpack`'s re-hashing).
 pub fn verify_signed_manifest(
     mbytes: &[u8],
-    signatures: &std::collections::BTreeMap<String, Vec<u8>>,
+    signatures: &SignatureSet,
     ctx: &VerifyContext<'_>,
 ) -> VerifyReport {
     let mut rep = VerifyReport {
@@ -284,9 +285,7 @@ fn run(
 }
 
 /// Parse every signature file; each must name the key id its file name says.
-fn parse_signatures(
-    files: &std::collections::BTreeMap<String, Vec<u8>>,
-) -> Result<Vec<SignatureFile>, Fail> {
+fn parse_signatures(files: &SignatureSet) -> Result<Vec<SignatureFile>, Fail> {
     use FailureKind::*;
     let mut sigs = Vec::new();
     for (file_id, bytes) in files {
@@ -297,7 +296,7 @@ fn parse_signatures(
                 HINT_MALFORMED,
             )
         })?;
-        if s.key_id.as_str() != file_id {
+        if s.key_id != *file_id {
             return Err(fail(
                 Malformed,
                 format!(

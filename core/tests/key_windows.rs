@@ -7,8 +7,7 @@ use cerro_core::policy::parse_date;
 use cerro_core::sign::{Signer, Suite};
 use cerro_core::verify::{verify_signed_manifest, FailureKind, VerifyContext};
 use cerro_core::window::KeyWindow;
-use cerro_core::{Fingerprint, KeyId};
-use std::collections::BTreeMap;
+use cerro_core::{Fingerprint, KeyId, SignatureSet};
 use std::path::Path;
 
 /// The minimal manifest vector: created 2024-01-01T00:00:00Z.
@@ -32,9 +31,9 @@ fn window(nb: Option<&str>, exp: Option<&str>) -> KeyWindow {
 
 fn check(signers: &[(&Signer, KeyWindow)]) -> cerro_core::verify::VerifyReport {
     let m = manifest();
-    let sigs: BTreeMap<String, Vec<u8>> = signers
+    let sigs: SignatureSet = signers
         .iter()
-        .map(|(s, _)| (s.key_id.to_string(), s.sign(&m).encode()))
+        .map(|(s, _)| (s.key_id.clone(), s.sign(&m).encode()))
         .collect();
     let trust = |fp: &Fingerprint| {
         signers

@@ -4,7 +4,7 @@
 //! the read fails with EIO and the event is logged once with bundle, path, block and hashes.
 
 use crate::cache::BlockCache;
-use crate::inodes::{Attr, Body, Kind, LoadError, Node, Table, ROOT_INO};
+use crate::inodes::{Attr, Body, Ino, Kind, LoadError, Node, Table, ROOT_INO};
 use crate::view::View;
 use cerro_core::rootfs::{TreeError, TreeStore, VerifiedFile, VerifiedTree, VERIFY_BLOCK_SIZE_V1};
 use fuser::{
@@ -85,14 +85,25 @@ enum Open {
     Memory(Arc<Vec<u8>>),
 }
 
+impl From<INodeNo> for Ino {
+    fn from(n: INodeNo) -> Self {
+        Ino::from_kernel(n.0)
+    }
+}
+impl From<Ino> for INodeNo {
+    fn from(i: Ino) -> Self {
+        INodeNo(i.get())
+    }
+}
+
 /// The verified, read-only filesystem over a tree store.
 pub struct VerifiedFs<S: ?Sized> {
     table: Table<S>,
     cache: BlockCache,
     /// Open files by inode, with the tick of their last use.
-    files: Mutex<HashMap<u64, (Arc<Open>, u64)>>,
+    files: Mutex<HashMap<Ino, (Arc<Open>, u64)>>,
     tick: AtomicU64,
-    logged: Mutex<HashSet<(u64, Option<u64>)>>,
+    logged: Mutex<HashSet<(Ino, Option<u64>)>>,
     events: EventSink,
     /// Verification failures so far (for statistics and tests).
     pub failures: AtomicU64,
@@ -109,9 +120,9 @@ fn file_type(k: Kind) -> FileType {
     }
 }
 
-fn fuse_attr(ino: u64, a: &Attr) -> FileAttr {
+fn fuse_attr(ino: Ino, a: &Attr) -> FileAttr {
     FileAttr {
-        ino: INodeNo(ino),
+        ino: ino.into(),
         size: a.size,
         blocks: a.size.div_ceil(512),
         atime: a.mtime,
@@ -147,7 +158,7 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
     }
 
     /// Log a failure once per (inode, block).
-    fn report(&self, ino: u64, node: Option<&Node>, block: Option<u64>, e: &TreeError) {
+    fn report(&self, ino: Ino, node: Option<&Node>, block: Option<u64>, e: &TreeError) {
         if e.is_corruption() {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -167,7 +178,7 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
         ));
     }
 
-    fn load_error(&self, ino: u64, e: LoadError) -> FsError {
+    fn load_error(&self, ino: Ino, e: LoadError) -> FsError {
         match e {
             LoadError::NotFound => FsError::NoEnt,
             LoadError::NotDir => FsError::NotDir,
@@ -179,12 +190,12 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
         }
     }
 
-    fn attr_of(&self, ino: u64) -> FsResult<(Arc<Node>, FileAttr)> {
+    fn attr_of(&self, ino: Ino) -> FsResult<(Arc<Node>, FileAttr)> {
         let (n, a) = self.table.attr(ino).map_err(|e| self.load_error(ino, e))?;
         Ok((n, fuse_attr(ino, &a)))
     }
 
-    fn lookup_inner(&self, parent: u64, name: &OsStr) -> FsResult<FileAttr> {
+    fn lookup_inner(&self, parent: Ino, name: &OsStr) -> FsResult<FileAttr> {
         let c = self
             .table
             .children(parent)
@@ -195,7 +206,7 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
 
     /// The open file of `ino`, from the cache or opened now (object file and outboard; a
     /// missing or malformed outboard or object fails here, with EIO, logged).
-    fn file(&self, ino: u64) -> FsResult<Arc<Open>> {
+    fn file(&self, ino: Ino) -> FsResult<Arc<Open>> {
         let now = self.tick.fetch_add(1, Ordering::Relaxed);
         if let Some((f, used)) = self.files.lock().expect("files lock").get_mut(&ino) {
             *used = now;
@@ -231,7 +242,7 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
     /// Serve `size` bytes at `offset`: every covering block verified before any is copied out.
     fn read_inner(
         &self,
-        ino: u64,
+        ino: Ino,
         offset: u64,
         size: u32,
         reply: impl FnOnce(&[u8]),
@@ -279,7 +290,7 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
 
     fn read_verified(
         &self,
-        ino: u64,
+        ino: Ino,
         f: &VerifiedFile,
         first: u64,
         last: u64,
@@ -296,7 +307,7 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
         })
     }
 
-    fn readlink_inner(&self, ino: u64) -> FsResult<Vec<u8>> {
+    fn readlink_inner(&self, ino: Ino) -> FsResult<Vec<u8>> {
         match &self.table.get(ino).ok_or(FsError::NoEnt)?.body {
             Body::Symlink(t) => Ok(t.clone()),
             _ => Err(FsError::Inval),
@@ -304,7 +315,7 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
     }
 
     /// `(ino, kind, name)` of directory entries from `offset` on ("." and ".." first).
-    fn dir_entries(&self, ino: u64, offset: u64) -> FsResult<Vec<(u64, u64, Vec<u8>)>> {
+    fn dir_entries(&self, ino: Ino, offset: u64) -> FsResult<Vec<(Ino, u64, Vec<u8>)>> {
         let node = self.table.get(ino).ok_or(FsError::NoEnt)?;
         let c = self
             .table
@@ -335,7 +346,7 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
         }
     }
 
-    fn access_inner(&self, req: &Request, ino: u64, mask: AccessFlags) -> FsResult<()> {
+    fn access_inner(&self, req: &Request, ino: Ino, mask: AccessFlags) -> FsResult<()> {
         let (_, a) = self.table.attr(ino).map_err(|e| self.load_error(ino, e))?;
         if mask.contains(AccessFlags::W_OK) {
             return Err(FsError::ReadOnly);
@@ -384,21 +395,21 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.lookup_inner(parent.0, name) {
+        match self.lookup_inner(parent.into(), name) {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
             Err(e) => reply.error(e.errno()),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.attr_of(ino.0) {
+        match self.attr_of(ino.into()) {
             Ok((_, a)) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e.errno()),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.readlink_inner(ino.0) {
+        match self.readlink_inner(ino.into()) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(e.errno()),
         }
@@ -425,7 +436,7 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
         reply: ReplyData,
     ) {
         let mut reply = Some(reply);
-        let r = self.read_inner(ino.0, offset, size, |d| {
+        let r = self.read_inner(ino.into(), offset, size, |d| {
             if let Some(r) = reply.take() {
                 r.data(d)
             }
@@ -450,14 +461,14 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        match self.dir_entries(ino.0, offset) {
+        match self.dir_entries(ino.into(), offset) {
             Ok(list) => {
                 for (child, off, name) in list {
                     let kind = self
                         .table
                         .get(child)
                         .map_or(FileType::RegularFile, |n| file_type(n.attr.kind));
-                    if reply.add(INodeNo(child), off, kind, OsStr::from_bytes(&name)) {
+                    if reply.add(child.into(), off, kind, OsStr::from_bytes(&name)) {
                         break;
                     }
                 }
@@ -475,7 +486,7 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        match self.dir_entries(ino.0, offset) {
+        match self.dir_entries(ino.into(), offset) {
             Ok(list) => {
                 for (child, off, name) in list {
                     // A child directory whose node fails verification is still listed, with
@@ -490,7 +501,7 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
                         Err(e) => return reply.error(e.errno()),
                     };
                     if reply.add(
-                        INodeNo(child),
+                        child.into(),
                         off,
                         OsStr::from_bytes(&name),
                         &ttl,
@@ -513,7 +524,7 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.table.get(ino.0) {
+        match self.table.get(ino.into()) {
             None => reply.error(Errno::ENOENT),
             Some(n) => match n.xattrs.get(name.as_bytes()) {
                 Some(v) if served_xattr(name.as_bytes()) => Self::xattr_reply(v, size, reply),
@@ -523,7 +534,7 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.table.get(ino.0) {
+        match self.table.get(ino.into()) {
             None => reply.error(Errno::ENOENT),
             Some(n) => {
                 let mut list = Vec::new();
@@ -537,7 +548,7 @@ impl<S: TreeStore + ?Sized + 'static> Filesystem for VerifiedFs<S> {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        match self.access_inner(req, ino.0, mask) {
+        match self.access_inner(req, ino.into(), mask) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e.errno()),
         }

@@ -104,14 +104,14 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    fn ino(&self, path: &str) -> FsResult<u64> {
+    fn ino(&self, path: &str) -> FsResult<Ino> {
         let mut ino = ROOT_INO;
         for part in path.split('/').filter(|p| !p.is_empty()) {
-            ino = self.fs.lookup_inner(ino, OsStr::new(part))?.ino.0;
+            ino = self.fs.lookup_inner(ino, OsStr::new(part))?.ino.into();
         }
         Ok(ino)
     }
-    fn read(&self, ino: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+    fn read(&self, ino: Ino, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let mut out = None;
         self.fs
             .read_inner(ino, offset, size, |b| out = Some(b.to_vec()))?;

@@ -13,8 +13,35 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// An inode number of this mount: what the kernel names a node by. Numbers are given once, in
+/// the order nodes are first reached, and never reused (the root is [`ROOT_INO`]); a number the
+/// table never gave (the kernel's word is only a number) finds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ino(u64);
+
+impl Ino {
+    /// The inode the kernel sent (`fuser::INodeNo`'s number).
+    pub const fn from_kernel(n: u64) -> Self {
+        Self(n)
+    }
+    /// The number the kernel is given.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+    /// The index of this inode's node in the table (`None` for 0, which is never an inode).
+    fn index(self) -> Option<usize> {
+        usize::try_from(self.0.checked_sub(1)?).ok()
+    }
+}
+
+impl std::fmt::Display for Ino {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// FUSE inode number of the mount's root.
-pub const ROOT_INO: u64 = 1;
+pub const ROOT_INO: Ino = Ino(1);
 /// Tree index of synthetic nodes (the store view's own directories and files).
 pub const SYNTHETIC: u32 = u32::MAX;
 /// Size reported for directories (like most disk filesystems; no program relies on it).
@@ -67,12 +94,12 @@ pub enum Body {
 /// A directory's entries, sorted by name.
 #[derive(Debug, Default)]
 pub struct Children {
-    pub entries: Vec<(Vec<u8>, u64)>,
+    pub entries: Vec<(Vec<u8>, Ino)>,
     pub subdirs: u32,
 }
 
 impl Children {
-    pub fn find(&self, name: &[u8]) -> Option<u64> {
+    pub fn find(&self, name: &[u8]) -> Option<Ino> {
         self.entries
             .binary_search_by(|(n, _)| n.as_slice().cmp(name))
             .ok()
@@ -83,7 +110,7 @@ impl Children {
 /// One inode.
 #[derive(Debug)]
 pub struct Node {
-    pub parent: u64,
+    pub parent: Ino,
     /// The name it was first reached by (for paths in logs).
     pub name: Vec<u8>,
     /// Which rootfs it belongs to (an index into the table's roots), or [`SYNTHETIC`].
@@ -106,7 +133,7 @@ pub struct Table<S: ?Sized> {
     tree: VerifiedTree<S>,
     nodes: RwLock<Vec<Arc<Node>>>,
     /// Inode of each link group seen so far, by (rootfs, link id).
-    links: Mutex<HashMap<(u32, u64), u64>>,
+    links: Mutex<HashMap<(u32, u64), Ino>>,
     /// Serialises directory loads, so two threads never number one directory twice.
     loading: Mutex<()>,
     labels: Vec<String>,
@@ -176,13 +203,13 @@ impl<S: TreeStore + ?Sized> Table<S> {
         t
     }
 
-    fn push(&self, node: Node) -> u64 {
+    fn push(&self, node: Node) -> Ino {
         let mut nodes = self.nodes.write().expect("inode table lock");
         nodes.push(Arc::new(node));
-        nodes.len() as u64
+        Ino(nodes.len() as u64)
     }
 
-    fn push_tree_root(&mut self, r: &TreeRoot, parent: u64, name: Vec<u8>) -> u64 {
+    fn push_tree_root(&mut self, r: &TreeRoot, parent: Ino, name: Vec<u8>) -> Ino {
         let tree = (self.labels.len() - 1) as u32;
         debug_assert_eq!(self.labels[tree as usize], r.label);
         self.push(Node {
@@ -198,7 +225,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
         })
     }
 
-    fn synthetic_dir(&self, parent: u64, name: &[u8]) -> u64 {
+    fn synthetic_dir(&self, parent: Ino, name: &[u8]) -> Ino {
         self.push(Node {
             parent,
             name: name.to_vec(),
@@ -212,7 +239,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
         })
     }
 
-    fn synthetic_leaf(&self, parent: u64, name: &[u8], kind: Kind, body: Body) -> u64 {
+    fn synthetic_leaf(&self, parent: Ino, name: &[u8], kind: Kind, body: Body) -> Ino {
         let size = match &body {
             Body::Memory(b) => b.len() as u64,
             Body::Symlink(t) => t.len() as u64,
@@ -229,7 +256,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
         })
     }
 
-    fn set_children(&self, dir: u64, mut entries: Vec<(Vec<u8>, u64)>) {
+    fn set_children(&self, dir: Ino, mut entries: Vec<(Vec<u8>, Ino)>) {
         entries.sort();
         let subdirs = entries
             .iter()
@@ -272,7 +299,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
                     Body::Memory(Arc::new(v.manifest_bytes().to_vec())),
                 );
                 let sdir = self.synthetic_dir(me, b"signatures");
-                let sigs: Vec<(Vec<u8>, u64)> = v
+                let sigs: Vec<(Vec<u8>, Ino)> = v
                     .signatures()
                     .iter()
                     .map(|(k, bytes)| {
@@ -312,8 +339,8 @@ impl<S: TreeStore + ?Sized> Table<S> {
     }
 
     /// The node numbered `ino`.
-    pub fn get(&self, ino: u64) -> Option<Arc<Node>> {
-        let i = ino.checked_sub(1)? as usize;
+    pub fn get(&self, ino: Ino) -> Option<Arc<Node>> {
+        let i = ino.index()?;
         self.nodes.read().expect("inode table lock").get(i).cloned()
     }
 
@@ -335,7 +362,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
 
     /// The path of `ino` from the mount's root (for logs), as text: names escaped (control
     /// characters and invalid UTF-8 as `\xNN`), so an image cannot forge or garble log lines.
-    pub fn path(&self, ino: u64) -> String {
+    pub fn path(&self, ino: Ino) -> String {
         let mut parts = Vec::new();
         let mut cur = ino;
         for _ in 0..4096 {
@@ -351,7 +378,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
     }
 
     /// The children of directory `ino`, loading (and verifying) its node on first use.
-    pub fn children(&self, ino: u64) -> Result<Arc<Children>, LoadError> {
+    pub fn children(&self, ino: Ino) -> Result<Arc<Children>, LoadError> {
         let node = self.get(ino).ok_or(LoadError::NotFound)?;
         let Body::Dir { digest, children } = &node.body else {
             return Err(LoadError::NotDir);
@@ -436,7 +463,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
     }
 
     /// The attributes of `ino`; for a directory this loads it, for its `nlink`.
-    pub fn attr(&self, ino: u64) -> Result<(Arc<Node>, Attr), LoadError> {
+    pub fn attr(&self, ino: Ino) -> Result<(Arc<Node>, Attr), LoadError> {
         let node = self.get(ino).ok_or(LoadError::NotFound)?;
         let mut a = node.attr.clone();
         if a.kind == Kind::Dir {
@@ -457,6 +484,16 @@ mod tests {
     /// The kernel's `new_decode_dev` (include/linux/kdev_t.h), for the test.
     fn kernel_decode(dev: u32) -> (u32, u32) {
         ((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00))
+    }
+
+    #[test]
+    fn inode_numbers_index_the_table_and_zero_is_none() {
+        assert_eq!(ROOT_INO.get(), 1);
+        assert_eq!(ROOT_INO.index(), Some(0));
+        assert_eq!(Ino::from_kernel(0).index(), None);
+        assert_eq!(Ino::from_kernel(7).index(), Some(6));
+        assert_eq!(Ino::from_kernel(u64::MAX).get(), u64::MAX);
+        assert_eq!(ROOT_INO.to_string(), "1");
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod inodes;
 mod view;
 
 pub use fs::{EventSink, FsError, VerifiedFs, DEFAULT_CACHE_BYTES};
-pub use inodes::{Kind, ROOT_INO};
+pub use inodes::{Ino, Kind, ROOT_INO};
 pub use view::{StoreBundle, TreeRoot, View};
 
 use cerro_core::rootfs::TreeStore;

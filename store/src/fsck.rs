@@ -110,7 +110,7 @@ impl Checker<'_> {
                     } else if got != *root {
                         ObjectState::Bad(format!("content changed: hashes to {got}"))
                     } else {
-                        match nodes::get_outboard(self.store.db(), root.as_bytes()) {
+                        match nodes::get_outboard(self.store.db(), root) {
                             Ok(stored)
                                 if stored.as_deref().unwrap_or(&[]) == outboard.as_bytes() =>
                             {
@@ -328,11 +328,11 @@ pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
         for v in &corrupt_values {
             if let Some(h) = v.strip_prefix("outboard:") {
                 if let Ok(k) = hex::decode(h) {
-                    batch.delete(crate::db::CF_OUTBOARDS, &k);
+                    nodes::delete_outboard_key(&mut batch, &k);
                     rep.removed.push(format!("outboard {h}"));
                 }
             } else if let Ok(d) = DirDigest::parse(v) {
-                nodes::delete_dir(&mut batch, d.as_bytes());
+                nodes::delete_dir(&mut batch, &d);
                 rep.removed.push(format!("directory node {v}"));
             }
         }

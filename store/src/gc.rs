@@ -151,7 +151,7 @@ pub fn gc(store: &Store) -> Result<GcStats> {
             .map(|a| marks.dirs.contains(&DirDigest::from_bytes(a)))
             .unwrap_or(false);
         if !keep {
-            batch.delete(crate::db::CF_DIRS, &k);
+            nodes::delete_dir_key(&mut batch, &k);
             stats.removed_dirs += 1;
         }
     }
@@ -160,7 +160,7 @@ pub fn gc(store: &Store) -> Result<GcStats> {
             .map(|a| marks.files.contains(&hex::encode(a)))
             .unwrap_or(false);
         if !keep {
-            batch.delete(crate::db::CF_OUTBOARDS, &k);
+            nodes::delete_outboard_key(&mut batch, &k);
             stats.removed_outboards += 1;
         }
     }

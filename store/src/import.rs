@@ -245,25 +245,25 @@ pub fn import(
     let db = &db;
     let mut batch = db.batch();
     for (d, node) in &rootfs.dirs {
-        match nodes::get_dir(db, d.as_bytes())? {
+        match nodes::get_dir(db, d)? {
             Some(stored) if stored == *node => {}
             stored => {
                 if stored.is_some() {
                     stats.healed.push(format!("directory node {d}"));
                 }
-                nodes::put_dir(&mut batch, d.as_bytes(), node);
+                nodes::put_dir(&mut batch, d, node);
             }
         }
     }
     stats.directories = rootfs.dirs.len() as u64;
     for (root, ob) in &outboards {
-        match nodes::get_outboard(db, root.as_bytes())? {
+        match nodes::get_outboard(db, root)? {
             Some(stored) if stored == *ob => {}
             stored => {
                 if stored.is_some() {
                     stats.healed.push(format!("outboard of {root}"));
                 }
-                nodes::put_outboard(&mut batch, root.as_bytes(), ob);
+                nodes::put_outboard(&mut batch, root, ob);
             }
         }
     }
@@ -282,7 +282,7 @@ pub fn import(
         }
     }
     if matches!(name_outcome.action, NameAction::Created | NameAction::Moved) {
-        names::put(&mut batch, name, &Store::name_ref(digest));
+        names::put(&mut batch, name, &Store::name_ref(digest))?;
     }
     batch.write()?;
     stats.name = Some(name_outcome);

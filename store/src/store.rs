@@ -292,7 +292,7 @@ mod tests {
         {
             let w = s.writer().unwrap();
             let mut b = w.batch();
-            names::put(&mut b, "app", &Store::name_ref(d));
+            names::put(&mut b, "app", &Store::name_ref(d)).unwrap();
             b.write().unwrap();
         }
         drop(s);

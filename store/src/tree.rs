@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 impl TreeStore for Store {
     fn dir_node(&self, digest: &DirDigest) -> io::Result<Option<Vec<u8>>> {
-        nodes::get_dir(self.db(), digest.as_bytes()).map_err(|e| io::Error::other(e.to_string()))
+        nodes::get_dir(self.db(), digest).map_err(|e| io::Error::other(e.to_string()))
     }
 
     fn outboard(&self, root: &Blake3Root) -> io::Result<Option<Vec<u8>>> {
-        nodes::get_outboard(self.db(), root.as_bytes()).map_err(|e| io::Error::other(e.to_string()))
+        nodes::get_outboard(self.db(), root).map_err(|e| io::Error::other(e.to_string()))
     }
 
     /// The object file, opened through the store's descriptors: never through a link, never a

@@ -70,7 +70,7 @@ pub fn walk_bundle(
         if !seen_dirs.insert(d) {
             continue;
         }
-        let Some(bytes) = nodes::get_dir(store.db(), d.as_bytes())? else {
+        let Some(bytes) = nodes::get_dir(store.db(), &d)? else {
             v.problem(
                 &path,
                 &d,
@@ -143,7 +143,7 @@ pub fn rootfs_entries(
             String::from_utf8_lossy(&prefix).into_owned()
         };
         let bad = |what: String| StoreError::Corrupt(format!("bundle {label}, {shown}: {what}"));
-        let bytes = nodes::get_dir(store.db(), d.as_bytes())?
+        let bytes = nodes::get_dir(store.db(), &d)?
             .ok_or_else(|| bad(format!("directory node {d} is missing from the database")))?;
         let found = dir_digest(&bytes);
         if found != d {
@@ -253,12 +253,12 @@ mod tests {
         let w = s.writer().unwrap();
         let mut b = w.batch();
         for n in [&e, &a, &z, &top] {
-            nodes::put_dir(&mut b, n.digest().as_bytes(), &n.encode());
+            nodes::put_dir(&mut b, &n.digest(), &n.encode());
         }
         let digest = Sha256Digest::of(&m.encode());
         let record = Record::new(&m.encode(), &Default::default(), &rec.encode(), 0).unwrap();
         records::put(&mut b, &digest, &record);
-        names::put(&mut b, "b", &Store::name_ref(digest));
+        names::put(&mut b, "b", &Store::name_ref(digest)).unwrap();
         b.write().unwrap();
         drop(w);
         drop(s);
@@ -314,7 +314,7 @@ mod tests {
         {
             let w = s.writer().unwrap();
             let mut b = w.batch();
-            nodes::delete_dir(&mut b, e.as_bytes());
+            nodes::delete_dir(&mut b, &e);
             b.write().unwrap();
         }
         let s = reopen(s);

@@ -343,9 +343,7 @@ fn a_tampered_directory_node_fails_its_lookup_with_eio() {
         let rec = s.record_unverified(&d).unwrap().unwrap();
         let (_, root) = cerro_store::walk::record_roots(&d, &rec).unwrap();
         let get = |d: &cerro_core::rootfs::DirDigest| {
-            cerro_store::db::nodes::get_dir(s.db(), d.as_bytes())
-                .unwrap()
-                .unwrap()
+            cerro_store::db::nodes::get_dir(s.db(), d).unwrap().unwrap()
         };
         let top = DirNode::decode(&get(&root.dir)).unwrap();
         let data = top.entries.iter().find(|e| e.name == b"data").unwrap();

@@ -13,6 +13,7 @@ use crate::archive::{ArchiveReader, Dialect};
 use crate::digest::Sha256Digest;
 use crate::manifest::Manifest;
 use crate::sign::SignatureFile;
+use crate::SignatureSet;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -77,7 +78,7 @@ pub struct BundleFile {
     manifest_bytes: Vec<u8>,
     manifest: Manifest,
     summary: Option<Vec<u8>>,
-    signatures: BTreeMap<String, Vec<u8>>,
+    signatures: SignatureSet,
     blobs: BTreeMap<Sha256Digest, Region>,
     attestations: BTreeMap<Sha256Digest, Region>,
 }
@@ -103,7 +104,7 @@ impl BundleFile {
             .len();
         let mut manifest_bytes = None;
         let mut summary = None;
-        let mut signatures = BTreeMap::new();
+        let mut signatures = SignatureSet::new();
         let mut blobs = BTreeMap::new();
         let mut attestations = BTreeMap::new();
         let mut rules = EntryRules::default();
@@ -185,7 +186,7 @@ impl BundleFile {
     }
 
     /// The signature files as stored, by key id (their file name), in key-id order.
-    pub fn signatures(&self) -> &BTreeMap<String, Vec<u8>> {
+    pub fn signatures(&self) -> &SignatureSet {
         &self.signatures
     }
 
@@ -198,7 +199,7 @@ impl BundleFile {
             let s = SignatureFile::parse(bytes).map_err(|e| {
                 BundleError::malformed(format!("bundle {}: {name}: {e}", self.path.display()))
             })?;
-            if s.key_id.as_str() != id {
+            if s.key_id != *id {
                 return Err(BundleError::malformed(format!(
                     "bundle {}: {name} holds a signature by key id {:?}",
                     self.path.display(),

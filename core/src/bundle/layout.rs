@@ -36,7 +36,8 @@ pub enum EntryPath {
     IndexJson,
     Manifest,
     Summary,
-    Signature(String),
+    /// `cerro/signatures/<key_id>.sig`: the key id the file name gives.
+    Signature(crate::ids::KeyId),
     Attestation(Sha256Digest),
     Blob(Sha256Digest),
 }
@@ -72,8 +73,8 @@ pub fn classify(name: &str) -> Result<EntryPath, String> {
     }
     if let Some(rest) = name.strip_prefix(SIGNATURES_DIR) {
         if let Some(id) = rest.strip_suffix(".sig") {
-            if crate::ids::KeyId::new(id).is_ok() {
-                return Ok(EntryPath::Signature(id.to_string()));
+            if let Ok(id) = crate::ids::KeyId::new(id) {
+                return Ok(EntryPath::Signature(id));
             }
         }
     }

@@ -7,6 +7,7 @@ use super::layout::{self, classify, EntryPath};
 use super::BundleError;
 use crate::archive::{ArchiveEntry, ArchiveError, ArchiveReader, Dialect, TarKind};
 use crate::digest::{Sha256Digest, HASH_BUF_SIZE};
+use crate::signature_set::SignatureSet;
 use crate::text::show_name;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,7 +29,7 @@ pub struct RawBundle {
     pub manifest: Option<Vec<u8>>,
     pub summary: Option<Vec<u8>>,
     /// Signature files by key id (from the file name).
-    pub signatures: BTreeMap<String, Vec<u8>>,
+    pub signatures: SignatureSet,
     /// Blob entries by the digest their name claims, with what they really hold.
     pub blobs: BTreeMap<Sha256Digest, BlobSeen>,
     pub attestations: BTreeMap<Sha256Digest, BlobSeen>,

@@ -16,6 +16,7 @@ use crate::bundle::BlobSource;
 use crate::digest::{HashingWriter, Sha256Digest, HASH_BUF_SIZE};
 use crate::keys::PublicKeyFile;
 use crate::manifest::Manifest;
+use crate::SignatureSet;
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 
@@ -34,7 +35,7 @@ pub struct ExportBundle<'a> {
     /// The signed manifest's exact bytes.
     pub manifest_bytes: &'a [u8],
     /// Signature files by key id, byte for byte.
-    pub signatures: &'a BTreeMap<String, Vec<u8>>,
+    pub signatures: &'a SignatureSet,
     /// Where its blobs and attestations are read from.
     pub blobs: Box<dyn BlobSource + 'a>,
 }
@@ -133,7 +134,7 @@ impl<'a> ExportWriter<'a> {
                     image_digest: b.manifest.image.digest,
                     file_size: b.file_size,
                     file_digest: b.file_digest,
-                    signers: b.signatures.keys().cloned().collect(),
+                    signers: b.signatures.keys().map(|k| k.to_string()).collect(),
                 })
                 .collect(),
             keys: keys

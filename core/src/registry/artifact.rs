@@ -166,7 +166,7 @@ pub fn parse(bytes: &[u8]) -> Result<Artifact, String> {
                 have_manifest = true;
             }
             EntryPath::Summary => a.summary = Some(part),
-            EntryPath::Signature(id) => a.signatures.push((id, part)),
+            EntryPath::Signature(id) => a.signatures.push((id.to_string(), part)),
             EntryPath::Attestation(d) if d == digest => a.attestations.push(part),
             _ => {
                 return Err(format!(

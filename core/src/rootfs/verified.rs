@@ -64,6 +64,10 @@ pub enum TreeError {
         block: Option<BlockIndex>,
         expected: String,
         found: String,
+        /// Why the block failed, as the outboard verifier said it (`None` for a directory
+        /// node, an outboard or an object that is wrong as a whole).
+        #[source]
+        source: Option<Box<VerifyError>>,
     },
     /// Bytes that hash correctly but do not decode (cannot happen for what `ct` wrote).
     #[error("{what} does not decode: {source}")]
@@ -80,6 +84,13 @@ impl TreeError {
     /// True when the store's bytes are wrong (as opposed to missing or unreadable).
     pub fn is_corruption(&self) -> bool {
         matches!(self, TreeError::Corrupt { .. } | TreeError::Decode { .. })
+    }
+    /// The outboard verifier's finding, when a block of file content failed verification.
+    pub fn verify_error(&self) -> Option<&VerifyError> {
+        match self {
+            TreeError::Corrupt { source, .. } => source.as_deref(),
+            _ => None,
+        }
     }
 }
 
@@ -118,6 +129,7 @@ impl<S: TreeStore + ?Sized> VerifiedTree<S> {
                 block: None,
                 expected: format!("at most {MAX_STORED_VALUE_BYTES} bytes"),
                 found: format!("{} bytes", bytes.len()),
+                source: None,
             });
         }
         let found = dir_digest(&bytes);
@@ -127,6 +139,7 @@ impl<S: TreeStore + ?Sized> VerifiedTree<S> {
                 block: None,
                 expected: digest.to_string(),
                 found: found.to_string(),
+                source: None,
             });
         }
         DirNode::decode(&bytes).map_err(|source| TreeError::Decode {
@@ -156,6 +169,7 @@ impl<S: TreeStore + ?Sized> VerifiedTree<S> {
                     block: None,
                     expected: format!("{} bytes", outboard_len(size)),
                     found: format!("{} bytes", ob.len()),
+                    source: None,
                 });
             }
             ob
@@ -171,6 +185,7 @@ impl<S: TreeStore + ?Sized> VerifiedTree<S> {
                     block: None,
                     expected: format!("a regular file of {size} bytes"),
                     found: source.to_string(),
+                    source: None,
                 }
             } else {
                 TreeError::Io {
@@ -260,6 +275,7 @@ impl VerifiedFile {
                 block: Some(BlockIndex(b)),
                 expected: format!("{} bytes", self.size),
                 found: format!("{} bytes", start + got as u64),
+                source: None,
             })
         } else {
             out.chunks(bs as usize)
@@ -294,7 +310,7 @@ impl VerifiedFile {
     }
 
     fn verify(&self, index: BlockIndex, bytes: &[u8]) -> Result<(), TreeError> {
-        verify_block(&self.root, self.size, &self.outboard, index, bytes).map_err(|e| match e {
+        verify_block(&self.root, self.size, &self.outboard, index, bytes).map_err(|e| match &e {
             VerifyError::Mismatch {
                 block,
                 node,
@@ -302,15 +318,17 @@ impl VerifiedFile {
                 found,
             } => TreeError::Corrupt {
                 what: format!("file object {} at {node}", self.root),
-                block: Some(block),
+                block: Some(*block),
                 expected: expected.to_string(),
                 found: found.to_string(),
+                source: Some(Box::new(e)),
             },
             other => TreeError::Corrupt {
                 what: format!("file object {}", self.root),
                 block: Some(index),
                 expected: "a verifiable block".into(),
                 found: other.to_string(),
+                source: Some(Box::new(e)),
             },
         })
     }
@@ -442,6 +460,35 @@ mod tests {
         }
         // A read spanning the bad block releases nothing at all.
         assert!(f.read_at(bs as u64, 3 * bs as u64).is_err());
+    }
+
+    #[test]
+    fn a_failed_block_keeps_the_verifiers_finding_as_its_typed_source() {
+        let bs = VERIFY_BLOCK_SIZE_V1 as usize;
+        let d = data(4 * bs + 5);
+        let (t, roots) = tree_with(std::slice::from_ref(&d));
+        let (root, size) = roots[0];
+        let mut bad = d.clone();
+        bad[bs + 1] ^= 1;
+        t.contents.write().unwrap().insert(root, Arc::new(bad));
+        let vt = VerifiedTree::new(Arc::new(t));
+        let e = vt
+            .open_file(&root, size)
+            .unwrap()
+            .read_block(BlockIndex(1))
+            .unwrap_err();
+        assert!(e.is_corruption());
+        match e.verify_error() {
+            Some(VerifyError::Mismatch { block, .. }) => assert_eq!(*block, BlockIndex(1)),
+            other => panic!("expected a mismatch of block 1, got {other:?}"),
+        }
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.to_string(), e.verify_error().unwrap().to_string());
+        // Errors that are not about a block have none.
+        let missing = vt
+            .open_file(&Blake3Root::from_bytes([3; 32]), 1)
+            .unwrap_err();
+        assert!(missing.verify_error().is_none());
     }
 
     #[test]

@@ -9,16 +9,53 @@
 //!         "signatures" {key_id: file text}, "rootfs", "root_record" (hex), "imported_at"}
 //! ```
 
-use super::{Db, CF_LEGACY_BUNDLES};
+use super::schema::{KeyCodec, Schema, ValueCodec};
+use super::{Batch, Db, CF_LEGACY_BUNDLES};
 use crate::error::{Result, StoreError};
+use cerro_core::SignatureSet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 pub const BUNDLE_RECORD_FORMAT_V1: &str = "cerro-torre/store-bundle/v1";
 /// Largest format-1 record read back.
 pub const BUNDLE_RECORD_MAX_BYTES: usize = 32 << 20;
 
-/// A format-1 record; `bundle_digest` and `rootfs` are ignored (they were never bound).
+/// The format-1 `bundles` family: bundle name (any bytes: format 1 did not check) →
+/// [`LegacyRecord`]. Only read, and emptied, by the migration.
+pub struct LegacyBundles;
+
+impl Schema for LegacyBundles {
+    const CF: &'static str = CF_LEGACY_BUNDLES;
+    const VALUE_MAX: usize = BUNDLE_RECORD_MAX_BYTES;
+    type Key = LegacyName;
+    type Value = LegacyRecord;
+}
+
+/// A format-1 key: whatever bytes format 1 wrote as a name. The migration keeps the name only
+/// if it is a valid one (`names::valid_name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyName(pub Vec<u8>);
+
+impl KeyCodec for LegacyName {
+    fn encode_key(&self) -> Vec<u8> {
+        self.0.clone()
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self> {
+        Ok(Self(bytes.to_vec()))
+    }
+}
+
+impl ValueCodec for LegacyRecord {
+    fn encode_value(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("format-1 records serialize")
+    }
+    fn decode_value(key: &[u8], bytes: &[u8]) -> Result<Self> {
+        LegacyRecord::decode(key, bytes)
+    }
+}
+
+/// A format-1 record; `bundle_digest` and `rootfs` are ignored (they were never bound), so they
+/// stay the strings format 1 wrote: typing them would drop records whose ignored fields are
+/// malformed from the migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LegacyRecord {
@@ -26,7 +63,8 @@ pub struct LegacyRecord {
     pub name: String,
     pub bundle_digest: String,
     pub manifest: String,
-    pub signatures: BTreeMap<String, String>,
+    #[serde(with = "super::records::signature_text")]
+    pub signatures: SignatureSet,
     pub rootfs: String,
     pub root_record: String,
     pub imported_at: i64,
@@ -58,13 +96,15 @@ impl LegacyRecord {
 /// Every format-1 record, keys raw, with a per-record decode result.
 pub fn all(db: &Db) -> Result<Vec<(Vec<u8>, Result<LegacyRecord>)>> {
     Ok(db
-        .scan(CF_LEGACY_BUNDLES)?
+        .scan::<LegacyBundles>()?
         .into_iter()
-        .map(|(k, v)| {
-            let r = v.and_then(|v| LegacyRecord::decode(&k, &v));
-            (k, r)
-        })
+        .map(|row| (row.raw_key, row.value))
         .collect())
+}
+
+/// Remove the format-1 record under `key`.
+pub fn delete(b: &mut Batch<'_>, key: &[u8]) {
+    b.delete::<LegacyBundles>(&LegacyName(key.to_vec()));
 }
 
 #[cfg(test)]
@@ -77,7 +117,9 @@ mod tests {
             name: "busybox".into(),
             bundle_digest: "sha256:00".into(),
             manifest: "format = \"x\"\n".into(),
-            signatures: [("alice".to_string(), "{}".to_string())].into(),
+            signatures: [(cerro_core::KeyId::new("alice").unwrap(), b"{}".to_vec())]
+                .into_iter()
+                .collect(),
             rootfs: "ab".repeat(32),
             root_record: "00".into(),
             imported_at: 1,
@@ -96,6 +138,23 @@ mod tests {
         let good = serde_json::to_vec(&sample()).unwrap();
         crate::testing::mutations(&good, 3000, |v| {
             let _ = LegacyRecord::decode(b"busybox", v);
+            let _ = LegacyRecord::decode_value(v, &good);
+            assert_eq!(LegacyName::decode_key(v).unwrap().encode_key(), v);
         });
+    }
+
+    #[test]
+    fn codec_round_trips_what_format_1_wrote() {
+        let v = serde_json::to_vec(&sample()).unwrap();
+        assert_eq!(sample().encode_value(), v);
+        assert_eq!(
+            LegacyRecord::decode_value(b"busybox", &v).unwrap(),
+            sample()
+        );
+        let k = LegacyName(b"busybox".to_vec());
+        assert_eq!(LegacyName::decode_key(&k.encode_key()).unwrap(), k);
+        let written = r#"{"format":"cerro-torre/store-bundle/v1","name":"busybox","bundle_digest":"sha256:00","manifest":"m","signatures":{"alice":"{}"},"rootfs":"","root_record":"00","imported_at":1}"#;
+        let r = LegacyRecord::decode(b"busybox", written.as_bytes()).unwrap();
+        assert_eq!(r.encode_value(), written.as_bytes());
     }
 }

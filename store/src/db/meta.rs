@@ -8,6 +8,7 @@
 //! the digest they must hash to, and names as references (records.rs, names.rs). Opening a
 //! format-1 store for writing migrates it in one batch (`migrate`).
 
+use super::schema::{KeyCodec, Schema, ValueCodec};
 use super::{legacy, names, records, Db, CF_META};
 use crate::error::{Result, StoreError};
 use cerro_core::Sha256Digest;
@@ -18,33 +19,99 @@ pub const STORE_FORMAT_V2: &str = "2";
 pub const STORE_FORMAT_V1: &str = "1";
 const KEY_FORMAT: &[u8] = b"format";
 
+/// The `meta` family: a known key → its value.
+pub struct Meta;
+
+impl Schema for Meta {
+    const CF: &'static str = CF_META;
+    const VALUE_MAX: usize = 64 << 10;
+    type Key = MetaKey;
+    type Value = StoreFormat;
+}
+
+/// The keys of the `meta` family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaKey {
+    /// `format`: the store format version.
+    Format,
+}
+
+impl KeyCodec for MetaKey {
+    fn encode_key(&self) -> Vec<u8> {
+        match self {
+            MetaKey::Format => KEY_FORMAT.to_vec(),
+        }
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self> {
+        match bytes {
+            KEY_FORMAT => Ok(MetaKey::Format),
+            _ => Err(StoreError::Corrupt(format!(
+                "the store database's meta family holds an unknown key {}",
+                crate::shown(&bytes[..bytes.len().min(64)])
+            ))),
+        }
+    }
+}
+
+/// The store format a database records: one this ct knows, or other bytes (a newer format,
+/// or damage), kept as found so they can be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreFormat {
+    V1,
+    V2,
+    Other(Vec<u8>),
+}
+
+impl ValueCodec for StoreFormat {
+    fn encode_value(&self) -> Vec<u8> {
+        match self {
+            StoreFormat::V1 => STORE_FORMAT_V1.as_bytes().to_vec(),
+            StoreFormat::V2 => STORE_FORMAT_V2.as_bytes().to_vec(),
+            StoreFormat::Other(v) => v.clone(),
+        }
+    }
+    fn decode_value(_key: &[u8], bytes: &[u8]) -> Result<Self> {
+        Ok(if bytes == STORE_FORMAT_V1.as_bytes() {
+            StoreFormat::V1
+        } else if bytes == STORE_FORMAT_V2.as_bytes() {
+            StoreFormat::V2
+        } else {
+            StoreFormat::Other(bytes.to_vec())
+        })
+    }
+}
+
+fn format_of(db: &Db) -> Result<Option<StoreFormat>> {
+    db.get::<Meta>(&MetaKey::Format)
+}
+
 /// Record the format in a new store, migrate a format-1 store, or check an existing one.
 pub fn check_or_init(db: &Db) -> Result<()> {
-    match db.get(CF_META, KEY_FORMAT)? {
+    match format_of(db)? {
         None => {
             let mut b = db.batch();
-            b.put(CF_META, KEY_FORMAT, STORE_FORMAT_V2.as_bytes());
+            b.put::<Meta>(&MetaKey::Format, &StoreFormat::V2);
             b.write()
         }
-        Some(v) if v == STORE_FORMAT_V1.as_bytes() => migrate(db).map(|_| ()),
+        Some(StoreFormat::V1) => migrate(db).map(|_| ()),
         Some(_) => check(db),
     }
 }
 
 /// True when the database records a format this ct can read without writing first.
 pub fn current(db: &Db) -> Result<bool> {
-    Ok(db.get(CF_META, KEY_FORMAT)?.as_deref() == Some(STORE_FORMAT_V2.as_bytes()))
+    Ok(format_of(db)? == Some(StoreFormat::V2))
 }
 
 pub fn check(db: &Db) -> Result<()> {
-    match db.get(CF_META, KEY_FORMAT)? {
-        Some(v) if v == STORE_FORMAT_V2.as_bytes() => Ok(()),
-        Some(v) if v == STORE_FORMAT_V1.as_bytes() => Err(StoreError::Corrupt(
+    match format_of(db)? {
+        Some(StoreFormat::V2) => Ok(()),
+        Some(StoreFormat::V1) => Err(StoreError::Corrupt(
             "the store has format 1, which this ct migrates when it opens the store for writing \
              (any `ct store` or `ct import` command does)"
                 .into(),
         )),
-        Some(v) => Err(StoreError::Corrupt(format!(
+        Some(StoreFormat::Other(v)) => Err(StoreError::Corrupt(format!(
             "the store has format {}; this ct understands format {STORE_FORMAT_V2}",
             crate::shown(&v[..v.len().min(32)])
         ))),
@@ -62,25 +129,20 @@ pub fn migrate(db: &Db) -> Result<usize> {
     let mut b = db.batch();
     let mut n = 0;
     for (key, rec) in legacy::all(db)? {
-        b.delete(super::CF_LEGACY_BUNDLES, &key);
+        legacy::delete(&mut b, &key);
         let Ok(r) = rec else { continue };
         let Ok(root) = hex::decode(&r.root_record) else {
             continue;
         };
         let digest = Sha256Digest::of(r.manifest.as_bytes());
-        let sigs = r
-            .signatures
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-            .collect();
-        let new = records::Record::new(r.manifest.as_bytes(), &sigs, &root, r.imported_at)?;
+        let new = records::Record::new(r.manifest.as_bytes(), &r.signatures, &root, r.imported_at)?;
         records::put(&mut b, &digest, &new);
         if names::valid_name(&key).is_ok() {
-            names::put(&mut b, &r.name, &names::NameRef::new(digest, r.imported_at));
+            names::put(&mut b, &r.name, &names::NameRef::new(digest, r.imported_at))?;
         }
         n += 1;
     }
-    b.put(CF_META, KEY_FORMAT, STORE_FORMAT_V2.as_bytes());
+    b.put::<Meta>(&MetaKey::Format, &StoreFormat::V2);
     b.write()?;
     Ok(n)
 }
@@ -88,7 +150,7 @@ pub fn migrate(db: &Db) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{CF_LEGACY_BUNDLES, CF_NAMES};
+    use crate::db::CF_LEGACY_BUNDLES;
 
     #[test]
     fn format_1_records_are_readdressed_by_what_their_manifest_hashes_to() {
@@ -101,7 +163,9 @@ mod tests {
             // A lie, as format 1 allowed: it is ignored.
             bundle_digest: Sha256Digest::of(b"something else").to_string(),
             manifest: "m".into(),
-            signatures: [("alice".to_string(), "{}".to_string())].into(),
+            signatures: [(cerro_core::KeyId::new("alice").unwrap(), b"{}".to_vec())]
+                .into_iter()
+                .collect(),
             rootfs: String::new(),
             root_record: "0102".into(),
             imported_at: 7,
@@ -120,6 +184,28 @@ mod tests {
         let r = records::get(&db, &want).unwrap().unwrap();
         assert_eq!(r.root_record, "0102");
         assert!(legacy::all(&db).unwrap().is_empty());
-        assert_eq!(db.scan(CF_NAMES).unwrap().len(), 1);
+        assert_eq!(db.scan::<names::Names>().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn codecs_round_trip_and_never_panic() {
+        let k = MetaKey::Format;
+        assert_eq!(MetaKey::decode_key(&k.encode_key()).unwrap(), k);
+        assert_eq!(k.encode_key(), b"format");
+        for (v, bytes) in [
+            (StoreFormat::V1, &b"1"[..]),
+            (StoreFormat::V2, b"2"),
+            (StoreFormat::Other(b"3".to_vec()), b"3"),
+        ] {
+            assert_eq!(v.encode_value(), bytes);
+            assert_eq!(StoreFormat::decode_value(b"format", bytes).unwrap(), v);
+        }
+        crate::testing::mutations(b"format", 2000, |v| {
+            if let Ok(k) = MetaKey::decode_key(v) {
+                assert_eq!(k.encode_key(), v);
+            }
+            let f = StoreFormat::decode_value(b"format", v).unwrap();
+            assert_eq!(f.encode_value(), v);
+        });
     }
 }

@@ -14,6 +14,9 @@
 //! ```
 //! A record is addressed by what it must hash to: `sha256(record.manifest) == key` is checked
 //! on every read that matters (spec/store.md). A name is only a reference to a digest.
+//! Every read, write, delete and scan goes through a [`schema::Schema`]: the column family,
+//! its value bound, and typed key and value codecs (`records::Records`, `names::Names`,
+//! `nodes::Dirs`, `nodes::Outboards`, `meta::Meta`, `legacy::LegacyBundles`).
 //! Readers open a read-only view ([`Db::open_read_only`]: no lock, any number at once, beside a
 //! writer); writers open read-write only for their batch ([`Db::open`] waits for another
 //! process's batch), so long-running readers such as mount daemons never block imports.
@@ -25,14 +28,16 @@ pub mod meta;
 pub mod names;
 pub mod nodes;
 pub mod records;
+pub mod schema;
 
 use crate::error::{Result, StoreError};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use schema::{KeyCodec, Row, Schema, ValueCodec};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// One item of [`Db::scan`]: a key and its value, or why the value was not copied.
-pub(crate) type ScanItem = (Vec<u8>, Result<Vec<u8>>);
+/// One item of [`Db::keys`]: a raw key and its decode result.
+pub(crate) type KeyItem<S> = (Vec<u8>, Result<<S as Schema>::Key>);
 
 pub const CF_RECORDS: &str = "records";
 pub const CF_NAMES: &str = "names";
@@ -170,56 +175,47 @@ impl Db {
             .expect("column families are created at open")
     }
 
-    /// The value under `key`, refused (never copied) when it is larger than any value of that
-    /// family can be: values are untrusted at rest.
-    pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    /// The value of schema `S` under `key`, refused (never copied) when it is larger than any
+    /// value of that family can be: values are untrusted at rest.
+    pub(crate) fn get<S: Schema>(&self, key: &S::Key) -> Result<Option<S::Value>> {
+        let k = key.encode_key();
         let Some(v) = self
             .db
-            .get_pinned_cf(self.cf(cf), key)
+            .get_pinned_cf(self.cf(S::CF), &k)
             .map_err(|e| self.err(e))?
         else {
             return Ok(None);
         };
-        let max = value_max(cf);
-        if v.len() > max {
-            return Err(StoreError::Corrupt(format!(
-                "a {cf} value in the store database is {} bytes, over the limit of {max}",
-                v.len()
-            )));
-        }
-        Ok(Some(v.to_vec()))
+        check_len::<S>(v.len())?;
+        S::Value::decode_value(&k, &v).map(Some)
     }
 
-    /// Every (key, value) of a column family, in key order. A value larger than the family's
-    /// limit is not copied: its item is an error.
-    pub(crate) fn scan(&self, cf: &str) -> Result<Vec<ScanItem>> {
-        let max = value_max(cf);
+    /// Every item of schema `S`, in key order, each key and value decoded on its own (a value
+    /// larger than the family's limit is not copied: its item is an error).
+    pub(crate) fn scan<S: Schema>(&self) -> Result<Vec<Row<S>>> {
         let mut out = Vec::new();
-        let mut it = self.db.raw_iterator_cf(self.cf(cf));
+        let mut it = self.db.raw_iterator_cf(self.cf(S::CF));
         it.seek_to_first();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let v = if v.len() > max {
-                Err(StoreError::Corrupt(format!(
-                    "a {cf} value in the store database is {} bytes, over the limit of {max}",
-                    v.len()
-                )))
-            } else {
-                Ok(v.to_vec())
-            };
-            out.push((k.to_vec(), v));
+            out.push(Row {
+                key: S::Key::decode_key(k),
+                value: check_len::<S>(v.len()).and_then(|()| S::Value::decode_value(k, v)),
+                raw_key: k.to_vec(),
+            });
             it.next();
         }
         it.status().map_err(|e| self.err(e))?;
         Ok(out)
     }
 
-    /// Keys only, in order (no values read into memory).
-    pub(crate) fn keys(&self, cf: &str) -> Result<Vec<Vec<u8>>> {
+    /// The keys of schema `S` only, in order (no values read into memory): each raw, with its
+    /// decode result.
+    pub(crate) fn keys<S: Schema>(&self) -> Result<Vec<KeyItem<S>>> {
         let mut out = Vec::new();
-        let mut it = self.db.raw_iterator_cf(self.cf(cf));
+        let mut it = self.db.raw_iterator_cf(self.cf(S::CF));
         it.seek_to_first();
         while let Some(k) = it.key() {
-            out.push(k.to_vec());
+            out.push((k.to_vec(), S::Key::decode_key(k)));
             it.next();
         }
         it.status().map_err(|e| self.err(e))?;
@@ -257,14 +253,16 @@ impl Db {
     }
 }
 
-/// The largest value each column family can hold (bounds reads of untrusted values).
-fn value_max(cf: &str) -> usize {
-    match cf {
-        CF_RECORDS | CF_LEGACY_BUNDLES => records::RECORD_MAX_BYTES,
-        CF_DIRS | CF_OUTBOARDS => nodes::NODE_MAX_BYTES,
-        CF_NAMES | CF_META => 64 << 10,
-        _ => 64 << 20,
+/// Refuse a value of schema `S` larger than any it can hold (bounds reads of untrusted values).
+fn check_len<S: Schema>(len: usize) -> Result<()> {
+    if len > S::VALUE_MAX {
+        return Err(StoreError::Corrupt(format!(
+            "a {} value in the store database is {len} bytes, over the limit of {}",
+            S::CF,
+            S::VALUE_MAX
+        )));
     }
+    Ok(())
 }
 
 /// True for RocksDB's "another process has the database open read-write" error.
@@ -280,11 +278,17 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    pub(crate) fn put(&mut self, cf: &str, key: &[u8], value: &[u8]) {
-        self.wb.put_cf(self.db.cf(cf), key, value);
+    pub(crate) fn put<S: Schema>(&mut self, key: &S::Key, value: &S::Value) {
+        self.wb
+            .put_cf(self.db.cf(S::CF), key.encode_key(), value.encode_value());
     }
-    pub(crate) fn delete(&mut self, cf: &str, key: &[u8]) {
-        self.wb.delete_cf(self.db.cf(cf), key);
+    pub(crate) fn delete<S: Schema>(&mut self, key: &S::Key) {
+        self.wb.delete_cf(self.db.cf(S::CF), key.encode_key());
+    }
+    /// Delete whatever is stored under the raw key `key` of schema `S`, also a key that does not
+    /// decode (what `fsck` and `gc` remove).
+    pub(crate) fn delete_stored<S: Schema>(&mut self, key: &[u8]) {
+        self.wb.delete_cf(self.db.cf(S::CF), key);
     }
     pub fn len(&self) -> usize {
         self.wb.len()

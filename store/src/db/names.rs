@@ -10,6 +10,7 @@
 //! Keys are untrusted like everything else: a key that is not a valid name is never served or
 //! used as a path (callers skip it with a warning; fsck reports it).
 
+use super::schema::{KeyCodec, Schema, ValueCodec};
 use super::{Batch, Db, CF_NAMES};
 use crate::error::{Result, StoreError};
 use cerro_core::manifest::is_valid_name;
@@ -19,6 +20,49 @@ use serde::{Deserialize, Serialize};
 pub const NAME_FORMAT_V1: &str = "cerro-torre/store-name/v1";
 /// Largest name value read back (a valid one is under 200 bytes).
 const NAME_VALUE_MAX_BYTES: usize = 4096;
+
+/// The `names` family: bundle name → [`NameRef`].
+pub struct Names;
+
+impl Schema for Names {
+    const CF: &'static str = CF_NAMES;
+    /// A valid value is under 200 bytes; [`NameRef::decode`] bounds it more tightly.
+    const VALUE_MAX: usize = 64 << 10;
+    type Key = BundleName;
+    type Value = NameRef;
+}
+
+/// A valid bundle name (spec/store.md §3): the only key the names family may use.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BundleName(String);
+
+impl BundleName {
+    /// `name`, when it is a valid bundle name.
+    pub fn new(name: &str) -> Result<Self> {
+        valid_name(name.as_bytes()).map(|n| Self(n.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl KeyCodec for BundleName {
+    fn encode_key(&self) -> Vec<u8> {
+        self.0.as_bytes().to_vec()
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self> {
+        valid_name(bytes).map(|n| Self(n.to_string()))
+    }
+}
+
+impl ValueCodec for NameRef {
+    fn encode_value(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn decode_value(key: &[u8], bytes: &[u8]) -> Result<Self> {
+        NameRef::decode(key, bytes)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,28 +115,26 @@ pub fn valid_name(key: &[u8]) -> Result<&str> {
     }
 }
 
-pub fn put(b: &mut Batch<'_>, name: &str, r: &NameRef) {
-    b.put(CF_NAMES, name.as_bytes(), &r.encode());
+/// Point `name` (which the caller has validated; an invalid one is refused) at `r`.
+pub fn put(b: &mut Batch<'_>, name: &str, r: &NameRef) -> Result<()> {
+    b.put::<Names>(&BundleName::new(name)?, r);
+    Ok(())
 }
+/// Delete the name under the raw key `key` (also an invalid one).
 pub fn delete(b: &mut Batch<'_>, key: &[u8]) {
-    b.delete(CF_NAMES, key);
+    b.delete_stored::<Names>(key);
 }
-/// The reference under `name` (which the caller has validated).
+/// The reference under `name` (which the caller has validated; an invalid one is refused).
 pub fn get(db: &Db, name: &str) -> Result<Option<NameRef>> {
-    db.get(CF_NAMES, name.as_bytes())?
-        .map(|v| NameRef::decode(name.as_bytes(), &v))
-        .transpose()
+    db.get::<Names>(&BundleName::new(name)?)
 }
 
 /// Every name: the raw key and its decode result (an invalid key is an error, never a name).
 pub fn all(db: &Db) -> Result<Vec<(Vec<u8>, Result<NameRef>)>> {
     Ok(db
-        .scan(CF_NAMES)?
+        .scan::<Names>()?
         .into_iter()
-        .map(|(k, v)| {
-            let r = v.and_then(|v| NameRef::decode(&k, &v));
-            (k, r)
-        })
+        .map(|row| (row.raw_key, row.key.and(row.value)))
         .collect())
 }
 
@@ -106,7 +148,7 @@ mod tests {
         let db = Db::open(&d.path().join("db")).unwrap();
         let r = NameRef::new(Sha256Digest::of(b"x"), 5);
         let mut b = db.batch();
-        put(&mut b, "app", &r);
+        put(&mut b, "app", &r).unwrap();
         b.write().unwrap();
         assert_eq!(get(&db, "app").unwrap().unwrap(), r);
         for bad in [&b""[..], b"a/b", b"../x", b".", b"a\nb", b"\xff"] {
@@ -127,6 +169,25 @@ mod tests {
         crate::testing::mutations(&good, 5000, |v| {
             let _ = NameRef::decode(b"app", v);
             let _ = NameRef::decode(v, &good);
+            let _ = NameRef::decode_value(b"app", v);
+            let _ = BundleName::decode_key(v);
         });
+    }
+
+    #[test]
+    fn codecs_round_trip_and_keys_are_valid_names_only() {
+        let r = NameRef::new(Sha256Digest::of(b"x"), 5);
+        assert_eq!(NameRef::decode_value(b"app", &r.encode_value()).unwrap(), r);
+        crate::db::schema::tests::key_round_trip(&BundleName::new("app-1.2_x").unwrap());
+        for bad in ["", "a/b", "../x", ".", "-x", "a\nb"] {
+            assert!(BundleName::new(bad).is_err(), "{bad:?}");
+            assert!(BundleName::decode_key(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        // The wire form is what spec/store.md §3 shows, byte for byte.
+        let want = format!(
+            r#"{{"format":"cerro-torre/store-name/v1","digest":"{}","updated_at":5}}"#,
+            Sha256Digest::of(b"x")
+        );
+        assert_eq!(r.encode_value(), want.as_bytes());
     }
 }

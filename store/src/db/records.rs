@@ -12,12 +12,31 @@
 //! not hash to its key is not that bundle (`cerro_core::verified::verify_stored`, fsck). The
 //! value names no digest and no name of its own, so there is nothing else to disagree with.
 
+use super::schema::{Schema, ValueCodec};
 use super::{Batch, Db, CF_RECORDS};
 use crate::error::{Result, StoreError};
-use cerro_core::verified::{SignatureFiles, StoredRecord};
-use cerro_core::Sha256Digest;
+use cerro_core::verified::StoredRecord;
+use cerro_core::{Sha256Digest, SignatureSet};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+
+/// The `records` family: bundle digest → [`Record`].
+pub struct Records;
+
+impl Schema for Records {
+    const CF: &'static str = CF_RECORDS;
+    const VALUE_MAX: usize = RECORD_MAX_BYTES;
+    type Key = Sha256Digest;
+    type Value = Record;
+}
+
+impl ValueCodec for Record {
+    fn encode_value(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn decode_value(key: &[u8], bytes: &[u8]) -> Result<Self> {
+        Record::decode(key, bytes)
+    }
+}
 
 pub const RECORD_FORMAT_V2: &str = "cerro-torre/store-record/v2";
 /// Largest record read back (a manifest is at most 1 MiB, signatures 256 × 64 KiB).
@@ -28,7 +47,9 @@ pub const RECORD_MAX_BYTES: usize = 32 << 20;
 pub struct Record {
     pub format: String,
     pub manifest: String,
-    pub signatures: BTreeMap<String, String>,
+    /// Stored as an object of key id → the signature file's text (`signature_text`).
+    #[serde(with = "signature_text")]
+    pub signatures: SignatureSet,
     pub root_record: String,
     pub imported_at: i64,
 }
@@ -37,7 +58,7 @@ pub struct Record {
 #[derive(Debug, Clone)]
 pub struct RecordBytes {
     pub manifest: Vec<u8>,
-    pub signatures: SignatureFiles,
+    pub signatures: SignatureSet,
     pub root_record: Vec<u8>,
 }
 
@@ -56,7 +77,7 @@ impl RecordBytes {
 impl Record {
     pub fn new(
         manifest: &[u8],
-        signatures: &SignatureFiles,
+        signatures: &SignatureSet,
         root_record: &[u8],
         imported_at: i64,
     ) -> Result<Self> {
@@ -69,7 +90,7 @@ impl Record {
             manifest: text(manifest, "the manifest")?,
             signatures: signatures
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), text(v, &format!("signature {k}"))?)))
+                .map(|(k, v)| Ok((k.clone(), text(v, &format!("signature {k}"))?.into_bytes())))
                 .collect::<Result<_>>()?,
             root_record: hex::encode(root_record),
             imported_at,
@@ -105,11 +126,7 @@ impl Record {
     pub fn bytes(&self, key: &Sha256Digest) -> Result<RecordBytes> {
         Ok(RecordBytes {
             manifest: self.manifest.clone().into_bytes(),
-            signatures: self
-                .signatures
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-                .collect(),
+            signatures: self.signatures.clone(),
             root_record: hex::decode(&self.root_record).map_err(|_| {
                 StoreError::Corrupt(format!("store record {key}: the root record is not hex"))
             })?,
@@ -133,15 +150,14 @@ pub fn key_shown(key: &[u8]) -> String {
 }
 
 pub fn put(b: &mut Batch<'_>, digest: &Sha256Digest, r: &Record) {
-    b.put(CF_RECORDS, digest.as_bytes(), &r.encode());
+    b.put::<Records>(digest, r);
 }
+/// Delete the record under the raw key `key` (also a malformed one).
 pub fn delete(b: &mut Batch<'_>, key: &[u8]) {
-    b.delete(CF_RECORDS, key);
+    b.delete_stored::<Records>(key);
 }
 pub fn get(db: &Db, digest: &Sha256Digest) -> Result<Option<Record>> {
-    db.get(CF_RECORDS, digest.as_bytes())?
-        .map(|v| Record::decode(digest.as_bytes(), &v))
-        .transpose()
+    db.get::<Records>(digest)
 }
 
 /// One stored record: its key (a digest when well-formed) and its decode result.
@@ -154,30 +170,75 @@ pub struct Entry {
 /// Every record, with a per-record decode result so one corrupt value does not hide the rest.
 pub fn all(db: &Db) -> Result<Vec<Entry>> {
     Ok(db
-        .scan(CF_RECORDS)?
+        .scan::<Records>()?
         .into_iter()
-        .map(|(k, v)| Entry {
-            digest: <[u8; 32]>::try_from(k.as_slice())
-                .ok()
-                .map(Sha256Digest::from_bytes),
-            record: v.and_then(|v| Record::decode(&k, &v)),
-            key: k,
+        .map(|row| Entry {
+            digest: row.key.ok(),
+            record: row.value,
+            key: row.raw_key,
         })
         .collect())
+}
+
+/// The JSON form of a record's signatures (spec/store.md §2): an object of key id → the
+/// signature file's text. Signature files are UTF-8 JSON (`Record::new` refuses any other), so
+/// the text is the file byte for byte; an invalid key id does not decode.
+pub(crate) mod signature_text {
+    use cerro_core::{KeyId, SignatureSet};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(set: &SignatureSet, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            set.iter()
+                .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v))),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SignatureSet, D::Error> {
+        Ok(BTreeMap::<KeyId, String>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes()))
+            .collect())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::schema::KeyCodec;
 
     pub(crate) fn sample() -> Record {
         Record {
             format: RECORD_FORMAT_V2.into(),
             manifest: "format = \"x\"\n".into(),
-            signatures: [("alice".to_string(), "{}".to_string())].into(),
+            signatures: [(cerro_core::KeyId::new("alice").unwrap(), b"{}".to_vec())]
+                .into_iter()
+                .collect(),
             root_record: "00".into(),
             imported_at: 1,
         }
+    }
+
+    /// The bytes `ct` wrote before the schema was typed, for the same record.
+    const SAMPLE_V2_BYTES: &str = r#"{"format":"cerro-torre/store-record/v2","manifest":"format = \"x\"\n","signatures":{"alice":"{}"},"root_record":"00","imported_at":1}"#;
+
+    #[test]
+    fn encoding_is_byte_identical_and_round_trips() {
+        assert_eq!(sample().encode_value(), SAMPLE_V2_BYTES.as_bytes());
+        let k = Sha256Digest::of(b"m");
+        let back = Record::decode_value(k.as_bytes(), SAMPLE_V2_BYTES.as_bytes()).unwrap();
+        assert_eq!(back, sample());
+        crate::db::schema::tests::key_round_trip(&k);
+    }
+
+    #[test]
+    fn a_signature_under_an_invalid_key_id_does_not_decode() {
+        let v = SAMPLE_V2_BYTES.replace("\"alice\"", "\"../x\"");
+        let e = Record::decode(&[1; 32], v.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not decode"), "{e}");
     }
 
     #[test]
@@ -204,7 +265,8 @@ mod tests {
     fn random_bytes_never_panic() {
         let good = sample().encode();
         crate::testing::mutations(&good, 5000, |v| {
-            if let Ok(r) = Record::decode(&[1; 32], v) {
+            let _ = <Sha256Digest as KeyCodec>::decode_key(v);
+            if let Ok(r) = Record::decode_value(&[1; 32], v) {
                 let _ = r.bytes(&Sha256Digest::from_bytes([1; 32]));
             }
         });

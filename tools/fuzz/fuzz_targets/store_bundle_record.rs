@@ -1,14 +1,17 @@
 //! Fuzz target: the store's bundle records and names from untrusted bytes (store/src/db/:
 //! `records` keyed by bundle digest, `names` referring to them, and format-1 `legacy` records
-//! read when migrating), RocksDB values an attacker can write. Built only with
-//! `--features store` (it links RocksDB).
+//! read when migrating), RocksDB keys and values an attacker can write, through the schema's
+//! key codecs too (`db::schema`). Built only with `--features store` (it links RocksDB).
 //! Invariant: errors are fine, panics are bugs; an accepted record has the v2 format.
 #![no_main]
 
 use cerro_core::Sha256Digest;
+use cerro_core::rootfs::{Blake3Root, DirDigest};
 use cerro_store::db::legacy::LegacyRecord;
-use cerro_store::db::names::NameRef;
+use cerro_store::db::meta::{MetaKey, StoreFormat};
+use cerro_store::db::names::{BundleName, NameRef};
 use cerro_store::db::records::{Record, RECORD_FORMAT_V2};
+use cerro_store::db::schema::{KeyCodec, ValueCodec};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,4 +25,17 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = NameRef::decode(key, value);
     let _ = LegacyRecord::decode(key, value);
+    // Keys of every family; a key that decodes encodes back to exactly its bytes.
+    if let Ok(d) = Sha256Digest::decode_key(key) {
+        assert_eq!(d.encode_key(), key);
+    }
+    if let Ok(n) = BundleName::decode_key(key) {
+        assert_eq!(n.encode_key(), key);
+    }
+    let _ = DirDigest::decode_key(key);
+    let _ = Blake3Root::decode_key(key);
+    let _ = MetaKey::decode_key(key);
+    if let Ok(f) = StoreFormat::decode_value(key, value) {
+        assert_eq!(f.encode_value(), value);
+    }
 });

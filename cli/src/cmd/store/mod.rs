@@ -314,7 +314,11 @@ fn info(ctx: &Ctx, arg: &str) -> CmdResult<u8> {
         .line(format!("  created        {}", m.package.created));
     ctx.out.line(format!(
         "  signed by      {}",
-        r.signatures.keys().cloned().collect::<Vec<_>>().join(", ")
+        r.signatures
+            .keys()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     for (i, l) in m.layers.iter().enumerate() {
         ctx.out.line(format!(
