@@ -22,7 +22,7 @@ use super::Ctx;
 use crate::app::RunArgs;
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH, USAGE};
 use crate::steps::serve::mount_verified;
-use crate::steps::stored::{open_bundle, Checks};
+use crate::steps::stored::{open_bundle, Checks, Opened};
 use cerro_core::manifest::Manifest;
 use cerro_core::source::config::RunDefaults;
 use cerro_core::Sha256Digest;
@@ -33,6 +33,7 @@ use options::{Publish, Volume};
 use signals::Phase;
 use spec::NetNs;
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -198,7 +199,7 @@ fn check_options(a: &RunArgs) -> CmdResult<Checked> {
 }
 
 /// Everything but the detaching: check, verify, stage, run, take down.
-fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> CmdResult<u8> {
+fn run_container(ctx: &Ctx, a: RunArgs, reporter: Option<&mut Reporter>) -> CmdResult<u8> {
     // First, while this is the only thread: every thread and child shares the namespace.
     stage::private_mount_namespace()?;
     let watch = signals::watch()?;
@@ -270,26 +271,58 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
         ..record_for(&id)
     })?;
 
-    // Root mounts the verified tree for itself alone (no allow_other: the container reads it
-    // through the overlay, which reaches its lower layer with the credentials of whoever
-    // mounted it, while checking the caller against the image's modes), and nosuid: setuid
-    // files work through the overlay, whose own flags decide, never straight from this mount.
-    let mount_opts = MountOptions {
-        allow_other: false,
-        suid: false,
-        threads: cerro_fuse::default_threads(),
-        fsname: format!("cerro:{name}"),
-    };
-    let mounted = mount_verified(
-        opened.store.clone(),
-        &View::Rootfs(TreeRoot::new(name.clone(), &opened.bundle)),
-        &stage.lower(),
-        &mount_opts,
-        Arc::new(|m: &str| eprintln!("ct run: {m}")),
-    )?;
-    stage.set_fuse(mounted);
-    stage.mount_overlay()?;
+    mount_rootfs(&mut stage, &opened, &name)?;
 
+    let terminal = reporter.is_none() && std::io::stdin().is_terminal();
+    let (process, hostname) = process(&a, &config, &opts, &id, &name, terminal, &stage.rootfs())?;
+    let annotations = annotations(&name, &bundle_digest, &config);
+    let (launch, slirp) = launch(
+        &runtime,
+        &id,
+        &mut stage,
+        &process,
+        &hostname,
+        &opts,
+        &a,
+        &annotations,
+    )?;
+    if !ctx.out.quiet && std::io::stderr().is_terminal() {
+        eprintln!(
+            "ct run: {id}: {name} (bundle {}){}, {runtime}, as {}:{}, network {}",
+            bundle_digest,
+            if a.no_verify { "" } else { " verified" },
+            process.uid,
+            process.gid,
+            opts.network.as_str(),
+        );
+    }
+    let Some(status) = start_and_wait(&watch, &launch, &runtime, reporter, &id, log.as_deref())?
+    else {
+        eprintln!("ct run: interrupted before the container started; nothing was run");
+        return Ok(INTERRUPTED);
+    };
+    drop(slirp);
+    drop(stage);
+    drop(opened);
+    drop(claim);
+    let code = exit_code(status);
+    if log.is_some() {
+        eprintln!("ct run: {id} exited with status {code}; everything it used is taken down");
+    }
+    Ok(code)
+}
+
+/// The container's process — arguments, environment, user, working directory — from the image
+/// config and the command line, and its hostname.
+fn process(
+    a: &RunArgs,
+    config: &RunDefaults,
+    opts: &Checked,
+    id: &str,
+    name: &str,
+    terminal: bool,
+    rootfs: &Path,
+) -> CmdResult<(spec::Process, String)> {
     // The process, from the image config and the command line.
     let mut args = config.entrypoint.clone();
     if a.args.is_empty() {
@@ -307,7 +340,6 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
         image_env.push(DEFAULT_PATH.into());
     }
     let mut env = options::environment(&image_env, &[], &opts.env, |_| None)?;
-    let terminal = reporter.is_none() && std::io::stdin().is_terminal();
     if terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into()); // as docker run -t does
     }
@@ -315,7 +347,7 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
         (Some(h), _) => h.clone(),
         (None, Network::Host) => std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| id.clone()),
+            .unwrap_or_else(|_| id.to_string()),
         (None, _) => id.chars().take(MAX_HOSTNAME).collect(),
     };
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
@@ -326,21 +358,13 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
         .clone()
         .or_else(|| config.user.clone())
         .unwrap_or_else(|| "0".into());
-    let (uid, gid) = rootfs::resolve_user(&user_spec, &stage.rootfs())?;
+    let (uid, gid) = rootfs::resolve_user(&user_spec, rootfs)?;
     let cwd = a
         .workdir
         .clone()
         .or_else(|| config.working_dir.clone())
         .unwrap_or_else(|| "/".into());
-    rootfs::make_dir(&stage.rootfs(), &cwd)?;
-    let annotations = [
-        ("org.cerro-torre.bundle", name.clone()),
-        ("org.cerro-torre.bundle-digest", bundle_digest.clone()),
-        (
-            "org.cerro-torre.exposed-ports",
-            config.exposed_ports.join(","),
-        ),
-    ];
+    rootfs::make_dir(rootfs, &cwd)?;
     let process = spec::Process {
         args,
         env,
@@ -349,15 +373,31 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
         gid,
         terminal,
     };
+    Ok((process, hostname))
+}
+
+/// How to start and take down the container: podman's command line, or the OCI spec written
+/// for runc/crun (with its network namespace and, for a private network, slirp4netns).
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    runtime: &str,
+    id: &str,
+    stage: &mut stage::Stage,
+    process: &spec::Process,
+    hostname: &str,
+    opts: &Checked,
+    a: &RunArgs,
+    annotations: &[(&str, String)],
+) -> CmdResult<(spec::Launch, Option<network::Slirp>)> {
     let rlimits = spec::rlimits();
     let mut slirp = None;
     let launch = if runtime == "podman" {
         spec::podman_launch(
-            &id,
+            id,
             &stage.rootfs(),
-            &process,
+            process,
             &spec::PodmanExtra {
-                hostname: &hostname,
+                hostname,
                 network: opts.network,
                 publish: &opts.publish,
                 volumes: &opts.volumes,
@@ -365,16 +405,16 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
                 cap_drop: &a.cap_drop,
                 privileged: a.privileged,
                 rlimits: &rlimits,
-                annotations: &annotations,
+                annotations,
             },
         )
     } else {
-        let etc = network::etc_files(&stage.dir, &hostname, opts.network)?;
+        let etc = network::etc_files(&stage.dir, hostname, opts.network)?;
         let netns = match opts.network {
             Network::None => NetNs::New,
             Network::Host => NetNs::Host,
             Network::Private => {
-                let path = network::create_netns(&mut stage)?;
+                let path = network::create_netns(stage)?;
                 let api = stage.dir.join("slirp.sock");
                 slirp = Some(network::start_slirp(&path, &api, &opts.publish)?);
                 NetNs::Path(path)
@@ -382,33 +422,37 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
         };
         let rootfs = stage.rootfs();
         let spec = spec::oci_spec(&spec::Settings {
-            process: &process,
+            process,
             rootfs: &rootfs,
-            hostname: &hostname,
+            hostname,
             capabilities: &opts.capabilities,
             privileged: a.privileged,
             netns,
             etc: &etc,
             volumes: &opts.volumes,
             rlimits: &rlimits,
-            annotations: &annotations,
+            annotations,
         });
         spec::write_spec(&stage.bundle(), &spec)?;
-        spec::oci_launch(&runtime, &id, &stage.bundle())
+        spec::oci_launch(runtime, id, &stage.bundle())
     };
-    if !ctx.out.quiet && std::io::stderr().is_terminal() {
-        eprintln!(
-            "ct run: {id}: {name} (bundle {}){}, {runtime}, as {uid}:{gid}, network {}",
-            bundle_digest,
-            if a.no_verify { "" } else { " verified" },
-            opts.network.as_str(),
-        );
-    }
+    Ok((launch, slirp))
+}
+
+/// Start the runtime (unless a signal cancelled the run first: None), wait for it, and have it
+/// delete the container. The status is the container's.
+fn start_and_wait(
+    watch: &signals::Shared,
+    launch: &spec::Launch,
+    runtime: &str,
+    reporter: Option<&mut Reporter>,
+    id: &str,
+    log: Option<&Path>,
+) -> CmdResult<Option<std::process::ExitStatus>> {
     let mut child = {
         let mut st = watch.lock().expect("signal state");
         if matches!(*st, Phase::Staging { cancelled: true }) {
-            eprintln!("ct run: interrupted before the container started; nothing was run");
-            return Ok(INTERRUPTED);
+            return Ok(None);
         }
         let child = Command::new(&launch.run[0])
             .args(&launch.run[1..])
@@ -421,8 +465,8 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
         );
         child
     };
-    if let (Some(r), Some(log)) = (reporter.as_mut(), &log) {
-        r.started(&id, log);
+    if let (Some(r), Some(log)) = (reporter, log) {
+        r.started(id, log);
     }
     let status = child
         .wait()
@@ -432,18 +476,55 @@ fn run_container(ctx: &Ctx, a: RunArgs, mut reporter: Option<&mut Reporter>) -> 
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
-    drop(slirp);
-    drop(stage);
-    drop(opened);
-    drop(claim);
+    Ok(Some(status))
+}
+
+/// The container's exit status as ct's: its code, or 128 + the signal that ended it.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
     use std::os::unix::process::ExitStatusExt;
-    let code = match (status.code(), status.signal()) {
+    match (status.code(), status.signal()) {
         (Some(c), _) => c.clamp(0, 255) as u8,
         (None, Some(s)) => (128 + s).clamp(0, 255) as u8,
         _ => USAGE,
-    };
-    if log.is_some() {
-        eprintln!("ct run: {id} exited with status {code}; everything it used is taken down");
     }
-    Ok(code)
+}
+
+/// The verified rootfs under a writable overlay, in the stage. Root mounts the verified tree
+/// for itself alone (no allow_other: the container reads it through the overlay, which reaches
+/// its lower layer with the credentials of whoever mounted it, while checking the caller
+/// against the image's modes), and nosuid: setuid files work through the overlay, whose own
+/// flags decide, never straight from this mount.
+fn mount_rootfs(stage: &mut stage::Stage, opened: &Opened, name: &str) -> CmdResult {
+    let mount_opts = MountOptions {
+        allow_other: false,
+        suid: false,
+        threads: cerro_fuse::default_threads(),
+        fsname: format!("cerro:{name}"),
+    };
+    let mounted = mount_verified(
+        opened.store.clone(),
+        &View::Rootfs(TreeRoot::new(name.to_string(), &opened.bundle)),
+        &stage.lower(),
+        &mount_opts,
+        Arc::new(|m: &str| eprintln!("ct run: {m}")),
+    )?;
+    stage.set_fuse(mounted);
+    stage.mount_overlay()?;
+    Ok(())
+}
+
+/// The annotations the container carries: which bundle it runs, and the image's exposed ports.
+fn annotations(
+    name: &str,
+    bundle_digest: &str,
+    config: &RunDefaults,
+) -> [(&'static str, String); 3] {
+    [
+        ("org.cerro-torre.bundle", name.to_string()),
+        ("org.cerro-torre.bundle-digest", bundle_digest.to_string()),
+        (
+            "org.cerro-torre.exposed-ports",
+            config.exposed_ports.join(","),
+        ),
+    ]
 }
