@@ -55,72 +55,24 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
     // 1. Verify every bundle as `ct verify` does, hashing the whole file on the way.
     let mut inputs: Vec<Input> = Vec::new();
     for path in &a.bundles {
-        let file_name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .filter(|n| valid_file_name(n))
-            .ok_or_else(|| {
-                Failure::usage(format!(
-                    "{}: a bundle's file name must be a plain NAME.ctp (A-Z a-z 0-9 . _ - + @)",
-                    path.display()
-                ))
-            })?
-            .to_string();
-        let f = std::fs::File::open(path)
-            .map_err(|e| Failure::io(format!("opening bundle {}", path.display()), e))?;
-        let total = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut progress = Progress::new(&ctx.out, format!("verifying {file_name}"), total);
-        let mut hr =
-            crate::steps::assemble::HashingReader::new(BufReader::with_capacity(1 << 20, f));
-        let raw = scan_bundle(&mut hr, &mut |n| progress.update(n))
-            .map_err(|e| Failure::from(e).context(format!("bundle {}", path.display())))?;
-        let (file_digest, file_size) = hr
-            .finish()
-            .map_err(|e| Failure::io(format!("reading bundle {}", path.display()), e))?;
-        progress.finish();
-        let rep = verify(&raw, &vctx);
-        if !rep.ok() {
-            ctx.out.json_doc(&serde_json::json!({"ok": false, "exit_code": rep.exit_code(), "bundle": path, "report": rep}));
-            print_report(ctx, path, &rep, policy.as_ref().map(|(p, _)| p.as_path()));
-            if !ctx.out.json {
-                eprintln!("  nothing was exported");
-            }
-            return Ok(rep.exit_code());
+        match verify_input(ctx, path, &vctx, policy.as_ref().map(|(p, _)| p.as_path()))? {
+            Ok(input) => inputs.push(input),
+            Err(code) => return Ok(code),
         }
-        let trusted = rep
-            .signatures
-            .iter()
-            .filter_map(|s| s.trusted_as.clone())
-            .collect();
-        let file = BundleFile::open(path)?;
-        inputs.push(Input {
-            path: path.clone(),
-            file_name,
-            file,
-            file_size,
-            file_digest,
-            trusted,
-        });
     }
 
     // 2. The archive: each bundle once, each blob once, the trusted signers' keys.
-    let mut keys: BTreeMap<KeyId, PublicKeyFile> = BTreeMap::new();
-    if a.include_keys {
-        let all = ctx.cfg.trusted_keys()?;
-        for inp in &inputs {
-            for id in &inp.trusted {
-                if let Some(k) = all.iter().find(|k| k.key_id == *id) {
-                    keys.insert(id.clone(), k.clone());
-                }
-            }
-        }
-    }
+    let keys = if a.include_keys {
+        included_keys(ctx, &inputs)?
+    } else {
+        Vec::new()
+    };
     let bundles = inputs
         .iter()
         .map(|i| ExportBundle::of_file(i.file_name.clone(), i.file_size, i.file_digest, &i.file))
         .collect();
-    let mut archive = ExportWriter::new(bundles, keys.into_values().collect(), policy_bytes)
-        .map_err(|e| conflict(&inputs, e))?;
+    let mut archive =
+        ExportWriter::new(bundles, keys, policy_bytes).map_err(|e| conflict(&inputs, e))?;
 
     // 3. Write it.
     let mut progress = Progress::new(&ctx.out, "exporting", archive.blob_bytes());
@@ -137,6 +89,81 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
     })?;
     progress.finish();
 
+    print_exported(ctx, &a, &archive, size);
+    Ok(0)
+}
+
+/// Verify one bundle file as `ct verify` does, hashing the whole file on the way. A bundle that
+/// does not verify has its report printed, and its exit code answered.
+fn verify_input(
+    ctx: &Ctx,
+    path: &Path,
+    vctx: &VerifyContext<'_>,
+    policy: Option<&Path>,
+) -> CmdResult<Result<Input, u8>> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| valid_file_name(n))
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{}: a bundle's file name must be a plain NAME.ctp (A-Z a-z 0-9 . _ - + @)",
+                path.display()
+            ))
+        })?
+        .to_string();
+    let f = std::fs::File::open(path)
+        .map_err(|e| Failure::io(format!("opening bundle {}", path.display()), e))?;
+    let total = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut progress = Progress::new(&ctx.out, format!("verifying {file_name}"), total);
+    let mut hr = crate::steps::assemble::HashingReader::new(BufReader::with_capacity(1 << 20, f));
+    let raw = scan_bundle(&mut hr, &mut |n| progress.update(n))
+        .map_err(|e| Failure::from(e).context(format!("bundle {}", path.display())))?;
+    let (file_digest, file_size) = hr
+        .finish()
+        .map_err(|e| Failure::io(format!("reading bundle {}", path.display()), e))?;
+    progress.finish();
+    let rep = verify(&raw, vctx);
+    if !rep.ok() {
+        ctx.out.json_doc(&serde_json::json!({"ok": false, "exit_code": rep.exit_code(), "bundle": path, "report": rep}));
+        print_report(ctx, path, &rep, policy);
+        if !ctx.out.json {
+            eprintln!("  nothing was exported");
+        }
+        return Ok(Err(rep.exit_code()));
+    }
+    let trusted = rep
+        .signatures
+        .iter()
+        .filter_map(|s| s.trusted_as.clone())
+        .collect();
+    let file = BundleFile::open(path)?;
+    Ok(Ok(Input {
+        path: path.to_path_buf(),
+        file_name,
+        file,
+        file_size,
+        file_digest,
+        trusted,
+    }))
+}
+
+/// `--include-keys`: the trust store's key of every signer trusted for an exported bundle.
+fn included_keys(ctx: &Ctx, inputs: &[Input]) -> CmdResult<Vec<PublicKeyFile>> {
+    let mut keys: BTreeMap<KeyId, PublicKeyFile> = BTreeMap::new();
+    let all = ctx.cfg.trusted_keys()?;
+    for inp in inputs {
+        for id in &inp.trusted {
+            if let Some(k) = all.iter().find(|k| k.key_id == *id) {
+                keys.insert(id.clone(), k.clone());
+            }
+        }
+    }
+    Ok(keys.into_values().collect())
+}
+
+/// What was written.
+fn print_exported(ctx: &Ctx, a: &ExportArgs, archive: &ExportWriter<'_>, size: u64) {
     let index = archive.index();
     ctx.out.json_doc(&serde_json::json!({
         "ok": true,
@@ -177,7 +204,6 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
             a.policy.as_deref().unwrap_or(Path::new("")).display()
         ));
     }
-    Ok(0)
 }
 
 /// The writer's refusal of two bundles, with their paths and what to do.
