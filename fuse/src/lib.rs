@@ -7,6 +7,7 @@
 mod cache;
 mod fs;
 mod inodes;
+pub mod mountinfo;
 mod view;
 
 pub use fs::{EventSink, FsError, VerifiedFs, DEFAULT_CACHE_BYTES};

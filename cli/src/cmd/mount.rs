@@ -5,9 +5,9 @@
 use super::Ctx;
 use crate::app::{Kind, MountArgs, StoreMountArgs, UmountArgs};
 use crate::exit::{CmdResult, Failure};
-use crate::mountinfo;
 use crate::steps::serve::{self as daemon, absolute, prepare_mountpoint, start, unmount_path};
 use crate::steps::stored::{open_bundle, Checks};
+use cerro_fuse::mountinfo;
 use cerro_store::dirs::StoreDirs;
 use cerro_store::mounts;
 use std::time::{Duration, Instant};

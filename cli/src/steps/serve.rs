@@ -11,10 +11,10 @@
 use crate::app::Kind;
 use crate::ctx::Ctx;
 use crate::exit::{CmdResult, Failure, IO_ERROR};
-use crate::mountinfo;
 use crate::steps::stored::{record_failure, Checks, Opened};
 use cerro_core::rootfs::VerifiedTree;
 use cerro_core::Sha256Digest;
+use cerro_fuse::mountinfo;
 use cerro_fuse::{MountOptions, StoreBundle, TreeRoot, VerifiedFs, View};
 use cerro_store::mounts::{self, MountedBundle};
 use cerro_store::{Lease, Store, Target};
@@ -269,7 +269,7 @@ pub fn mount_verified(
 
 /// After the daemon said it is ready: the kernel lists a FUSE mount at `mp`.
 pub fn confirm_mounted(mp: &Path) -> CmdResult {
-    match crate::mountinfo::at(mp) {
+    match cerro_fuse::mountinfo::at(mp) {
         Some(m) if m.is_cerro() => Ok(()),
         _ => Err(Failure::new(
             IO_ERROR,

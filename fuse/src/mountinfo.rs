@@ -1,4 +1,5 @@
-//! Reading `/proc/self/mountinfo`: which paths are mount points, of what type, from what source.
+//! Reading `/proc/self/mountinfo`: which paths are mount points, of what type, from what source,
+//! and which of them are Cerro's (ct names each mount's source `cerro:NAME`).
 //! `ct mount` refuses a busy mount point, `ct umount` only unmounts Cerro's own mounts, and
 //! `ct mounts` shows Cerro mounts no registration knows of.
 
