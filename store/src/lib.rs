@@ -21,6 +21,7 @@ pub mod db;
 pub mod dirs;
 pub mod du;
 pub mod error;
+pub mod extract;
 pub mod fsck;
 pub mod gc;
 pub mod import;
