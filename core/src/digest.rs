@@ -114,6 +114,38 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that hashes and counts everything read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+    /// Read the rest (a tar reader stops at the end-of-archive marker), then give the digest
+    /// and length of the whole stream.
+    pub fn finish(mut self) -> io::Result<(Sha256Digest, u64)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((Sha256Digest(self.hasher.finalize().into()), self.len))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
 /// Stream `r` to its end and return its digest and length, in constant memory.
 pub fn hash_reader<R: Read>(mut r: R) -> io::Result<(Sha256Digest, u64)> {
     let mut hasher = Sha256::new();

@@ -116,7 +116,7 @@ fn verify_input(
         .map_err(|e| Failure::io(format!("opening bundle {}", path.display()), e))?;
     let total = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut progress = Progress::new(&ctx.out, format!("verifying {file_name}"), total);
-    let mut hr = crate::steps::assemble::HashingReader::new(BufReader::with_capacity(1 << 20, f));
+    let mut hr = cerro_core::digest::HashingReader::new(BufReader::with_capacity(1 << 20, f));
     let raw = scan_bundle(&mut hr, &mut |n| progress.update(n))
         .map_err(|e| Failure::from(e).context(format!("bundle {}", path.display())))?;
     let (file_digest, file_size) = hr

@@ -2,6 +2,7 @@
 //! `layout` names every path a bundle may hold, `writer` produces bundles byte for byte the
 //! same from the same inputs, `reader` streams one through in constant memory, hashing every blob.
 
+pub mod assemble;
 pub mod file;
 pub mod layout;
 pub mod reader;
