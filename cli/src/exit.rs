@@ -117,6 +117,18 @@ impl From<cerro_store::StoreError> for Failure {
     }
 }
 
+impl From<cerro_store::outdir::OutputError> for Failure {
+    fn from(e: cerro_store::outdir::OutputError) -> Self {
+        use cerro_store::outdir::OutputError as E;
+        match e {
+            E::NoName(_) => Failure::usage(e.to_string()),
+            E::Io { what, source } => Failure::io(what, source),
+            E::Replaced(_) => Failure::new(IO_ERROR, e.to_string())
+                .hint("another user can write to that directory; write the output elsewhere"),
+        }
+    }
+}
+
 impl From<cerro_store::import::ImportError> for Failure {
     fn from(e: cerro_store::import::ImportError) -> Self {
         use cerro_store::import::ImportError as E;

@@ -6,7 +6,6 @@ mod cmd;
 mod config;
 mod ctx;
 mod exit;
-mod outdir;
 mod output;
 mod passphrase;
 mod registry;

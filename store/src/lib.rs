@@ -29,6 +29,7 @@ pub mod lease;
 pub mod lock;
 pub mod mounts;
 pub mod objects;
+pub mod outdir;
 pub mod store;
 pub mod tree;
 pub mod walk;

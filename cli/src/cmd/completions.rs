@@ -5,7 +5,7 @@
 
 use crate::app::{Cli, CompletionsArgs, ManArgs};
 use crate::exit::{CmdResult, Failure, IO_ERROR};
-use crate::outdir::create_at;
+use cerro_store::outdir::create_at;
 use clap::{Command, CommandFactory};
 use rustix::fs::{fstat, openat, renameat, Mode, OFlags, CWD};
 use std::io::Write;

@@ -7,7 +7,6 @@
 use super::Ctx;
 use crate::app::{UnpackArgs, UnpackFormat};
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR};
-use crate::outdir::{create_at, mkdir_at, Staged};
 use crate::steps::stored::{open_bundle, Checks};
 use cerro_core::bundle::layout;
 use cerro_core::digest::HashingWriter;
@@ -15,6 +14,7 @@ use cerro_core::manifest::{Descriptor, Manifest};
 use cerro_core::rootfs::{TreeError, VerifiedTree};
 use cerro_core::verified::{StoredBundle, Verified};
 use cerro_store::extract::{ExtractError, RootfsWriter};
+use cerro_store::outdir::{create_at, mkdir_at, Staged};
 use cerro_store::Store;
 use serde::Serialize;
 use std::io::{self, Write};

@@ -6,7 +6,6 @@
 //! staging entry. The finished output replaces OUT with one rename (or, with `--force`, one
 //! atomic exchange); a failure removes the staging entry, through descriptors too.
 
-use crate::exit::{CmdResult, Failure};
 use rustix::fs::{
     fstat, mkdirat, openat, renameat, renameat_with, statat, AtFlags, FileType, Mode, OFlags,
     RenameFlags,
@@ -16,8 +15,34 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-fn io(what: impl std::fmt::Display, e: Errno) -> Failure {
-    Failure::io(what, std::io::Error::from(e))
+/// Why an output could not be staged or published.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// OUT names no file (`/`, or a name not in UTF-8).
+    #[error("{} names no file (or not in UTF-8)", .0.display())]
+    NoName(PathBuf),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    /// The staging entry opened is not the one this process made: someone else can write to
+    /// the directory.
+    #[error("{} was replaced while ct was creating it", .0.display())]
+    Replaced(PathBuf),
+}
+
+type Result<T, E = OutputError> = std::result::Result<T, E>;
+
+fn io(what: impl std::fmt::Display, e: Errno) -> OutputError {
+    io_err(what, std::io::Error::from(e))
+}
+
+fn io_err(what: impl std::fmt::Display, e: std::io::Error) -> OutputError {
+    OutputError::Io {
+        what: what.to_string(),
+        source: e,
+    }
 }
 
 /// Open directory `name` in `dir` without following a link; it must be ours.
@@ -57,14 +82,12 @@ pub struct Staged {
 }
 
 impl Staged {
-    fn open_parent(out: &Path) -> CmdResult<(OwnedFd, PathBuf, String)> {
+    fn open_parent(out: &Path) -> Result<(OwnedFd, PathBuf, String)> {
         let parent = out.parent().unwrap_or(Path::new("/")).to_path_buf();
         let base = out
             .file_name()
             .and_then(|b| b.to_str())
-            .ok_or_else(|| {
-                Failure::usage(format!("{} names no file (or not in UTF-8)", out.display()))
-            })?
+            .ok_or_else(|| OutputError::NoName(out.to_path_buf()))?
             .to_string();
         // The parent is the user's own path: opened as given.
         let fd = rustix::fs::open(
@@ -77,14 +100,14 @@ impl Staged {
     }
 
     /// A new private directory beside `out`, and its descriptor.
-    pub fn dir(out: &Path) -> CmdResult<(Self, OwnedFd)> {
+    pub fn dir(out: &Path) -> Result<(Self, OwnedFd)> {
         let (parent, parent_path, base) = Self::open_parent(out)?;
         // tempfile makes the directory with an unpredictable name, exclusively, mode 0700.
         let t = tempfile::Builder::new()
             .prefix(&format!(".{base}.ct-unpack-"))
             .tempdir_in(&parent_path)
             .map_err(|e| {
-                Failure::io(
+                io_err(
                     format!("creating a staging directory in {}", parent_path.display()),
                     e,
                 )
@@ -109,20 +132,20 @@ impl Staged {
     }
 
     /// A new private file beside `out`, open for writing.
-    pub fn file(out: &Path) -> CmdResult<(Self, File)> {
+    pub fn file(out: &Path) -> Result<(Self, File)> {
         let (parent, parent_path, base) = Self::open_parent(out)?;
         let t = tempfile::Builder::new()
             .prefix(&format!(".{base}.ct-unpack-"))
             .tempfile_in(&parent_path)
             .map_err(|e| {
-                Failure::io(
+                io_err(
                     format!("creating a staging file in {}", parent_path.display()),
                     e,
                 )
             })?;
         let (f, path) = t
             .keep()
-            .map_err(|e| Failure::io("keeping the staging file", e.error))?;
+            .map_err(|e| io_err("keeping the staging file", e.error))?;
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -139,19 +162,12 @@ impl Staged {
     }
 
     /// What was opened is what this process made: a new entry of the expected type, ours.
-    fn check_ours(&self, fd: &impl AsFd, want: FileType) -> CmdResult {
+    fn check_ours(&self, fd: &impl AsFd, want: FileType) -> Result<()> {
         let st = fstat(fd).map_err(|e| io(format!("checking {}", self.path().display()), e))?;
         if FileType::from_raw_mode(st.st_mode) != want
             || st.st_uid != nix::unistd::geteuid().as_raw()
         {
-            return Err(Failure::new(
-                crate::exit::IO_ERROR,
-                format!(
-                    "{} was replaced while ct was creating it",
-                    self.path().display()
-                ),
-            )
-            .hint("another user can write to that directory; write the output elsewhere"));
+            return Err(OutputError::Replaced(self.path()));
         }
         Ok(())
     }
@@ -164,7 +180,7 @@ impl Staged {
     /// Move the staged output to `out`'s name: over an empty directory, or with `force` in one
     /// atomic exchange with whatever is there (the old output is then removed, through
     /// descriptors). Without `force`, an existing non-empty OUT was refused before staging.
-    pub fn publish(mut self, out: &Path, force: bool) -> CmdResult {
+    pub fn publish(mut self, out: &Path, force: bool) -> Result<()> {
         let base = out
             .file_name()
             .and_then(|b| b.to_str())
