@@ -70,17 +70,7 @@ pub fn run(ctx: &Ctx, a: FetchArgs) -> CmdResult<u8> {
     let assembled = match result {
         Ok(x) => x,
         Err(DownloadError::Registry(e)) => return Err(e.into()),
-        Err(DownloadError::Writer(e)) => {
-            return Err(match e {
-                WriteError::Bundle(BundleError::Mismatch(m)) => Failure::new(
-                    crate::exit::HASH_MISMATCH,
-                    format!("registry {}: {m}", remote.client.registry),
-                )
-                .hint(MISMATCH_HINT),
-                WriteError::Bundle(e) => Failure::from(e).context(format!("fetching {r}")),
-                WriteError::Failure(f) => f,
-            })
-        }
+        Err(DownloadError::Writer(e)) => return Err(writer_failure(e, &remote)),
     };
     drop(staging);
     let report = assembled.report.clone();
@@ -112,22 +102,29 @@ pub fn run(ctx: &Ctx, a: FetchArgs) -> CmdResult<u8> {
                 FoundVia::Tag => "its fallback tag",
             }
         ));
-        print_report(
-            ctx,
-            &a.output,
-            rep,
-            policy.as_ref().map(|(p, _)| p.as_path()),
-        );
-    } else {
-        print_report(
-            ctx,
-            &a.output,
-            rep,
-            policy.as_ref().map(|(p, _)| p.as_path()),
-        );
-        if !ctx.out.json {
-            eprintln!("  nothing was written to {}", a.output.display());
-        }
+    }
+    print_report(
+        ctx,
+        &a.output,
+        rep,
+        policy.as_ref().map(|(p, _)| p.as_path()),
+    );
+    if !rep.ok() && !ctx.out.json {
+        eprintln!("  nothing was written to {}", a.output.display());
     }
     Ok(code)
+}
+
+/// Why the bundle being downloaded could not be written: a blob that did not match its signed
+/// digest (exit 1, naming the registry), or another failure of the writer.
+fn writer_failure(e: WriteError, remote: &RemoteBundle) -> Failure {
+    match e {
+        WriteError::Bundle(BundleError::Mismatch(m)) => Failure::new(
+            crate::exit::HASH_MISMATCH,
+            format!("registry {}: {m}", remote.client.registry),
+        )
+        .hint(MISMATCH_HINT),
+        WriteError::Bundle(e) => Failure::from(e).context(format!("fetching {}", remote.reference)),
+        WriteError::Failure(f) => f,
+    }
 }

@@ -206,14 +206,7 @@ fn run_container(ctx: &Ctx, a: RunArgs, reporter: Option<&mut Reporter>) -> CmdR
     let runtime = pick_runtime(ctx, a.runtime.as_deref())?;
     let opts = check_options(&a)?;
     let run_dir = stage::run_dir()?;
-    let record_for = |name: &str| Record {
-        name: name.to_string(),
-        pid: std::process::id(),
-        bundle: a.bundle.clone(),
-        runtime: runtime.clone(),
-        log: None,
-        started_at: chrono::Utc::now().timestamp(),
-    };
+    let record_for = |name: &str| record(&a, &runtime, name);
     // A name given is claimed now, so a clash fails before anything is imported.
     let mut claim = match &a.name {
         Some(n) => {
@@ -224,11 +217,7 @@ fn run_container(ctx: &Ctx, a: RunArgs, reporter: Option<&mut Reporter>) -> CmdR
         None => None,
     };
     if a.no_verify {
-        eprintln!(
-            "{} --no-verify: the policy is NOT evaluated; signatures and trust are still \
-             checked, and every block read is still verified against the signed tree",
-            ctx.out.warn("warning:")
-        );
+        warn_no_verify(ctx);
     }
     // stdout belongs to the container: the import's report is not printed.
     let quiet = ctx.with_output(crate::output::Output {
@@ -527,4 +516,25 @@ fn annotations(
             config.exposed_ports.join(","),
         ),
     ]
+}
+
+/// What `--no-verify` still checks, said before anything runs.
+fn warn_no_verify(ctx: &Ctx) {
+    eprintln!(
+        "{} --no-verify: the policy is NOT evaluated; signatures and trust are still \
+         checked, and every block read is still verified against the signed tree",
+        ctx.out.warn("warning:")
+    );
+}
+
+/// The run's record under its name (`ct stop`, `ct run --name` clashes), without a log yet.
+fn record(a: &RunArgs, runtime: &str, name: &str) -> Record {
+    Record {
+        name: name.to_string(),
+        pid: std::process::id(),
+        bundle: a.bundle.clone(),
+        runtime: runtime.to_string(),
+        log: None,
+        started_at: chrono::Utc::now().timestamp(),
+    }
 }
