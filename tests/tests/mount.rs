@@ -614,3 +614,36 @@ fn the_daemon_keeps_only_cap_sys_admin_while_it_serves() {
     assert!(!is_mounted(&mp), "SIGTERM unmounts");
     drop(m);
 }
+
+#[test]
+fn root_mounts_on_no_mount_point_another_user_could_swap_for_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let (env, store, bundle) = setup();
+    let st = store.to_str().unwrap();
+    let b = env.path(bundle.to_str().unwrap());
+    let b = b.to_str().unwrap();
+    // A link planted where the mount point is asked for: never followed.
+    let victim = env.path("victim");
+    fs::create_dir(&victim).unwrap();
+    let link = env.path("link");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    env.ct(&["--store", st, "mount", b, link.to_str().unwrap()])
+        .fails(64, &["is a symbolic link"]);
+    assert!(!is_mounted(&victim));
+    // A mount point another user owns: they could rename it and put a link in its place.
+    let theirs = env.path("theirs");
+    fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    env.ct(&["--store", st, "mount", b, theirs.to_str().unwrap()])
+        .fails(64, &["could be replaced by another user"]);
+    assert!(!is_mounted(&theirs));
+    // Root's own directory inside one that everyone can write to (and is not sticky).
+    let open = env.path("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let inner = open.join("mp");
+    fs::create_dir(&inner).unwrap();
+    env.ct(&["--store", st, "mount", b, inner.to_str().unwrap()])
+        .fails(64, &["could be replaced by another user"]);
+    assert!(!is_mounted(&inner));
+}

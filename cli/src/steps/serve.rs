@@ -451,6 +451,13 @@ pub fn prepare_mountpoint(mp: &Path) -> CmdResult<PathBuf> {
         ))
         .hint(hint));
     }
+    if std::fs::symlink_metadata(&mp).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Failure::usage(format!(
+            "{} is a symbolic link; ct mounts on a directory, never through a link",
+            mp.display()
+        ))
+        .hint("give the directory the link points to, if that is where you mean to mount"));
+    }
     match std::fs::metadata(&mp) {
         Ok(md) if md.is_dir() => {}
         Ok(_) => {
@@ -468,7 +475,47 @@ pub fn prepare_mountpoint(mp: &Path) -> CmdResult<PathBuf> {
             ))
         }
     }
-    std::fs::canonicalize(&mp).map_err(|e| Failure::io(format!("resolving {}", mp.display()), e))
+    let mp = std::fs::canonicalize(&mp)
+        .map_err(|e| Failure::io(format!("resolving {}", mp.display()), e))?;
+    if nix::unistd::geteuid().is_root() {
+        check_not_swappable(&mp)?;
+    }
+    Ok(mp)
+}
+
+/// The mount is made by path, later, by the daemon: as root, no other user may be able to put
+/// a link (or another directory) in the place of the mount point or of any directory above it
+/// meanwhile, or they would choose where root mounts. So every directory on the way is owned
+/// by root or the caller, and one that others can write to is sticky with the next entry
+/// owned by root or the caller (as `/tmp/mnt` made by root is).
+fn check_not_swappable(mp: &Path) -> CmdResult {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let ours = |uid: u32| uid == 0 || uid == me;
+    let mut child: Option<(PathBuf, u32)> = None;
+    for dir in mp.ancestors() {
+        let md = std::fs::symlink_metadata(dir)
+            .map_err(|e| Failure::io(format!("checking {}", dir.display()), e))?;
+        let others_write = md.mode() & 0o022 != 0;
+        let sticky = md.mode() & 0o1000 != 0;
+        let unsafe_for_child = match &child {
+            Some((_, child_uid)) => {
+                !ours(md.uid()) || (others_write && !(sticky && ours(*child_uid)))
+            }
+            None => !ours(md.uid()),
+        };
+        if unsafe_for_child {
+            let what = child.map_or(dir.to_path_buf(), |(p, _)| p);
+            return Err(Failure::usage(format!(
+                "mount point {}: {} could be replaced by another user while ct mounts it",
+                mp.display(),
+                what.display()
+            ))
+            .hint("mount on a directory that only root (or you) can change, all the way up"));
+        }
+        child = Some((dir.to_path_buf(), md.uid()));
+    }
+    Ok(())
 }
 
 /// Serve `plan` (checked already, so a refusal was reported here with its exit code): in this
