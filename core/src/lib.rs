@@ -13,6 +13,7 @@ pub mod pack;
 pub mod policy;
 pub mod registry;
 pub mod rootfs;
+pub mod runtime;
 pub mod sign;
 pub mod signature_set;
 pub mod source;

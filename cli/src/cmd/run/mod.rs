@@ -157,7 +157,7 @@ fn check_options(a: &RunArgs) -> CmdResult<Checked> {
     let volumes = a
         .volume
         .iter()
-        .map(|v| Volume::parse(v))
+        .map(|v| options::parse_volume(v))
         .collect::<CmdResult<Vec<_>>>()?;
     let known = options::known_capabilities();
     let capabilities = options::capabilities(

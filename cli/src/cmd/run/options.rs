@@ -4,6 +4,7 @@
 //! so each rule is unit-tested here.
 
 use crate::exit::{CmdResult, Failure};
+use cerro_core::runtime::caps::{self, CapError, CAPABILITIES};
 use std::net::Ipv4Addr;
 use std::path::{Component, Path, PathBuf};
 
@@ -107,49 +108,41 @@ impl Publish {
     }
 }
 
-/// One `-v HOST:CONTAINER[:ro|:rw]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    /// The host path, canonical (it must exist).
-    pub host: PathBuf,
-    /// An absolute path in the container, without `.` or `..`.
-    pub container: String,
-    pub readonly: bool,
-}
+pub use cerro_core::runtime::spec::Volume;
 
-impl Volume {
-    pub fn parse(s: &str) -> CmdResult<Volume> {
-        let bad = |why: String| {
-            Failure::usage(format!("-v {s:?}: {why}"))
-                .hint("give HOST:CONTAINER[:ro|:rw], e.g. -v /srv/data:/data:ro")
-        };
-        let parts: Vec<&str> = s.split(':').collect();
-        let (host, container, readonly) = match parts.as_slice() {
-            [h, c] => (*h, *c, false),
-            [h, c, "ro"] => (*h, *c, true),
-            [h, c, "rw"] => (*h, *c, false),
-            [_, _, o] => return Err(bad(format!("unknown option {o:?} (ro or rw)"))),
-            _ => return Err(bad("expected HOST:CONTAINER".into())),
-        };
-        let cpath = Path::new(container);
-        if !cpath.is_absolute()
-            || cpath.components().count() < 2
-            || cpath
-                .components()
-                .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-        {
-            return Err(bad(format!(
-                "the container path {container:?} must be absolute, not /, without . or .."
-            )));
-        }
-        let host =
-            std::fs::canonicalize(host).map_err(|e| bad(format!("the host path {host:?}: {e}")))?;
-        Ok(Volume {
-            host,
-            container: container.trim_end_matches('/').to_string(),
-            readonly,
-        })
+/// One `-v HOST:CONTAINER[:ro|:rw]`: the host path made canonical (it must exist), the
+/// container path absolute, not `/`, without `.` or `..`.
+pub fn parse_volume(s: &str) -> CmdResult<Volume> {
+    let bad = |why: String| {
+        Failure::usage(format!("-v {s:?}: {why}"))
+            .hint("give HOST:CONTAINER[:ro|:rw], e.g. -v /srv/data:/data:ro")
+    };
+    let parts: Vec<&str> = s.split(':').collect();
+    let (host, container, readonly) = match parts.as_slice() {
+        [h, c] => (*h, *c, false),
+        [h, c, "ro"] => (*h, *c, true),
+        [h, c, "rw"] => (*h, *c, false),
+        [_, _, o] => return Err(bad(format!("unknown option {o:?} (ro or rw)"))),
+        _ => return Err(bad("expected HOST:CONTAINER".into())),
+    };
+    let cpath = Path::new(container);
+    if !cpath.is_absolute()
+        || cpath.components().count() < 2
+        || cpath
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(bad(format!(
+            "the container path {container:?} must be absolute, not /, without . or .."
+        )));
     }
+    let host =
+        std::fs::canonicalize(host).map_err(|e| bad(format!("the host path {host:?}: {e}")))?;
+    Ok(Volume {
+        host,
+        container: container.trim_end_matches('/').to_string(),
+        readonly,
+    })
 }
 
 /// Largest `--env-file` read (a list of variables, not data).
@@ -220,96 +213,8 @@ pub fn environment(
     Ok(env)
 }
 
-/// Linux capabilities by number (capability.h); the kernel's `cap_last_cap` says how many of
-/// them it knows.
-pub const CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-/// What podman gives a root container (containers-common's `default_capabilities`, as podman
-/// 4.3 on Debian 12 writes into its runtime spec: measured with `podman run --rootfs`).
-pub const DEFAULT_CAPABILITIES: [&str; 11] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SETFCAP",
-    "CAP_SETGID",
-    "CAP_SETPCAP",
-    "CAP_SETUID",
-    "CAP_SYS_CHROOT",
-];
-
-/// The capability named by a `--cap-add`/`--cap-drop` value (`net_admin`, `CAP_NET_ADMIN`), or
-/// None for `ALL`.
-fn capability(arg: &str, known: &[&'static str]) -> CmdResult<Option<&'static str>> {
-    let upper = arg.to_ascii_uppercase();
-    if upper == "ALL" {
-        return Ok(None);
-    }
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    known
-        .iter()
-        .find(|c| **c == full)
-        .map(|c| Some(*c))
-        .ok_or_else(|| {
-            Failure::usage(format!("unknown capability {arg:?}"))
-                .hint("names as in capabilities(7), with or without CAP_ (e.g. NET_ADMIN), or ALL")
-        })
-}
-
-/// The container's capability set: podman's defaults (every capability ct itself holds with
-/// `--privileged`), then `--cap-add ALL`, `--cap-drop ALL`, each added one, each dropped one
-/// (so a capability both added and dropped is dropped), in capability order. Names are checked
-/// against `known` (the kernel's); `have` is what this process may grant (its bounding set: a
-/// runtime cannot give a container more than it has), so ALL means all of those, and asking
-/// for one outside it is refused.
+/// The container's capability set (core's `runtime::caps::capabilities`), its refusals as
+/// usage errors.
 pub fn capabilities(
     privileged: bool,
     add: &[String],
@@ -317,43 +222,15 @@ pub fn capabilities(
     known: &[&'static str],
     have: &[&'static str],
 ) -> CmdResult<Vec<String>> {
-    let add = add
-        .iter()
-        .map(|a| capability(a, known))
-        .collect::<CmdResult<Vec<_>>>()?;
-    let drop = drop
-        .iter()
-        .map(|a| capability(a, known))
-        .collect::<CmdResult<Vec<_>>>()?;
-    if let Some(c) = add.iter().flatten().find(|c| !have.contains(c)) {
-        return Err(Failure::usage(format!(
+    caps::capabilities(privileged, add, drop, known, have).map_err(|e| match e {
+        CapError::Unknown(arg) => Failure::usage(format!("unknown capability {arg:?}"))
+            .hint("names as in capabilities(7), with or without CAP_ (e.g. NET_ADMIN), or ALL"),
+        CapError::NotHeld(c) => Failure::usage(format!(
             "--cap-add {c}: ct run does not hold {c} itself (it is not in its bounding set), so \
              no container it starts can"
         ))
-        .hint("run ct from a context that has it, or do without"));
-    }
-    let mut set: Vec<&str> = if privileged {
-        have.to_vec()
-    } else {
-        DEFAULT_CAPABILITIES
-            .iter()
-            .copied()
-            .filter(|c| have.contains(c))
-            .collect()
-    };
-    if add.contains(&None) {
-        set = have.to_vec();
-    }
-    if drop.contains(&None) {
-        set.clear();
-    }
-    set.extend(add.iter().flatten());
-    set.retain(|c| !drop.contains(&Some(*c)));
-    Ok(known
-        .iter()
-        .filter(|c| set.contains(c))
-        .map(|c| c.to_string())
-        .collect())
+        .hint("run ct from a context that has it, or do without"),
+    })
 }
 
 /// The capabilities this kernel knows: those up to `/proc/sys/kernel/cap_last_cap`.
@@ -472,11 +349,11 @@ mod tests {
 
     #[test]
     fn volumes() {
-        let v = Volume::parse("/tmp:/data:ro").unwrap();
+        let v = parse_volume("/tmp:/data:ro").unwrap();
         assert_eq!(v.container, "/data");
         assert!(v.readonly);
-        assert!(!Volume::parse("/tmp:/data/").unwrap().readonly);
-        assert_eq!(Volume::parse("/tmp:/data/").unwrap().container, "/data");
+        assert!(!parse_volume("/tmp:/data/").unwrap().readonly);
+        assert_eq!(parse_volume("/tmp:/data/").unwrap().container, "/data");
         for bad in [
             "/tmp:data",
             "/tmp:/",
@@ -485,7 +362,7 @@ mod tests {
             "/no/such/dir:/a",
             "/tmp",
         ] {
-            assert_eq!(Volume::parse(bad).unwrap_err().code, 64, "{bad}");
+            assert_eq!(parse_volume(bad).unwrap_err().code, 64, "{bad}");
         }
     }
 
@@ -531,56 +408,26 @@ mod tests {
     }
 
     #[test]
-    fn capability_sets() {
+    fn capability_refusals_are_usage_errors() {
         let known = &CAPABILITIES[..];
-        let capabilities =
-            |p: bool, a: &[String], d: &[String], k: &[&'static str]| capabilities(p, a, d, k, k);
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let d = capabilities(false, &[], &[], known).unwrap();
-        assert_eq!(d.len(), 11);
-        assert!(d.contains(&"CAP_CHOWN".to_string()));
-        let c = capabilities(false, &s(&["net_admin"]), &s(&["CAP_CHOWN"]), known).unwrap();
-        assert!(c.contains(&"CAP_NET_ADMIN".to_string()) && !c.contains(&"CAP_CHOWN".into()));
         assert_eq!(
-            capabilities(false, &s(&["NET_BIND_SERVICE"]), &s(&["ALL"]), known).unwrap(),
-            ["CAP_NET_BIND_SERVICE"]
+            capabilities(false, &[], &[], known, known).unwrap().len(),
+            11
         );
+        let e = capabilities(false, &s(&["X"]), &[], known, known).unwrap_err();
         assert_eq!(
-            capabilities(false, &s(&["ALL"]), &s(&["MKNOD"]), known)
-                .unwrap()
-                .len(),
-            40
+            (e.code, e.message.as_str()),
+            (64, "unknown capability \"X\"")
         );
-        assert_eq!(capabilities(true, &[], &[], known).unwrap().len(), 41);
-        assert_eq!(
-            capabilities(false, &s(&["X"]), &[], known)
-                .unwrap_err()
-                .code,
-            64
-        );
-        // What ct does not hold itself: not in ALL, refused by name.
-        let have: Vec<_> = known
-            .iter()
-            .copied()
-            .filter(|c| *c != "CAP_SYS_RESOURCE")
-            .collect();
-        assert_eq!(
-            super::capabilities(true, &[], &[], known, &have)
-                .unwrap()
-                .len(),
-            40
-        );
-        assert_eq!(
-            super::capabilities(false, &s(&["SYS_RESOURCE"]), &[], known, &have)
-                .unwrap_err()
-                .code,
-            64
-        );
-        // Both added and dropped: dropped.
+        let have: Vec<_> = known.iter().copied().filter(|c| *c != "CAP_BPF").collect();
+        let e = capabilities(false, &s(&["bpf"]), &[], known, &have).unwrap_err();
+        assert_eq!(e.code, 64);
         assert!(
-            !capabilities(false, &s(&["SYS_ADMIN"]), &s(&["SYS_ADMIN"]), known)
-                .unwrap()
-                .contains(&"CAP_SYS_ADMIN".to_string())
+            e.message
+                .starts_with("--cap-add CAP_BPF: ct run does not hold"),
+            "{}",
+            e.message
         );
     }
 
