@@ -11,6 +11,7 @@
 use crate::app::Kind;
 use crate::ctx::Ctx;
 use crate::exit::{CmdResult, Failure, IO_ERROR};
+use crate::steps::report::{self, Heard};
 use crate::steps::stored::{record_failure, Checks, Opened};
 use cerro_core::rootfs::VerifiedTree;
 use cerro_core::Sha256Digest;
@@ -20,7 +21,7 @@ use cerro_store::mounts::{self, MountedBundle};
 use cerro_store::{Lease, Store, Target};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -549,16 +550,10 @@ pub fn start(ctx: &Ctx, req: &Request, plan: Plan, foreground: bool) -> CmdResul
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::io("starting the mount daemon", e))?;
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = match rx.recv_timeout(READY_TIMEOUT) {
-        Ok(l) => l,
-        Err(_) => {
+    let report = match report::await_report::<DaemonReport>(&mut child, READY_TIMEOUT) {
+        Heard::Report(r) => Some(r),
+        Heard::Nothing => None,
+        Heard::TimedOut => {
             let _ = child.kill();
             let _ = child.wait();
             return Err(Failure::new(
@@ -571,7 +566,6 @@ pub fn start(ctx: &Ctx, req: &Request, plan: Plan, foreground: bool) -> CmdResul
             .hint(format!("its log is {}", log.display())));
         }
     };
-    let report: Option<DaemonReport> = serde_json::from_str(line.trim()).ok();
     match report {
         Some(DaemonReport::Ready { pid }) => {
             if let Err(f) = confirm_mounted(&req.mountpoint) {

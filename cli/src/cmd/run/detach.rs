@@ -13,10 +13,11 @@ use super::stage;
 use super::Ctx;
 use crate::app::StopArgs;
 use crate::exit::{CmdResult, Failure, IO_ERROR};
+use crate::steps::report::{self, Heard};
 use rustix::fs::FlockOperation;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -205,16 +206,9 @@ pub fn spawn(ctx: &Ctx) -> CmdResult<u8> {
         .env_remove("CT_PASSPHRASE")
         .spawn()
         .map_err(|e| Failure::io("starting ct run in the background", e))?;
-    let out = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(out.take(MAX_RECORD_BYTES)).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
-    match serde_json::from_str::<Report>(line.trim()) {
-        Ok(Report::Started { name, pid, log }) => {
+    let heard = report::await_report::<Report>(&mut child, START_TIMEOUT);
+    match heard {
+        Heard::Report(Report::Started { name, pid, log }) => {
             // It stays, in its own session; nothing to reap.
             std::mem::forget(child);
             ctx.out.json_doc(&serde_json::json!({
@@ -232,7 +226,7 @@ pub fn spawn(ctx: &Ctx) -> CmdResult<u8> {
             }
             Ok(0)
         }
-        Ok(Report::Failed {
+        Heard::Report(Report::Failed {
             code,
             message,
             hint,
@@ -242,7 +236,7 @@ pub fn spawn(ctx: &Ctx) -> CmdResult<u8> {
             f.hint = hint;
             Err(f)
         }
-        Err(_) => {
+        Heard::Nothing | Heard::TimedOut => {
             let _ = child.kill();
             let status = child.wait().ok();
             Err(Failure::new(
