@@ -45,13 +45,7 @@ impl Failure {
         Self::new(MALFORMED, message)
     }
     pub fn io(context: impl std::fmt::Display, e: std::io::Error) -> Self {
-        let hint = match e.kind() {
-            std::io::ErrorKind::NotFound => Some("check the path".to_string()),
-            std::io::ErrorKind::PermissionDenied => {
-                Some("check the file's permissions, or run as a user who may read it".to_string())
-            }
-            _ => None,
-        };
+        let hint = cerro_core::text::io_hint(&e).map(str::to_string);
         Self {
             code: IO_ERROR,
             message: format!("{context}: {e}"),

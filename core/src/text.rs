@@ -1,7 +1,8 @@
 //! Showing untrusted bytes (names from images, bundles, registries, the store) to people:
 //! control characters and invalid UTF-8 become `\xNN`, so nothing an attacker wrote can move the
 //! cursor, recolour or retitle a terminal, or forge log lines; long names are cut to a readable
-//! length with the full length said. One rule for every command and log.
+//! length with the full length said. One rule for every command and log. Also the one hint given
+//! with a local I/O failure.
 
 use std::fmt::Write as _;
 
@@ -103,6 +104,18 @@ pub fn terminal_safe(s: &str) -> String {
         }
     }
     out
+}
+
+/// The hint every command gives with a local I/O failure, for its common causes (None: no
+/// general advice fits).
+pub fn io_hint(e: &std::io::Error) -> Option<&'static str> {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Some("check the path"),
+        std::io::ErrorKind::PermissionDenied => {
+            Some("check the file's permissions, or run as a user who may read it")
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -56,15 +56,9 @@ impl Error {
     pub fn malformed(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Malformed, message)
     }
-    /// A local I/O failure, with a hint for the common causes.
+    /// A local I/O failure, with the hint for its common causes.
     pub fn io(context: impl std::fmt::Display, e: std::io::Error) -> Self {
-        let hint = match e.kind() {
-            std::io::ErrorKind::NotFound => Some("check the path".to_string()),
-            std::io::ErrorKind::PermissionDenied => {
-                Some("check the file's permissions, or run as a user who may read it".to_string())
-            }
-            _ => None,
-        };
+        let hint = cerro_core::text::io_hint(&e).map(str::to_string);
         Self {
             kind: ErrorKind::Io,
             message: format!("{context}: {e}"),
