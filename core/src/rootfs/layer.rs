@@ -7,9 +7,7 @@
 
 use super::error::{bad_name, EntryRef, Fail, LayerError, Refusal};
 use super::ids::{DirDigest, RootfsDigest};
-use super::node::{
-    DecodeError, DirEntry, DirNode, Metadata, RootRecord, Timestamp, MAX_XATTRS_V1, MODE_MASK,
-};
+use super::node::{DirEntry, Metadata, RootRecord, Timestamp, MAX_XATTRS_V1, MODE_MASK};
 use super::sink::ContentSink;
 use super::tar::{Input, TarEntry, TarKind, TarReader, MAX_PATH_BYTES_V1};
 use super::tree::{check_component, NewNode, Tree};
@@ -62,34 +60,45 @@ pub struct Rootfs {
 }
 
 impl Rootfs {
-    /// Every entry with its full path (`/`-joined, no leading `/`), sorted by path. Fails only
-    /// if `dirs` lacks a node or holds an invalid one (never for what `finish` made).
-    pub fn walk(&self) -> Result<Vec<(Vec<u8>, DirEntry)>, DecodeError> {
+    /// Every entry with its full path (`/`-joined, no leading `/`), sorted by path: the
+    /// verified walk ([`super::walk::Walk`]) over `dirs`. Fails only if `dirs` lacks a node or
+    /// holds one that does not match its digest or decode (never for what `finish` made).
+    pub fn walk(&self) -> Result<Vec<(Vec<u8>, DirEntry)>, super::walk::WalkError> {
+        let tree = super::verified::VerifiedTree::new(std::sync::Arc::new(NodesOnly(&self.dirs)));
         let mut out = Vec::new();
-        let mut stack: Vec<(Vec<u8>, DirDigest)> = vec![(Vec::new(), self.root.dir)];
-        while let Some((prefix, d)) = stack.pop() {
-            let bytes = self.dirs.get(&d).ok_or_else(|| DecodeError {
-                what: "directory node",
-                offset: 0,
-                reason: format!("{d} is missing"),
-            })?;
-            let node = DirNode::decode(bytes)?;
-            let mut subdirs = Vec::new();
-            for e in node.entries {
-                let mut path = prefix.clone();
-                if !path.is_empty() {
-                    path.push(b'/');
+        for item in super::walk::Walk::new(&tree, &self.root) {
+            match item {
+                super::walk::Item::Entry(e) if e.depth > 0 => {
+                    out.push((e.path[1..].to_vec(), e.entry));
                 }
-                path.extend_from_slice(&e.name);
-                if let super::node::Payload::Directory { digest } = e.payload {
-                    subdirs.push((path.clone(), digest));
-                }
-                out.push((path, e));
+                super::walk::Item::Error(e) => return Err(e),
+                _ => {}
             }
-            stack.extend(subdirs.into_iter().rev());
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+}
+
+/// The directory nodes of a sealed rootfs as a tree store without file contents.
+struct NodesOnly<'a>(&'a BTreeMap<DirDigest, Vec<u8>>);
+
+impl super::verified::TreeStore for NodesOnly<'_> {
+    fn dir_node(&self, digest: &DirDigest) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(self.0.get(digest).cloned())
+    }
+    fn outboard(&self, _: &super::ids::Blake3Root) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    fn open_content(
+        &self,
+        root: &super::ids::Blake3Root,
+        _: u64,
+    ) -> std::io::Result<std::sync::Arc<dyn super::verified::ContentReader>> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            root.to_string(),
+        ))
     }
 }
 

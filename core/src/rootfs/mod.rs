@@ -8,6 +8,7 @@
 //! - `outboard`: block verification against a content root (§4);
 //! - `node`: directory nodes and the root record, encoded, decoded and hashed (§5–6);
 //! - `verified`: reading a stored tree through verification (the trait readers use);
+//! - `walk`: the one walk of a verified tree, every entry with its path, in pre-order;
 //! - `ids`, `error`: typed identifiers and errors.
 
 pub mod error;
@@ -19,6 +20,7 @@ pub mod sink;
 pub(crate) mod tar;
 mod tree;
 pub mod verified;
+pub mod walk;
 
 pub use error::{EntryRef, LayerError, Refusal};
 pub use ids::{Blake3Root, BlockIndex, DirDigest, IdParseError, RootfsDigest};
@@ -34,3 +36,4 @@ pub use tree::IMPLICIT_DIR_MODE_V1;
 #[cfg(any(test, feature = "testing"))]
 pub use verified::MemoryTree;
 pub use verified::{ContentReader, TreeError, TreeStore, VerifiedFile, VerifiedTree};
+pub use walk::{Item as WalkItem, Walk, WalkError};
