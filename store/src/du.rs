@@ -5,7 +5,7 @@ use crate::db::names;
 use crate::error::Result;
 use crate::store::Store;
 use crate::walk::{record_roots, walk_bundle, Visitor};
-use cerro_core::rootfs::{Blake3Root, DirDigest};
+use cerro_core::rootfs::{Blake3Root, WalkError};
 use cerro_core::Sha256Digest;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -44,7 +44,7 @@ impl Visitor for Sum<'_> {
         self.u.files += 1;
         self.unique_files.insert(root.hex(), size);
     }
-    fn problem(&mut self, _: &[u8], _: &DirDigest, _: String) {}
+    fn problem(&mut self, _: &WalkError) {}
 }
 
 pub fn usage(store: &Store) -> Result<Usage> {

@@ -1,10 +1,12 @@
 //! Writing a verified tree out of the store as a plain directory (`ct unpack --format rootfs`):
-//! every directory node and file block comes through `VerifiedTree`, and every entry is created
-//! exclusively, through descriptors, in a directory this process made — no link is followed.
+//! entries in the order of core's verified walk, every directory node and file block through
+//! `VerifiedTree`, and every entry created exclusively, through descriptors, in a directory
+//! this process made — no link is followed.
 //! Metadata that privileges do not allow (owners, devices, some xattrs) is listed, not fatal.
 
 use crate::Store;
-use cerro_core::rootfs::{DirDigest, Metadata, Payload, TreeError, VerifiedTree};
+use cerro_core::rootfs::walk::{self, Walk};
+use cerro_core::rootfs::{DirDigest, Metadata, Payload, TreeError, VerifiedTree, WalkItem};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io::Write;
@@ -37,6 +39,9 @@ impl ExtractError {
     }
 }
 
+/// A directory being written, with its finished subdirectories (open, with their entries).
+type OpenDir = (Rc<OwnedFd>, Vec<(Rc<OwnedFd>, walk::Entry)>);
+
 /// The directory and name of the first path written for a link group.
 type LinkTarget = (Rc<OwnedFd>, Vec<u8>);
 
@@ -49,6 +54,11 @@ pub struct RootfsWriter {
     /// Link group id → the directory and name of the first path written for it.
     links: std::cell::RefCell<HashMap<u64, LinkTarget>>,
     not_preserved: std::cell::RefCell<Vec<String>>,
+}
+
+/// A path as messages show it.
+fn show(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
 }
 
 fn cname(b: &[u8]) -> Result<CString, rustix::io::Errno> {
@@ -64,8 +74,8 @@ impl RootfsWriter {
         }
     }
 
-    /// Write the tree `dir` (whose own metadata is `meta`) into the empty directory `root`;
-    /// answers what could not be kept, one line each.
+    /// Write the tree `dir` (whose own metadata is `meta`) into the empty directory `root`,
+    /// in the order of core's verified walk; answers what could not be kept, one line each.
     pub fn write(
         self,
         dir: &DirDigest,
@@ -73,9 +83,38 @@ impl RootfsWriter {
         root: OwnedFd,
     ) -> Result<Vec<String>, ExtractError> {
         let root = Rc::new(root);
-        self.write_dir(dir, &root, "/")?;
-        // The root's own metadata last: until now only this process could reach inside.
-        self.set_meta(Target::Fd(&root), meta, "/");
+        // The directories being written, innermost last (the root first), each with its
+        // finished subdirectories, whose metadata is set when it is finished too: a mode that
+        // forbids writing comes after everything below and beside it is written.
+        let mut open: Vec<OpenDir> = Vec::new();
+        let tree = self.tree.clone();
+        for item in Walk::from_dir(&tree, meta.clone(), *dir) {
+            match item {
+                WalkItem::Error(err) => {
+                    let what = format!("directory {}", show(&err.path));
+                    return Err(ExtractError::tree(what, *err.source));
+                }
+                WalkItem::Entry(e) if e.depth == 0 => open.push((root.clone(), Vec::new())),
+                WalkItem::Entry(e) => {
+                    let parent = open.last().expect("entries come inside the root").0.clone();
+                    if let Some(sub) = self.write_entry(&parent, &e)? {
+                        open.push((sub, Vec::new()));
+                    }
+                }
+                WalkItem::DirEnd(e) => {
+                    let (fd, subdirs) = open.pop().expect("each end closes an open directory");
+                    for (sub, se) in &subdirs {
+                        self.set_meta(Target::Fd(&**sub), se.meta(), &show(&se.path));
+                    }
+                    match open.last_mut() {
+                        Some((_, siblings)) => siblings.push((fd, e)),
+                        // The root's own metadata last: until now only this process could
+                        // reach inside.
+                        None => self.set_meta(Target::Fd(&*fd), e.meta(), "/"),
+                    }
+                }
+            }
+        }
         Ok(self.not_preserved.into_inner())
     }
 
@@ -83,127 +122,100 @@ impl RootfsWriter {
         self.not_preserved.borrow_mut().push(what);
     }
 
-    fn write_dir(
+    /// Create one entry in `dir`; a directory is answered open, for its contents.
+    fn write_entry(
         &self,
-        digest: &DirDigest,
         dir: &Rc<OwnedFd>,
-        shown: &str,
-    ) -> Result<(), ExtractError> {
+        e: &walk::Entry,
+    ) -> Result<Option<Rc<OwnedFd>>, ExtractError> {
         use rustix::fs::{
             linkat, mkdirat, mknodat, openat, symlinkat, AtFlags, FileType, Mode, OFlags,
         };
-        let node = self
-            .tree
-            .dir(digest)
-            .map_err(|e| ExtractError::tree(format!("directory {shown}"), e))?;
-        let mut subdirs: Vec<(OwnedFd, &Metadata, String)> = Vec::new();
-        for e in &node.entries {
-            let show = format!(
-                "{}{}",
-                if shown == "/" {
-                    "/".to_string()
-                } else {
-                    format!("{shown}/")
-                },
-                String::from_utf8_lossy(&e.name)
-            );
-            let io = |er: rustix::io::Errno| ExtractError::io(format!("writing {show}"), er.into());
-            let name = cname(&e.name).map_err(io)?;
-            if let Some(link) = e.payload.link() {
-                if link.nlink > 1 {
-                    let first = self.links.borrow().get(&link.id).cloned();
-                    if let Some((fdir, fname)) = first {
-                        let fname = cname(&fname).map_err(io)?;
-                        linkat(&*fdir, &fname, &**dir, &name, AtFlags::empty())
-                            .map_err(|er| ExtractError::io(format!("linking {show}"), er.into()))?;
-                        continue;
-                    }
-                    self.links
-                        .borrow_mut()
-                        .insert(link.id, (dir.clone(), e.name.clone()));
-                }
+        let show = show(&e.path);
+        let io = |er: rustix::io::Errno| ExtractError::io(format!("writing {show}"), er.into());
+        let name = cname(e.name()).map_err(io)?;
+        if let Some(link) = e.payload().link().filter(|l| l.nlink > 1) {
+            if e.first_link.is_some() {
+                let first = self.links.borrow().get(&link.id).cloned();
+                let (fdir, fname) = first.expect("the first path of a link group came earlier");
+                let fname = cname(&fname).map_err(io)?;
+                linkat(&*fdir, &fname, &**dir, &name, AtFlags::empty())
+                    .map_err(|er| ExtractError::io(format!("linking {show}"), er.into()))?;
+                return Ok(None);
             }
-            match &e.payload {
-                Payload::Directory { digest } => {
-                    mkdirat(&**dir, &name, Mode::from_raw_mode(0o700)).map_err(io)?;
-                    let sub = openat(
-                        &**dir,
-                        &name,
-                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                        Mode::empty(),
-                    )
-                    .map_err(io)?;
-                    let sub = Rc::new(sub);
-                    self.write_dir(digest, &sub, &show)?;
-                    let sub = Rc::try_unwrap(sub).unwrap_or_else(|rc| {
-                        rustix::io::dup(&*rc).expect("dup of an open directory")
-                    });
-                    subdirs.push((sub, &e.meta, show));
-                    continue;
-                }
-                Payload::File { size, root, .. } => {
-                    let vf = self
-                        .tree
-                        .open_file(root, *size)
+            self.links
+                .borrow_mut()
+                .insert(link.id, (dir.clone(), e.name().to_vec()));
+        }
+        match e.payload() {
+            Payload::Directory { .. } => {
+                mkdirat(&**dir, &name, Mode::from_raw_mode(0o700)).map_err(io)?;
+                let sub = openat(
+                    &**dir,
+                    &name,
+                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                    Mode::empty(),
+                )
+                .map_err(io)?;
+                return Ok(Some(Rc::new(sub)));
+            }
+            Payload::File { size, root, .. } => {
+                let vf = self
+                    .tree
+                    .open_file(root, *size)
+                    .map_err(|er| ExtractError::tree(format!("file {show}"), er))?;
+                let fd = openat(
+                    &**dir,
+                    &name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::CLOEXEC
+                        | OFlags::NOFOLLOW,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(io)?;
+                let mut f = std::fs::File::from(fd);
+                let mut off = 0;
+                while off < *size {
+                    let chunk = vf
+                        .read_at(off, READ_CHUNK)
                         .map_err(|er| ExtractError::tree(format!("file {show}"), er))?;
-                    let fd = openat(
-                        &**dir,
-                        &name,
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::CLOEXEC
-                            | OFlags::NOFOLLOW,
-                        Mode::from_raw_mode(0o600),
-                    )
-                    .map_err(io)?;
-                    let mut f = std::fs::File::from(fd);
-                    let mut off = 0;
-                    while off < *size {
-                        let chunk = vf
-                            .read_at(off, READ_CHUNK)
-                            .map_err(|er| ExtractError::tree(format!("file {show}"), er))?;
-                        if chunk.is_empty() {
-                            break;
-                        }
-                        f.write_all(&chunk)
-                            .map_err(|er| ExtractError::io(format!("writing {show}"), er))?;
-                        off += chunk.len() as u64;
+                    if chunk.is_empty() {
+                        break;
                     }
-                    self.set_meta(Target::Fd(&f), &e.meta, &show);
-                    continue;
+                    f.write_all(&chunk)
+                        .map_err(|er| ExtractError::io(format!("writing {show}"), er))?;
+                    off += chunk.len() as u64;
                 }
-                Payload::Symlink { target, .. } => {
-                    symlinkat(cname(target).map_err(io)?.as_c_str(), &**dir, &name).map_err(io)?;
-                }
-                Payload::CharDevice { major, minor, .. }
-                | Payload::BlockDevice { major, minor, .. } => {
-                    let kind = if matches!(e.payload, Payload::CharDevice { .. }) {
-                        FileType::CharacterDevice
-                    } else {
-                        FileType::BlockDevice
-                    };
-                    let dev = rustix::fs::makedev(*major, *minor);
-                    if let Err(er) = mknodat(&**dir, &name, kind, Mode::from_raw_mode(0o600), dev) {
-                        self.lost(format!(
-                            "{show}: device {major}:{minor} not created ({})",
-                            std::io::Error::from(er)
-                        ));
-                        continue;
-                    }
-                }
-                Payload::Fifo { .. } => {
-                    rustix::fs::mkfifoat(&**dir, &name, Mode::from_raw_mode(0o600)).map_err(io)?;
+                self.set_meta(Target::Fd(&f), e.meta(), &show);
+                return Ok(None);
+            }
+            Payload::Symlink { target, .. } => {
+                symlinkat(cname(target).map_err(io)?.as_c_str(), &**dir, &name).map_err(io)?;
+            }
+            Payload::CharDevice { major, minor, .. }
+            | Payload::BlockDevice { major, minor, .. } => {
+                let kind = if matches!(e.payload(), Payload::CharDevice { .. }) {
+                    FileType::CharacterDevice
+                } else {
+                    FileType::BlockDevice
+                };
+                let dev = rustix::fs::makedev(*major, *minor);
+                if let Err(er) = mknodat(&**dir, &name, kind, Mode::from_raw_mode(0o600), dev) {
+                    self.lost(format!(
+                        "{show}: device {major}:{minor} not created ({})",
+                        std::io::Error::from(er)
+                    ));
+                    return Ok(None);
                 }
             }
-            self.set_meta(Target::At(dir, &name), &e.meta, &show);
+            Payload::Fifo { .. } => {
+                rustix::fs::mkfifoat(&**dir, &name, Mode::from_raw_mode(0o600)).map_err(io)?;
+            }
         }
-        // Directory metadata last, once its children are written (mtime, then a mode that may
-        // forbid writing).
-        for (fd, meta, show) in &subdirs {
-            self.set_meta(Target::Fd(fd), meta, show);
-        }
-        Ok(())
+        self.set_meta(Target::At(dir, &name), e.meta(), &show);
+        Ok(None)
     }
 
     /// Owner, mode, xattrs and mtime of one written entry; what fails is listed, not fatal.

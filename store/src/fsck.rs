@@ -8,6 +8,7 @@ use crate::objects::ObjectId;
 use crate::store::Store;
 use crate::walk::{record_roots, walk_bundle, Visitor};
 use cerro_core::digest::hash_reader;
+use cerro_core::rootfs::WalkError;
 use cerro_core::rootfs::{Blake3Root, DirDigest, Outboard};
 use cerro_core::Sha256Digest;
 use serde::Serialize;
@@ -176,15 +177,15 @@ impl Visitor for Checker<'_> {
             });
         }
     }
-    fn problem(&mut self, path: &[u8], dir: &DirDigest, what: String) {
-        if !what.contains("missing") {
-            self.corrupt_dirs.push(dir.to_string());
+    fn problem(&mut self, err: &WalkError) {
+        if err.source.is_corruption() {
+            self.corrupt_dirs.push(err.dir.to_string());
         }
         self.findings.push(Finding {
             bundle: self.bundle.clone(),
-            path: Some(String::from_utf8_lossy(path).into_owned()),
+            path: Some(String::from_utf8_lossy(&err.path).into_owned()),
             object: "directory node".into(),
-            problem: what,
+            problem: err.source.to_string(),
         });
     }
 }

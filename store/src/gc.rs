@@ -13,7 +13,7 @@ use crate::lease;
 use crate::objects::{BLOBS_DIR, OBJECTS_DIR};
 use crate::store::Store;
 use crate::walk::{record_roots, walk_bundle, Visitor};
-use cerro_core::rootfs::{Blake3Root, DirDigest};
+use cerro_core::rootfs::{Blake3Root, DirDigest, WalkError};
 use cerro_core::Sha256Digest;
 use std::collections::HashSet;
 
@@ -48,9 +48,8 @@ impl Visitor for Marks {
     fn file(&mut self, _: &[u8], _: u64, root: &Blake3Root) {
         self.files.insert(root.hex());
     }
-    fn problem(&mut self, path: &[u8], _: &DirDigest, what: String) {
-        self.problems
-            .push(format!("{}: {what}", String::from_utf8_lossy(path)));
+    fn problem(&mut self, err: &WalkError) {
+        self.problems.push(err.to_string());
     }
 }
 

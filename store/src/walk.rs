@@ -1,28 +1,30 @@
-//! Walks what a bundle record references: its blobs, its root record, every directory node and
-//! every file object with its outboard. Shared by `gc` (mark), `fsck` (check) and `ct store tree`
-//! (every entry with its path). Every value read is checked against the digest it is stored
-//! under before it is trusted; `gc`, `fsck` and `du` walk records whose signatures they do not
-//! check (they serve nothing), `ct store tree` walks a verified record's root.
+//! What a bundle record references, for `gc` (mark), `fsck` (check) and `du` (sum): its blobs,
+//! its root record bound to the signed manifest, and every directory node and file object, met
+//! through core's one verified walk (`cerro_core::rootfs::walk`). These walk records whose
+//! signatures they do not check (they serve nothing).
 
-use crate::db::{nodes, records::Record};
+use crate::db::records::Record;
 use crate::error::{Result, StoreError};
 use crate::store::Store;
 use cerro_core::manifest::Manifest;
-use cerro_core::rootfs::node::dir_digest;
-use cerro_core::rootfs::{Blake3Root, DirDigest, DirEntry, DirNode, Payload, RootRecord};
+use cerro_core::rootfs::{
+    Blake3Root, DirDigest, Payload, RootRecord, TreeError, VerifiedTree, Walk, WalkError, WalkItem,
+};
 use cerro_core::Sha256Digest;
 use std::collections::HashSet;
+use std::sync::Arc;
 
-/// What the walker reports.
+/// What [`walk_bundle`] reports.
 pub trait Visitor {
     /// A blob the bundle's manifest lists.
     fn blob(&mut self, digest: &Sha256Digest, size: u64);
-    /// A directory node, the first time it is met (bytes already checked against `digest`).
+    /// A directory node, the first time it is met (verified against `digest`).
     fn dir(&mut self, _digest: &DirDigest) {}
     /// A regular file: its path in the rootfs, size and content root.
     fn file(&mut self, path: &[u8], size: u64, root: &Blake3Root);
-    /// A problem: a directory node (`dir`) that is missing, corrupt or undecodable, at `path`.
-    fn problem(&mut self, path: &[u8], dir: &DirDigest, what: String);
+    /// A directory node that is missing, corrupt or undecodable (what lies below it is not
+    /// walked).
+    fn problem(&mut self, err: &WalkError);
 }
 
 /// Check a record's binding without its signatures: its manifest hashes to `digest` (the key
@@ -53,127 +55,47 @@ pub fn record_roots(digest: &Sha256Digest, r: &Record) -> Result<(Manifest, Root
     Ok((m, root))
 }
 
-/// Walk one bundle (its manifest's blobs and the tree below `root`). `seen_dirs` is shared
-/// across bundles so common directories are read once.
+/// Walk one bundle: its manifest's blobs, then the tree below `root` through core's verified
+/// walk, entering each directory digest once across every walk given the same `seen` (so
+/// bundles sharing subtrees read them once). A store that cannot be read is an error; a node
+/// that is missing or wrong is a [`Visitor::problem`], and the walk goes on.
 pub fn walk_bundle(
     store: &Store,
     m: &Manifest,
     root: &RootRecord,
-    seen_dirs: &mut HashSet<DirDigest>,
+    seen: &mut HashSet<DirDigest>,
     v: &mut dyn Visitor,
 ) -> Result<()> {
     for d in m.image_blobs() {
         v.blob(&d.digest, d.size);
     }
-    let mut stack: Vec<(Vec<u8>, DirDigest)> = vec![(b"/".to_vec(), root.dir)];
-    while let Some((path, d)) = stack.pop() {
-        if !seen_dirs.insert(d) {
-            continue;
-        }
-        let Some(bytes) = nodes::get_dir(store.db(), &d)? else {
-            v.problem(
-                &path,
-                &d,
-                format!("directory node {d} is missing from the database"),
-            );
-            continue;
-        };
-        if dir_digest(&bytes) != d {
-            v.problem(
-                &path,
-                &d,
-                format!(
-                    "directory node {d} is corrupt (its bytes hash to {})",
-                    dir_digest(&bytes)
-                ),
-            );
-            continue;
-        }
-        let node = match DirNode::decode(&bytes) {
-            Ok(n) => n,
-            Err(e) => {
-                v.problem(
-                    &path,
-                    &d,
-                    format!("directory node {d} does not decode: {e}"),
-                );
-                continue;
-            }
-        };
-        v.dir(&d);
-        for e in node.entries {
-            let mut p = path.clone();
-            if p.len() > 1 {
-                p.push(b'/');
-            }
-            p.extend_from_slice(&e.name);
-            match e.payload {
-                Payload::Directory { digest } => stack.push((p, digest)),
-                Payload::File { size, root, .. } => v.file(&p, size, &root),
+    let tree = VerifiedTree::new(Arc::new(store));
+    for item in Walk::new(&tree, root).once_per_dir(seen) {
+        match item {
+            WalkItem::Entry(e) => match e.payload() {
+                Payload::Directory { digest } => v.dir(digest),
+                Payload::File { size, root, .. } => v.file(&e.path, *size, root),
                 _ => {}
-            }
+            },
+            WalkItem::Error(err) => match *err.source {
+                TreeError::Io { what, source } => {
+                    return Err(StoreError::io(format!("reading {what}"), source))
+                }
+                _ => v.problem(&err),
+            },
+            WalkItem::DirEnd(_) => {}
         }
     }
     Ok(())
 }
 
-/// Every entry of the rootfs whose verified root record is `root`, the root first (path `/`,
-/// with the root record's metadata and its directory digest), then all others sorted by path
-/// (`/`-joined bytes, leading `/`). Each directory node is read once per path it appears at and
-/// checked against the digest its parent names: a missing, corrupt or undecodable node is an
-/// error naming `label` (the bundle) and the path.
-pub fn rootfs_entries(
-    store: &Store,
-    label: &str,
-    root: &RootRecord,
-) -> Result<Vec<(Vec<u8>, DirEntry)>> {
-    let mut out = vec![(
-        b"/".to_vec(),
-        DirEntry {
-            name: Vec::new(),
-            meta: root.meta.clone(),
-            payload: Payload::Directory { digest: root.dir },
-        },
-    )];
-    let mut stack: Vec<(Vec<u8>, DirDigest)> = vec![(Vec::new(), root.dir)];
-    while let Some((prefix, d)) = stack.pop() {
-        let shown = if prefix.is_empty() {
-            "/".to_string()
-        } else {
-            String::from_utf8_lossy(&prefix).into_owned()
-        };
-        let bad = |what: String| StoreError::Corrupt(format!("bundle {label}, {shown}: {what}"));
-        let bytes = nodes::get_dir(store.db(), &d)?
-            .ok_or_else(|| bad(format!("directory node {d} is missing from the database")))?;
-        let found = dir_digest(&bytes);
-        if found != d {
-            return Err(bad(format!(
-                "directory node {d} is corrupt (its bytes hash to {found})"
-            )));
-        }
-        let node = DirNode::decode(&bytes)
-            .map_err(|e| bad(format!("directory node {d} does not decode: {e}")))?;
-        for e in node.entries {
-            let mut path = prefix.clone();
-            path.push(b'/');
-            path.extend_from_slice(&e.name);
-            if let Payload::Directory { digest } = e.payload {
-                stack.push((path.clone(), digest));
-            }
-            out.push((path, e));
-        }
-    }
-    out[1..].sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{names, records, CF_DIRS};
+    use crate::db::{names, nodes, records, CF_DIRS};
     use crate::lock::LockMode;
     use cerro_core::manifest::{Descriptor, Package, RootfsRef, Source, MANIFEST_FORMAT_V1};
-    use cerro_core::rootfs::{Link, Metadata};
+    use cerro_core::rootfs::{DirEntry, DirNode, Link, Metadata};
 
     fn file(name: &str, data: &[u8]) -> DirEntry {
         DirEntry {
@@ -272,25 +194,51 @@ mod tests {
         (s, e.digest(), rec)
     }
 
-    #[test]
-    fn entries_come_root_first_then_by_path_with_shared_nodes_at_each_path() {
-        let t = tempfile::tempdir().unwrap();
-        let (s, _, r) = store_with_tree(t.path());
-        let paths: Vec<String> = rootfs_entries(&s, "b", &r)
-            .unwrap()
-            .into_iter()
-            .map(|(p, _)| String::from_utf8(p).unwrap())
-            .collect();
-        assert_eq!(
-            paths,
-            ["/", "/a", "/a-b", "/a/e", "/a/e/f", "/a/g", "/z", "/z/e", "/z/e/f"]
-        );
+    /// What a walk reported: files by path, directories, problems by path.
+    #[derive(Default)]
+    struct Seen {
+        files: Vec<String>,
+        dirs: usize,
+        problems: Vec<(String, bool)>,
+    }
+
+    impl Visitor for Seen {
+        fn blob(&mut self, _: &Sha256Digest, _: u64) {}
+        fn dir(&mut self, _: &DirDigest) {
+            self.dirs += 1;
+        }
+        fn file(&mut self, path: &[u8], _: u64, _: &Blake3Root) {
+            self.files.push(String::from_utf8(path.to_vec()).unwrap());
+        }
+        fn problem(&mut self, err: &WalkError) {
+            self.problems
+                .push((err.to_string(), err.source.is_corruption()));
+        }
+    }
+
+    fn walk(s: &Store, r: &RootRecord, m: &Manifest) -> Seen {
+        let mut seen = Seen::default();
+        walk_bundle(s, m, r, &mut HashSet::new(), &mut seen).unwrap();
+        seen
     }
 
     #[test]
-    fn a_corrupt_or_missing_node_stops_the_walk_naming_the_path() {
+    fn shared_subtrees_are_walked_once() {
+        let t = tempfile::tempdir().unwrap();
+        let (s, _, r) = store_with_tree(t.path());
+        let m = manifest_of(&s);
+        let seen = walk(&s, &r, &m);
+        // /z/e is the node /a/e: met, not entered again.
+        assert_eq!(seen.files, ["/a/e/f", "/a/g", "/a-b"]);
+        assert_eq!(seen.dirs, 5, "/, /a, /a/e, /z and /z/e");
+        assert!(seen.problems.is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_or_missing_node_is_a_problem_naming_the_path() {
         let t = tempfile::tempdir().unwrap();
         let (s, e, r) = store_with_tree(t.path());
+        let m = manifest_of(&s);
         let other = DirNode {
             entries: vec![file("f", b"forged")],
         };
@@ -303,14 +251,12 @@ mod tests {
             Store::open(t.path(), LockMode::Exclusive).unwrap()
         };
         let s = reopen(s);
-        let err = rootfs_entries(&s, "b", &r).unwrap_err().to_string();
-        // The node sits at two paths; the walk names the one where it met it first.
-        assert!(
-            err.contains("bundle b, /a/e: directory node")
-                || err.contains("bundle b, /z/e: directory node"),
-            "{err}"
-        );
-        assert!(err.contains("is corrupt"), "{err}");
+        let seen = walk(&s, &r, &m);
+        assert_eq!(seen.problems.len(), 1, "the node is entered once");
+        let (what, corrupt) = &seen.problems[0];
+        assert!(what.starts_with("/a/e: directory node"), "{what}");
+        assert!(what.contains("failed verification") && *corrupt, "{what}");
+        assert_eq!(seen.files, ["/a/g", "/a-b"], "nothing below it");
         {
             let w = s.writer().unwrap();
             let mut b = w.batch();
@@ -318,7 +264,17 @@ mod tests {
             b.write().unwrap();
         }
         let s = reopen(s);
-        let err = rootfs_entries(&s, "b", &r).unwrap_err().to_string();
-        assert!(err.contains("is missing from the database"), "{err}");
+        let seen = walk(&s, &r, &m);
+        let (what, corrupt) = &seen.problems[0];
+        assert!(
+            what.ends_with("is missing from the store") && !*corrupt,
+            "{what}"
+        );
+    }
+
+    fn manifest_of(s: &Store) -> Manifest {
+        let d = s.resolve("b").unwrap();
+        let rec = s.record_unverified(&d).unwrap().unwrap();
+        record_roots(&d, &rec).unwrap().0
     }
 }

@@ -29,6 +29,19 @@ pub trait TreeStore: Send + Sync {
     fn open_content(&self, root: &Blake3Root, size: u64) -> io::Result<Arc<dyn ContentReader>>;
 }
 
+/// A borrowed store is a store (a walk over `&Store` needs no `Arc` of the store itself).
+impl<T: TreeStore + ?Sized> TreeStore for &T {
+    fn dir_node(&self, digest: &DirDigest) -> io::Result<Option<Vec<u8>>> {
+        (**self).dir_node(digest)
+    }
+    fn outboard(&self, root: &Blake3Root) -> io::Result<Option<Vec<u8>>> {
+        (**self).outboard(root)
+    }
+    fn open_content(&self, root: &Blake3Root, size: u64) -> io::Result<Arc<dyn ContentReader>> {
+        (**self).open_content(root, size)
+    }
+}
+
 /// Positioned reads of one stored file's content (a `std::fs::File`, or bytes in memory).
 pub trait ContentReader: Send + Sync {
     /// Read up to `buf.len()` bytes at `offset`; fewer only at the end of what is stored.

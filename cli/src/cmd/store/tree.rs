@@ -1,13 +1,14 @@
 //! `ct store tree NAME`: every entry of a stored bundle's root filesystem. The record is obtained
 //! verified (`stored::open_bundle`: binding, signatures, trust, policy, root record), then the
-//! tree is walked from its root record with each directory node verified against its digest
-//! (`cerro_store::walk`), shown one line per entry or as JSON (the same `Serialize` structs).
+//! tree is walked from its root record by core's verified walk (each directory node verified
+//! against its digest), shown one line per entry or as JSON (the same `Serialize` structs).
 
 use super::Ctx;
 use crate::app::BundleSource;
 use crate::exit::CmdResult;
 use crate::steps::stored::{open_bundle, Checks};
-use cerro_core::rootfs::{DirEntry, Payload};
+use cerro_core::rootfs::{DirEntry, Payload, VerifiedTree, Walk, WalkItem};
+use cerro_store::StoreError;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -181,11 +182,19 @@ pub fn run(ctx: &Ctx, name: &str, policy: Option<&std::path::Path>) -> CmdResult
     };
     let opened = open_bundle(ctx, &src, &checks, "store tree", "listed")?;
     let rootfs = opened.bundle.manifest().rootfs.digest.to_string();
-    let entries = cerro_store::walk::rootfs_entries(
-        &opened.store,
-        &opened.label(),
-        &opened.bundle.subject().root,
-    )?;
+    // The verified walk; shown root first, then sorted by path.
+    let tree = VerifiedTree::new(opened.store.clone());
+    let mut entries: Vec<(Vec<u8>, DirEntry)> = Vec::new();
+    for item in Walk::new(&tree, &opened.bundle.subject().root) {
+        match item {
+            WalkItem::Entry(e) => entries.push((e.path, e.entry)),
+            WalkItem::Error(err) => {
+                return Err(StoreError::Corrupt(format!("bundle {}, {err}", opened.label())).into())
+            }
+            WalkItem::DirEnd(_) => {}
+        }
+    }
+    entries[1..].sort_by(|a, b| a.0.cmp(&b.0));
     // A directory's link count is 2 plus its subdirectories, as on a real filesystem.
     let mut subdirs: HashMap<&[u8], u64> = HashMap::new();
     for (path, e) in &entries[1..] {
