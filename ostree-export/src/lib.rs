@@ -29,7 +29,8 @@
 //!
 //! All GVariants are in normal form, little-endian, except the numbers OSTree stores
 //! byte-swapped: uid, gid, mode and rdev, the commit timestamp and the archive size are
-//! big-endian inside them. Metadata values (`MetaValue`) are ordinary little-endian GVariants.
+//! big-endian inside them; so are the numbers of commit metadata (`MetaValue::U64` …), as
+//! Flatpak writes them and as `ostree show` prints them.
 //!
 //! The writer (`Repo::begin_commit`, `CommitBuilder`) is deterministic: no clock, no random
 //! input; the same tree and `CommitInfo` give byte-identical objects and the same commit

@@ -68,11 +68,12 @@ pub enum MetaValue {
     Str(String),
     /// `ay`
     Bytes(Vec<u8>),
-    /// `t` (stored little-endian, as GLib stores any `t` that OSTree does not swap itself)
+    /// `t`. Numbers in metadata are stored big-endian, as Flatpak stores its sizes and as
+    /// `ostree show` (which byte-swaps what it prints) expects.
     U64(u64),
-    /// `u`
+    /// `u`, big-endian like `U64`.
     U32(u32),
-    /// `x`
+    /// `x`, big-endian like `U64`.
     I64(i64),
     /// `b`
     Bool(bool),
@@ -308,14 +309,24 @@ fn check_reencodes(again: Vec<u8>, data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// `u32` values OSTree stores byte-swapped inside little-endian GVariants: the variant holds
-/// `x.swap_bytes()`, so the bytes on disk are big-endian.
+/// Numbers OSTree stores byte-swapped inside little-endian GVariants: the variant holds
+/// the value whose little-endian bytes are `x`'s big-endian ones (its own inverse).
 trait BigEndianInside {
     fn swap_bytes_le_to_be(self) -> Self;
 }
 impl BigEndianInside for u32 {
     fn swap_bytes_le_to_be(self) -> u32 {
         u32::from_le_bytes(self.to_be_bytes())
+    }
+}
+impl BigEndianInside for u64 {
+    fn swap_bytes_le_to_be(self) -> u64 {
+        u64::from_le_bytes(self.to_be_bytes())
+    }
+}
+impl BigEndianInside for i64 {
+    fn swap_bytes_le_to_be(self) -> i64 {
+        i64::from_le_bytes(self.to_be_bytes())
     }
 }
 
@@ -348,7 +359,7 @@ pub(crate) fn encode_archive_header(a: &FileMeta, kind: &FileKind) -> Result<Vec
         FileKind::Symlink { .. } => 0,
     };
     let v = Value::Tuple(vec![
-        Value::U64(u64::from_le_bytes(size.to_be_bytes())),
+        Value::U64(size.swap_bytes_le_to_be()),
         Value::U32(a.uid.swap_bytes_le_to_be()),
         Value::U32(a.gid.swap_bytes_le_to_be()),
         Value::U32((a.mode | type_bits).swap_bytes_le_to_be()),
@@ -508,9 +519,9 @@ fn meta_to_value(v: &MetaValue) -> Result<(Type, Value), String> {
     Ok(match v {
         MetaValue::Str(s) => (Type::Str, Value::Str(s.clone())),
         MetaValue::Bytes(b) => (ty("ay"), Value::Bytes(b.clone())),
-        MetaValue::U64(n) => (Type::U64, Value::U64(*n)),
-        MetaValue::U32(n) => (Type::U32, Value::U32(*n)),
-        MetaValue::I64(n) => (Type::I64, Value::I64(*n)),
+        MetaValue::U64(n) => (Type::U64, Value::U64(n.swap_bytes_le_to_be())),
+        MetaValue::U32(n) => (Type::U32, Value::U32(n.swap_bytes_le_to_be())),
+        MetaValue::I64(n) => (Type::I64, Value::I64(n.swap_bytes_le_to_be())),
         MetaValue::Bool(b) => (Type::Bool, Value::Bool(*b)),
         MetaValue::StrList(l) => (
             ty("as"),
@@ -535,9 +546,9 @@ fn meta_from_value(t: &Type, v: Value) -> Result<MetaValue, String> {
     Ok(match v {
         Value::Str(s) if *t == Type::Str => MetaValue::Str(s),
         Value::Bytes(b) => MetaValue::Bytes(b),
-        Value::U64(n) => MetaValue::U64(n),
-        Value::U32(n) => MetaValue::U32(n),
-        Value::I64(n) => MetaValue::I64(n),
+        Value::U64(n) => MetaValue::U64(n.swap_bytes_le_to_be()),
+        Value::U32(n) => MetaValue::U32(n.swap_bytes_le_to_be()),
+        Value::I64(n) => MetaValue::I64(n.swap_bytes_le_to_be()),
         Value::Bool(b) => MetaValue::Bool(b),
         Value::Array(Type::Str, items) => MetaValue::StrList(
             items
@@ -626,7 +637,7 @@ pub(crate) fn encode_commit(c: &Commit) -> Result<Vec<u8>, String> {
         Value::Array(ty("(say)"), related),
         Value::Str(c.subject.clone()),
         Value::Str(c.body.clone()),
-        Value::U64(u64::from_le_bytes(c.timestamp.to_be_bytes())),
+        Value::U64(c.timestamp.swap_bytes_le_to_be()),
         checksum_value(&c.root_tree),
         checksum_value(&c.root_meta),
     ]);
@@ -664,7 +675,7 @@ pub(crate) fn decode_commit(data: &[u8]) -> Result<Commit, String> {
         related: rel,
         subject,
         body,
-        timestamp: u64::from_be_bytes(ts.to_le_bytes()),
+        timestamp: ts.swap_bytes_le_to_be(),
         root_tree: checksum_from(&tree, "the root tree checksum")?,
         root_meta: checksum_from(&dmeta, "the root dirmeta checksum")?,
     })
