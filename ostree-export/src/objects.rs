@@ -194,11 +194,14 @@ fn xattrs_value(xattrs: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<Value, String> {
     Ok(Value::Array(ty("(ayay)"), items))
 }
 
+/// Most xattrs one object may carry (ct's own rootfs format allows 1024).
+const MAX_XATTRS: usize = 1 << 16;
+
 fn xattrs_from(parts: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, String> {
     let elem = ty("(ayay)");
     let mut out = BTreeMap::new();
     let mut previous: Option<Vec<u8>> = None;
-    for item in split_array(&elem, parts).map_err(gv)? {
+    for item in split_array(&elem, parts, MAX_XATTRS).map_err(gv)? {
         let kv = split_tuple(
             &elem,
             &[
@@ -471,8 +474,8 @@ pub(crate) fn decode_dirtree(data: &[u8]) -> Result<DirTree, String> {
     let (fa, da) = (ty("a(say)"), ty("a(sayay)"));
     let ay = ty("ay");
     let p = split_tuple(&t, &[&fa, &da], data).map_err(gv)?;
-    let file_parts = split_array(&fe, p[0]).map_err(gv)?;
-    let dir_parts = split_array(&de, p[1]).map_err(gv)?;
+    let file_parts = split_array(&fe, p[0], MAX_DIR_ENTRIES).map_err(gv)?;
+    let dir_parts = split_array(&de, p[1], MAX_DIR_ENTRIES).map_err(gv)?;
     if file_parts.len().saturating_add(dir_parts.len()) > MAX_DIR_ENTRIES {
         return Err(format!("more than {MAX_DIR_ENTRIES} entries"));
     }
