@@ -113,3 +113,34 @@ pub(crate) fn sys(what: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> 
     let what = what.into();
     move |e| Error::io(what, e.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_what_failed() {
+        let more = Error::SizeMismatch {
+            name: "f".into(),
+            declared: 3,
+            read: 4,
+            more: true,
+        };
+        assert_eq!(
+            more.to_string(),
+            "\"f\": 3 bytes were announced but the reader gave more"
+        );
+        let less = Error::SizeMismatch {
+            name: "f".into(),
+            declared: 3,
+            read: 1,
+            more: false,
+        };
+        assert_eq!(
+            less.to_string(),
+            "\"f\": 3 bytes were announced but the reader gave only 1"
+        );
+        let e = Error::InvalidRef("a\nb".into());
+        assert!(e.to_string().contains("\"a\\nb\""));
+    }
+}

@@ -49,7 +49,9 @@
 //! - names, symlink targets and metadata strings are GVariant strings: UTF-8 without NUL
 //!   (`Error::NotRepresentable` otherwise); a symlink target is 1 to 4095 bytes;
 //! - only `mode & 0o7777`; a bare-user checkout in user mode (`ostree checkout -U`) drops the
-//!   set-id bits and world write, and neither user-mode checkout restores owners or xattrs.
+//!   set-id bits and world write, and neither user-mode checkout restores owners or xattrs;
+//! - xattrs with an empty value are kept here (and restored by `ostree checkout`), but
+//!   `ostree commit` of the same tree leaves them out, so its checksums differ on such trees.
 //!
 //! # Reading
 //!
@@ -58,6 +60,10 @@
 //! metadata object is checked against its checksum and decoded strictly (normal form, sorted
 //! names, valid modes), and a content object's checksum is checked when its content has been
 //! read to the end (`ContentReader`). Errors are typed (`Error`); no input panics.
+//!
+//! A verifier walks `Repo::resolve_ref` → `read_commit` (metadata, root tree and meta) →
+//! `read_dirtree` / `read_dirmeta` → `open_file` for each entry, reading each content to its
+//! end; `ed25519_signatures` / `verify_commit_ed25519` check the detached signatures.
 
 mod checksum;
 mod error;
