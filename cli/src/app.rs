@@ -76,7 +76,12 @@ it), every blob's SHA-256 and size against the signed manifest (1), and the poli
 missing attestation). The bundle is read once, in constant memory.\n\n\
 The policy is --policy FILE, else default_policy from config.toml, else none (trust store only). \
 --explain shows each signature and each of the policy's eight steps: which rule admitted or refused \
-each signer, what each threshold counted, where the evaluation stopped."
+each signer, what each threshold counted, where the evaluation stopped.\n\n\
+ostree:REPO:REF checks an OSTree commit written by `ct export --format ostree` (a deployed one, or one \
+pulled from a mirror): the signed manifest and signatures in its metadata as above (2, 3, 4, 5), then \
+the rootfs digest re-derived from the commit's own tree — every object checked against its OSTree \
+checksum, every file's content hashed again — must equal the signed one; a difference exits 1 naming \
+the first path that differs."
     )]
     Verify(VerifyArgs),
     /// Explain a bundle in plain words: package, source, layers, signers, verdict
@@ -103,7 +108,7 @@ that would not be valid for the bundle's creation time, is refused."
     /// Fetch a bundle from an OCI registry, verify it, and write it as a .ctp
     #[command(after_help = FETCH_HELP)]
     Fetch(FetchArgs),
-    /// Write bundles into one archive for an air-gapped site (shared blobs stored once)
+    /// Write bundles into one archive for an air-gapped site, or a bundle as an OSTree commit
     #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
     /// Import a bundle into the store (verified first), or verify and unpack an export archive
@@ -597,7 +602,18 @@ and policy give the same bytes, in any argument order.
 Every bundle is first verified exactly as `ct verify` does (with --policy when given); if one fails, \
 its report is printed, the command exits with its code, and OUT is not written. OUT is written \
 atomically. Nothing here touches the network. Carry OUT to the other site and run `ct import OUT -o DIR` \
-there.";
+there.
+
+With --format ostree, writes one bundle (a file, verified and imported first, or a name in the store) \
+as a commit in REPO: every directory and every block of every file comes through the store's verified \
+walk, so a damaged store object stops the export (exit 1) and no ref is written. Objects already in \
+REPO are not written again. The commit is deterministic — timestamp from the signed `created`, no \
+parent unless --parent — and its metadata carries `version`, the bundle digest (cerro.bundle), the \
+signed rootfs digest (cerro.rootfs), the signed manifest and its signatures, and the signed tree \
+(cerro.tree: what OSTree cannot hold, such as mtimes, hard links, devices and FIFOs, which are left \
+out of the commit's tree). `ct verify ostree:REPO:REF` checks a commit against all of it. With -k KEY \
+the commit is also signed as OSTree signs with Ed25519; a host accepts it with `sign-verify=ed25519` \
+and `verification-ed25519-key=` the base64 public key ct prints.";
 
 const IMPORT_HELP: &str = "\
 Reads an archive written by `ct export`. Every bundle is reassembled in a temporary directory inside \
@@ -688,21 +704,71 @@ pub struct FetchArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The bundles (.ctp) to export
+    /// The bundles (.ctp) to export; with --format ostree, one bundle file or store name
     #[arg(required = true, value_name = "BUNDLE")]
     pub bundles: Vec<PathBuf>,
-    /// Where to write the archive
+    /// What to write: an archive for an air-gapped site, or an OSTree commit
+    #[arg(long, value_enum, default_value = "archive")]
+    pub format: ExportFormat,
+    /// Where to write the archive (--format archive)
     #[arg(short, long, value_name = "OUT.tar")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Include the trust store's public keys of the bundles' trusted signers (keys/)
     #[arg(long)]
     pub include_keys: bool,
-    /// Include this policy.json (and verify every bundle against it first)
+    /// Include this policy.json (and verify every bundle against it first); with --format
+    /// ostree, evaluate it instead of default_policy from config.toml
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// Replace OUT if it exists
     #[arg(long)]
     pub force: bool,
+    /// The OSTree repository to write into (created, with its config, when absent)
+    #[arg(long, value_name = "REPO", help_heading = "OSTree (--format ostree)")]
+    pub repo: Option<PathBuf>,
+    /// The ref to point at the commit [default: cerro/NAME, NAME the bundle's package name]
+    #[arg(long, value_name = "REF", help_heading = "OSTree (--format ostree)")]
+    pub branch: Option<String>,
+    /// The repository mode when it is created (an existing repository keeps its own; asking
+    /// for another is refused)
+    #[arg(
+        long,
+        value_enum,
+        default_value = "archive",
+        help_heading = "OSTree (--format ostree)"
+    )]
+    pub mode: OstreeMode,
+    /// The commit's parent (a checksum) [default: none, so the same bundle always gives the
+    /// same commit]
+    #[arg(long, value_name = "COMMIT", help_heading = "OSTree (--format ostree)")]
+    pub parent: Option<String>,
+    /// Also sign the commit with this Ed25519 (or hybrid) key, as OSTree's ed25519 signing
+    /// does (ostree.sign.ed25519 in the detached metadata)
+    #[arg(
+        short,
+        long = "key",
+        value_name = "KEY",
+        help_heading = "OSTree (--format ostree)"
+    )]
+    pub key: Option<String>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One deterministic tar of bundles for an air-gapped site (spec/export.md)
+    Archive,
+    /// A commit in an OSTree repository, for hosts that deploy OSTree commits
+    Ostree,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OstreeMode {
+    /// archive-z2: compressed objects, for serving over HTTP (ostree pull)
+    Archive,
+    /// bare-user: plain files with owner and mode in an xattr, for checkouts by any user
+    BareUser,
 }
 
 #[derive(Debug, Args)]
@@ -918,7 +984,8 @@ pub struct PackArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle (.ctp) to verify
+    /// The bundle (.ctp) to verify, or ostree:REPO:REF — an OSTree commit written by
+    /// `ct export --format ostree` (REF a ref or a commit checksum)
     pub bundle: PathBuf,
     /// Evaluate this policy.json [default: default_policy from config.toml]
     #[arg(long, value_name = "FILE")]

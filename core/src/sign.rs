@@ -235,6 +235,23 @@ impl Signer {
         }
     }
 
+    /// An Ed25519 signature over an OSTree commit object, as OSTree's `ostree.sign.ed25519`
+    /// holds them (the commit's bytes, no domain separator: OSTree verifies exactly those), and
+    /// the Ed25519 public key a host configures to accept it. `None` for a key without an
+    /// Ed25519 part (CT-SIG-03); a hybrid key signs with its Ed25519 half. Refuses a message
+    /// that starts with ct's own manifest-signature domain, so such a signature can never be
+    /// taken for a manifest signature.
+    pub fn sign_ostree_commit(&self, commit: &[u8]) -> Option<([u8; 64], [u8; 32])> {
+        if commit.starts_with(SIGNATURE_DOMAIN_V1) {
+            return None;
+        }
+        let k = match &self.secret {
+            Secret::Ed25519(k) | Secret::Hybrid(k, _) => k,
+            Secret::MlDsa87(_) => return None,
+        };
+        Some((k.sign(commit).to_bytes(), k.verifying_key().to_bytes()))
+    }
+
     /// Sign canonical manifest bytes under this key's suite. Deterministic in every suite.
     pub fn sign(&self, manifest: &[u8]) -> SignatureFile {
         let suite = self.suite();

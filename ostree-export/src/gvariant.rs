@@ -678,7 +678,7 @@ mod tests {
         assert_eq!(encode(&t("v"), &var).unwrap(), vec![7, 0, 0, 0, 0, b'u']);
         assert_eq!(
             encode(&t("as"), &Value::Array(t("s"), vec![])).unwrap(),
-            vec![]
+            Vec::<u8>::new()
         );
     }
 

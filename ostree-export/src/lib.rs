@@ -2,6 +2,12 @@
 //! writes a verified tree as an OSTree commit, `ct verify ostree:REPO:REF` reads one back and
 //! checks every object against its checksum.
 //!
+//! - [`export`]: core's verified walk of a bundle's rootfs into a commit whose metadata carries
+//!   the signed manifest, its signatures and the signed tree ([`signed_tree`]: what OSTree
+//!   cannot hold); [`verify`]: a commit checked against the bundle it carries, its rootfs
+//!   digest re-derived from the commit's own tree (spec/ostree.md).
+//! - The rest, below: the repository, its objects, and reading and writing them.
+//!
 //! # What is written
 //!
 //! A repository (`Repo::create_or_open`) is a directory with `config` (`[core]`,
@@ -67,12 +73,15 @@
 
 mod checksum;
 mod error;
+pub mod export;
 mod fsutil;
 mod gvariant;
 mod objects;
 mod reader;
 mod repo;
 mod sign;
+pub mod signed_tree;
+pub mod verify;
 mod writer;
 
 pub use checksum::{Checksum, ChecksumParseError, ObjectType};

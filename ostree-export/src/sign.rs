@@ -75,12 +75,38 @@ impl Repo {
     pub fn sign_commit_ed25519(&self, commit: &Checksum, key: &SigningKey) -> Result<Signature> {
         let bytes = self.read_commit_bytes(commit)?;
         let signature = key.sign(&bytes);
+        self.add_ed25519_signature(
+            commit,
+            &signature.to_bytes(),
+            &key.verifying_key().to_bytes(),
+        )?;
+        Ok(signature)
+    }
+
+    /// Adds a signature made elsewhere (a key this crate never sees) to the commit's detached
+    /// metadata, after checking that it verifies (strictly) with `public` over the commit
+    /// object's verified bytes; an entry already there is not added twice.
+    pub fn add_ed25519_signature(
+        &self,
+        commit: &Checksum,
+        signature: &[u8; 64],
+        public: &[u8; 32],
+    ) -> Result<()> {
+        let bytes = self.read_commit_bytes(commit)?;
+        let refuse = |reason: String| Error::Signature {
+            commit: *commit,
+            reason,
+        };
+        let key = VerifyingKey::from_bytes(public)
+            .map_err(|_| refuse("the public key is not a valid Ed25519 point".into()))?;
+        key.verify_strict(&bytes, &Signature::from_bytes(signature))
+            .map_err(|_| refuse("the signature does not verify over the commit".into()))?;
         let mut meta = self.read_detached_metadata(commit)?.unwrap_or_default();
-        let sig_bytes = signature.to_bytes().to_vec();
+        let sig_bytes = signature.to_vec();
         match meta.iter_mut().find(|(k, _)| k == ED25519_KEY) {
             Some((_, MetaValue::BytesList(list))) => {
                 if list.contains(&sig_bytes) {
-                    return Ok(signature);
+                    return Ok(());
                 }
                 list.push(sig_bytes);
             }
@@ -98,7 +124,6 @@ impl Repo {
         }
         let encoded = objects::encode_meta_dict(&meta)
             .map_err(|r| Error::malformed(ObjectType::CommitMeta, *commit, r))?;
-        self.write_detached(commit, &encoded)?;
-        Ok(signature)
+        self.write_detached(commit, &encoded)
     }
 }

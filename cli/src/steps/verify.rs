@@ -66,16 +66,17 @@ pub fn check_at(
 }
 
 pub fn print_report(ctx: &Ctx, bundle: &Path, rep: &VerifyReport, policy: Option<&Path>) {
-    print_report_deep(ctx, bundle, rep, policy, false)
+    print_report_with(ctx, bundle, rep, policy, None)
 }
 
-/// `print_report`, plus a line for the `--deep` rootfs check when it passed.
-pub fn print_report_deep(
+/// `print_report`, plus the line of a further check that passed (`--deep`'s rootfs check, an
+/// OSTree commit's tree), shown before the verdict.
+pub fn print_report_with(
     ctx: &Ctx,
     bundle: &Path,
     rep: &VerifyReport,
     policy: Option<&Path>,
-    deep_ok: bool,
+    passed: Option<String>,
 ) {
     let o = &ctx.out;
     if o.json {
@@ -169,11 +170,8 @@ pub fn print_report_deep(
     }
     match &rep.failure {
         None => {
-            if deep_ok {
-                o.line(format!(
-                    "  {} layers applied: the root filesystem matches the signed rootfs digest",
-                    o.good("✓")
-                ));
+            if let Some(line) = passed {
+                o.line(format!("  {} {line}", o.good("✓")));
             }
             o.line(o.good("VERIFIED"))
         }

@@ -1,13 +1,15 @@
 //! `ct verify BUNDLE`: read the bundle once, check it (core::verify), print the report, exit with
-//! the code of the first failure.
+//! the code of the first failure. `ct verify ostree:REPO:REF` checks an OSTree commit against
+//! the bundle it carries (`ostree.rs`).
 
 mod explain;
+mod ostree;
 
 use super::Ctx;
 use crate::app::VerifyArgs;
 use crate::exit::{CmdResult, Failure};
 use crate::output::Progress;
-use crate::steps::verify::{check_at, load_policy, print_report_deep};
+use crate::steps::verify::{check_at, load_policy, print_report_with};
 use cerro_core::bundle::file::BundleFile;
 use cerro_core::manifest::Manifest;
 use cerro_core::pack::rootfs_of;
@@ -17,6 +19,17 @@ use std::path::Path;
 
 pub fn run(ctx: &Ctx, a: VerifyArgs) -> CmdResult<u8> {
     let policy = load_policy(ctx, a.policy.as_deref())?;
+    if let Some(rest) = a.bundle.to_str().and_then(|s| s.strip_prefix("ostree:")) {
+        if a.deep || a.explain {
+            return Err(Failure::usage(
+                "--deep and --explain are for bundle files; ostree:REPO:REF always checks the whole tree",
+            ));
+        }
+        let (repo, reference) = ostree::parse(rest)?;
+        let arg = a.bundle.to_string_lossy();
+        let policy = policy.as_ref().map(|(p, pol)| (p.as_path(), pol));
+        return ostree::run(ctx, &arg, &repo, &reference, policy);
+    }
     let now = chrono::Utc::now();
     let mut rep = check_at(ctx, &a.bundle, policy.as_ref().map(|(_, p)| p), now)?;
     let explanation = a
@@ -55,12 +68,14 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> CmdResult<u8> {
         explain::print(ctx, e, policy.as_ref().map(|(p, _)| p.as_path()));
     }
 
-    print_report_deep(
+    print_report_with(
         ctx,
         &a.bundle,
         &rep,
         policy.as_ref().map(|(p, _)| p.as_path()),
-        deep.is_some() && rep.ok(),
+        (deep.is_some() && rep.ok()).then(|| {
+            "layers applied: the root filesystem matches the signed rootfs digest".to_string()
+        }),
     );
     Ok(rep.exit_code())
 }

@@ -2,10 +2,13 @@
 //! archive for an air-gapped site (spec/export.md). Every bundle is verified here first, with
 //! this machine's trust store and the policy; the archive itself (index, each bundle's own files,
 //! one blob pool, keys, policy) is `cerro_core::export::ExportWriter`'s, written to a temporary
-//! file renamed into place. No network.
+//! file renamed into place. No network. `--format ostree` writes one bundle as an OSTree
+//! commit instead (`ostree.rs`).
+
+mod ostree;
 
 use super::Ctx;
-use crate::app::ExportArgs;
+use crate::app::{ExportArgs, ExportFormat};
 use crate::exit::{CmdResult, Failure};
 use crate::output::{human_bytes, Progress};
 use crate::steps::verify::{load_policy, print_report};
@@ -31,9 +34,28 @@ struct Input {
 }
 
 pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
-    if a.output.exists() && !a.force {
+    if a.format == ExportFormat::Ostree {
+        return ostree::run(ctx, a);
+    }
+    let ostree_only = [
+        ("--repo", a.repo.is_some()),
+        ("--branch", a.branch.is_some()),
+        ("--parent", a.parent.is_some()),
+        ("--key", a.key.is_some()),
+        ("--passphrase-file", a.passphrase.passphrase_file.is_some()),
+    ];
+    if let Some((flag, _)) = ostree_only.iter().find(|(_, given)| *given) {
+        return Err(Failure::usage(format!(
+            "{flag} is for --format ostree; an archive takes -o OUT.tar"
+        )));
+    }
+    let Some(output) = a.output.clone() else {
+        return Err(Failure::usage("an archive needs -o OUT.tar")
+            .hint("or pass --format ostree --repo REPO to write an OSTree commit"));
+    };
+    if output.exists() && !a.force {
         return Err(
-            Failure::usage(format!("{} already exists", a.output.display()))
+            Failure::usage(format!("{} already exists", output.display()))
                 .hint("pass --force to replace it"),
         );
     }
@@ -76,7 +98,7 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
 
     // 3. Write it.
     let mut progress = Progress::new(&ctx.out, "exporting", archive.blob_bytes());
-    let size = crate::config::write_file_atomic(&a.output, 0o644, |file| {
+    let size = crate::config::write_file_atomic(&output, 0o644, |file| {
         archive
             .write(file, &mut |n| progress.update(n))
             .map(drop)
@@ -84,12 +106,12 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
                 ExportError::Mismatch(m) => Failure::new(crate::exit::HASH_MISMATCH, m).hint(
                     "nothing was exported; check the bundle with `ct verify` and export again",
                 ),
-                e => Failure::from(e).context(format!("writing {}", a.output.display())),
+                e => Failure::from(e).context(format!("writing {}", output.display())),
             })
     })?;
     progress.finish();
 
-    print_exported(ctx, &a, &archive, size);
+    print_exported(ctx, &a, &output, &archive, size);
     Ok(0)
 }
 
@@ -163,11 +185,11 @@ fn included_keys(ctx: &Ctx, inputs: &[Input]) -> CmdResult<Vec<PublicKeyFile>> {
 }
 
 /// What was written.
-fn print_exported(ctx: &Ctx, a: &ExportArgs, archive: &ExportWriter<'_>, size: u64) {
+fn print_exported(ctx: &Ctx, a: &ExportArgs, output: &Path, archive: &ExportWriter<'_>, size: u64) {
     let index = archive.index();
     ctx.out.json_doc(&serde_json::json!({
         "ok": true,
-        "output": a.output,
+        "output": output,
         "archive_size": size,
         "bundles": index.bundles,
         "blobs": archive.blob_count(),
@@ -180,7 +202,7 @@ fn print_exported(ctx: &Ctx, a: &ExportArgs, archive: &ExportWriter<'_>, size: u
         ctx.out.good("exported"),
         index.bundles.len(),
         if index.bundles.len() == 1 { "" } else { "s" },
-        a.output.display(),
+        output.display(),
         human_bytes(size),
         archive.blob_count(),
         human_bytes(archive.bundle_bytes()),

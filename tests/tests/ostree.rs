@@ -1,0 +1,486 @@
+//! `ct export --format ostree` and `ct verify ostree:REPO:REF` end to end, checked by the real
+//! `ostree` (fsck, show, ls, checkout) and by independent tools: a checkout equals the verified
+//! tree entry by entry, a second export writes nothing new and a related bundle only the
+//! difference, the commit is the same in every repository and mode, a damaged store object
+//! stops the export before any ref, a commit whose tree was changed fails verification naming
+//! the path, and the Ed25519 commit signature verifies with openssl.
+
+use cerro_tests::mount::mount_image;
+use cerro_tests::tree::{compare, walk_tree, Entry, Kind};
+use cerro_tests::{flip_byte, tool, Compression, TestEnv, TAG};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Key `alice`, the mount image (busybox plus /data: a multi-block file, hard links, a FIFO, a
+/// device node, an xattr) packed as `mnt.ctp`, and a store.
+fn setup() -> (TestEnv, PathBuf) {
+    let env = TestEnv::new();
+    env.keygen("alice");
+    let (layout, _) = mount_image();
+    env.pack(
+        &format!("oci:{}:{TAG}", layout.display()),
+        "mnt.ctp",
+        &["--name", "mnt"],
+    );
+    let store = env.path("store");
+    (env, store)
+}
+
+fn ct_in(env: &TestEnv, store: &Path, args: &[&str]) -> cerro_tests::Run {
+    let mut full = vec!["--store", store.to_str().unwrap()];
+    full.extend_from_slice(args);
+    env.ct(&full)
+}
+
+/// `ct --json export --format ostree BUNDLE --repo REPO EXTRA…`, asserting success.
+fn export(
+    env: &TestEnv,
+    store: &Path,
+    bundle: &str,
+    repo: &Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut args = vec![
+        "--json",
+        "export",
+        "--format",
+        "ostree",
+        bundle,
+        "--repo",
+        repo.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ct_in(env, store, &args).ok().json()
+}
+
+/// `ostree SUBCOMMAND --repo REPO ARGS…`.
+fn ostree(repo: &Path, args: &[&str]) -> cerro_tests::Run {
+    let mut full = vec![args[0].to_string(), format!("--repo={}", repo.display())];
+    full.extend(args[1..].iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    tool("ostree", &refs)
+}
+
+/// Object files in a repository.
+fn objects(repo: &Path) -> usize {
+    let mut n = 0;
+    for d in fs::read_dir(repo.join("objects")).unwrap() {
+        n += fs::read_dir(d.unwrap().path()).unwrap().count();
+    }
+    n
+}
+
+/// The verified tree, as `ct unpack --format rootfs` writes it.
+fn verified_tree(env: &TestEnv, store: &Path) -> BTreeMap<String, Entry> {
+    let out = env.path("rootfs");
+    if !out.exists() {
+        ct_in(
+            env,
+            store,
+            &[
+                "unpack",
+                "mnt",
+                "-o",
+                out.to_str().unwrap(),
+                "--format",
+                "rootfs",
+            ],
+        )
+        .ok();
+    }
+    walk_tree(&out)
+}
+
+/// Drop what OSTree does not keep from a walked tree: mtimes, link counts and the entries it
+/// cannot hold (device nodes, FIFOs).
+fn as_ostree_keeps(t: &BTreeMap<String, Entry>) -> BTreeMap<String, Entry> {
+    t.iter()
+        .filter(|(_, e)| !matches!(e.kind, Kind::Fifo | Kind::Char | Kind::Block))
+        .map(|(p, e)| {
+            let mut e = e.clone();
+            e.mtime = (0, 0);
+            e.nlink = 0;
+            e.hardlink = None;
+            (p.clone(), e)
+        })
+        .collect()
+}
+
+#[test]
+fn an_archive_export_is_accepted_by_ostree_and_checks_out_as_the_verified_tree() {
+    let (env, store) = setup();
+    let repo = env.path("repo");
+    let v = export(&env, &store, "mnt.ctp", &repo, &["--branch", "app/mnt"]);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["mode"], "archive-z2");
+    let commit = v["commit"].as_str().unwrap().to_string();
+    assert_eq!(
+        v["left_out"],
+        serde_json::json!(["/data/fifo", "/data/null"]),
+        "{v}"
+    );
+    assert_eq!(
+        fs::read_to_string(repo.join("refs/heads/app/mnt"))
+            .unwrap()
+            .trim(),
+        commit
+    );
+    ostree(&repo, &["fsck"]).ok();
+    let show = ostree(&repo, &["show", "app/mnt"]).ok().stdout.clone();
+    assert!(
+        show.contains(&format!("Version: {}", v["version"].as_str().unwrap())),
+        "{show}"
+    );
+    assert!(
+        show.contains("Date:  2024-01-01 00:00:00"),
+        "the signed created: {show}"
+    );
+    let raw = ostree(&repo, &["show", "--raw", "app/mnt"])
+        .ok()
+        .stdout
+        .clone();
+    for want in [
+        "'version'",
+        "'cerro.bundle'",
+        "'cerro.rootfs'",
+        "'cerro.manifest'",
+        "'cerro.tree'",
+        "'cerro.signature.alice'",
+    ] {
+        assert!(
+            raw.contains(want),
+            "{want} in\n{}",
+            &raw[..raw.len().min(2000)]
+        );
+    }
+    assert!(raw.contains(v["rootfs"].as_str().unwrap()));
+    let ls = ostree(&repo, &["ls", "-R", "app/mnt", "/data"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        ls.contains("/data/big.bin") && !ls.contains("/data/fifo"),
+        "{ls}"
+    );
+    // A checkout as root (owners, modes and xattrs applied) is the verified tree, less what
+    // OSTree does not keep.
+    let co = env.path("checkout");
+    ostree(&repo, &["checkout", "app/mnt", co.to_str().unwrap()]).ok();
+    let diffs = compare(
+        &as_ostree_keeps(&verified_tree(&env, &store)),
+        &as_ostree_keeps(&walk_tree(&co)),
+    );
+    assert!(
+        diffs.is_empty(),
+        "verified tree vs checkout:\n{}",
+        diffs.join("\n")
+    );
+    // `ct verify` proves the commit is the signed bundle.
+    ct_in(
+        &env,
+        &store,
+        &["verify", &format!("ostree:{}:app/mnt", repo.display())],
+    )
+    .ok()
+    .stdout_has("VERIFIED")
+    .stdout_has("re-derives the signed rootfs");
+    let j = ct_in(
+        &env,
+        &store,
+        &[
+            "--json",
+            "verify",
+            &format!("ostree:{}:{commit}", repo.display()),
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["ostree"]["commit"], commit.as_str());
+}
+
+#[test]
+fn exports_write_only_what_the_repository_lacks_and_the_commit_is_the_same_everywhere() {
+    let (env, store) = setup();
+    // A bundle of the plain example image, then the mount image (the same busybox plus /data).
+    let base = env.image(Compression::Gzip, "base");
+    env.pack(
+        &format!("oci:{}:{TAG}", base.display()),
+        "base.ctp",
+        &["--name", "base"],
+    );
+    let repo = env.path("repo");
+    let first = export(&env, &store, "base.ctp", &repo, &[]);
+    assert_eq!(first["branch"], "cerro/base");
+    let total = objects(&repo);
+    assert_eq!(first["objects_written"].as_u64().unwrap() as usize, total);
+    // The same bundle again: nothing new, the same commit.
+    let again = export(&env, &store, "base.ctp", &repo, &[]);
+    assert_eq!(again["objects_written"], 0, "{again}");
+    assert_eq!(again["commit"], first["commit"]);
+    assert_eq!(objects(&repo), total);
+    // A related bundle: only the difference is written.
+    let mnt = export(&env, &store, "mnt.ctp", &repo, &[]);
+    let added = objects(&repo) - total;
+    assert_eq!(
+        mnt["objects_written"].as_u64().unwrap() as usize,
+        added,
+        "{mnt}"
+    );
+    // The mount image adds /data: five file contents (the two hard links are one), the /data
+    // and / listings, and the commit; everything else (busybox, every directory's metadata)
+    // was there.
+    assert_eq!(added, 8, "{mnt}");
+    // Another repository, and the other mode: the same commit checksum.
+    for (name, mode) in [("repo2", "archive"), ("repo3", "bare-user")] {
+        let other = export(&env, &store, "mnt", &env.path(name), &["--mode", mode]);
+        assert_eq!(other["commit"], mnt["commit"], "{name} ({mode})");
+    }
+    ostree(&env.path("repo3"), &["fsck"]).ok();
+    // An existing repository keeps its mode.
+    ct_in(
+        &env,
+        &store,
+        &[
+            "export",
+            "--format",
+            "ostree",
+            "mnt",
+            "--repo",
+            env.path("repo3").to_str().unwrap(),
+            "--mode",
+            "archive",
+        ],
+    )
+    .fails(64, &["bare-user", "not archive"]);
+}
+
+#[test]
+fn a_damaged_store_object_stops_the_export_before_any_ref() {
+    let (env, store) = setup();
+    ct_in(&env, &store, &["import", "mnt.ctp"]).ok();
+    let tree = ct_in(&env, &store, &["--json", "store", "tree", "mnt"])
+        .ok()
+        .json();
+    let big = tree["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "/data/big.bin")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("blake3:")
+        .to_string();
+    flip_byte(
+        &store.join("objects").join(&big[..2]).join(&big[2..]),
+        70_000,
+    );
+    let repo = env.path("repo");
+    ct_in(
+        &env,
+        &store,
+        &[
+            "export",
+            "--format",
+            "ostree",
+            "mnt",
+            "--repo",
+            repo.to_str().unwrap(),
+        ],
+    )
+    .fails(
+        1,
+        &[
+            "bundle mnt, /data/big.bin",
+            "failed verification",
+            "no ref moved",
+        ],
+    );
+    assert!(!repo.join("refs/heads/cerro/mnt").exists());
+    assert_eq!(fs::read_dir(repo.join("refs/heads")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_commit_whose_tree_was_changed_fails_verification_naming_the_path() {
+    let (env, store) = setup();
+    let repo = env.path("repo");
+    export(&env, &store, "mnt.ctp", &repo, &["--branch", "app/mnt"]);
+    let target = format!("ostree:{}:app/mnt", repo.display());
+    // Another signer's trust store: the signature is valid but not trusted (3).
+    let stranger = TestEnv::new();
+    stranger
+        .ct(&["verify", &target])
+        .fails(3, &["no signature is from a trusted key", "alice"]);
+    // The same metadata (manifest, signatures, signed tree) over a tree with one file changed,
+    // committed by ostree itself on top of the exported commit.
+    let overlay = env.path("overlay");
+    fs::create_dir_all(overlay.join("data")).unwrap();
+    fs::write(overlay.join("data/public"), b"for everyone, changed\n").unwrap();
+    let mut args = vec![
+        "commit".to_string(),
+        "-b".into(),
+        "app/mnt".into(),
+        "--tree=ref=app/mnt".into(),
+        format!("--tree=dir={}", overlay.display()),
+        "--owner-uid=0".into(),
+        "--owner-gid=0".into(),
+    ];
+    for key in [
+        "version",
+        "cerro.bundle",
+        "cerro.rootfs",
+        "cerro.manifest",
+        "cerro.tree",
+        "cerro.signature.alice",
+    ] {
+        args.push(format!("--keep-metadata={key}"));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    ostree(&repo, &refs).ok();
+    ct_in(&env, &store, &["verify", &target])
+        .fails(1, &["/data/public", "content", "is not the signed bundle"]);
+    // A content object changed on disk: OSTree's own checksum catches it.
+    let repo2 = env.path("repo2");
+    export(&env, &store, "mnt.ctp", &repo2, &["--branch", "app/mnt"]);
+    let ls = ostree(&repo2, &["ls", "-C", "app/mnt", "/data/public"])
+        .ok()
+        .stdout
+        .clone();
+    let checksum = ls
+        .split_whitespace()
+        .find(|w| w.len() == 64)
+        .unwrap()
+        .to_string();
+    let obj = repo2
+        .join("objects")
+        .join(&checksum[..2])
+        .join(format!("{}.filez", &checksum[2..]));
+    let len = fs::metadata(&obj).unwrap().len();
+    flip_byte(&obj, len - 1);
+    ct_in(
+        &env,
+        &store,
+        &["verify", &format!("ostree:{}:app/mnt", repo2.display())],
+    )
+    .fails(1, &[&checksum]);
+    // Not a commit ct wrote: malformed (10); not a repository: usage (64).
+    let plain = env.path("plain");
+    ostree(&plain, &["init", "--mode=archive"]).ok();
+    ostree(
+        &plain,
+        &[
+            "commit",
+            "-b",
+            "x",
+            &format!("--tree=dir={}", overlay.display()),
+        ],
+    )
+    .ok();
+    ct_in(
+        &env,
+        &store,
+        &["verify", &format!("ostree:{}:x", plain.display())],
+    )
+    .fails(10, &["not exported by ct"]);
+    ct_in(
+        &env,
+        &store,
+        &[
+            "verify",
+            &format!("ostree:{}:x", env.path("nothing").display()),
+        ],
+    )
+    .fails(64, &["nothing"]);
+}
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+#[test]
+fn a_signed_commit_verifies_with_openssl() {
+    use base64::Engine as _;
+    let (env, store) = setup();
+    let repo = env.path("repo");
+    let passphrase = env.path("passphrase");
+    let v = export(
+        &env,
+        &store,
+        "mnt.ctp",
+        &repo,
+        &[
+            "-k",
+            "alice",
+            "--passphrase-file",
+            passphrase.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v["signed_by"], "alice");
+    let commit = v["commit"].as_str().unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let public = b64
+        .decode(v["ed25519_public_key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(public.len(), 32);
+    // The signature, as ostree itself prints the detached metadata (GVariant text: a list of
+    // byte arrays).
+    let printed = ostree(
+        &repo,
+        &[
+            "show",
+            "--print-detached-metadata-key=ostree.sign.ed25519",
+            commit,
+        ],
+    )
+    .ok()
+    .stdout
+    .clone();
+    let sig: Vec<u8> = printed
+        .split(|c: char| !c.is_ascii_hexdigit() && c != 'x')
+        .filter_map(|w| w.strip_prefix("0x"))
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    assert_eq!(sig.len(), 64, "{printed}");
+    let mut spki = ED25519_SPKI_PREFIX.to_vec();
+    spki.extend_from_slice(&public);
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        b64.encode(&spki)
+    );
+    fs::write(env.path("pub.pem"), pem).unwrap();
+    let object = repo
+        .join("objects")
+        .join(&commit[..2])
+        .join(format!("{}.commit", &commit[2..]));
+    let verify = |sig: &[u8]| {
+        fs::write(env.path("sig"), sig).unwrap();
+        let mut c = std::process::Command::new("openssl");
+        c.args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
+            .arg(env.path("pub.pem"))
+            .arg("-in")
+            .arg(&object)
+            .arg("-sigfile")
+            .arg(env.path("sig"));
+        cerro_tests::run_command(c)
+    };
+    verify(&sig)
+        .ok()
+        .stdout_has("Signature Verified Successfully");
+    let mut forged = sig.clone();
+    forged[10] ^= 1;
+    assert_ne!(
+        verify(&forged).code,
+        0,
+        "a changed signature must not verify"
+    );
+    // The public key is alice's, as her trust-store file holds it.
+    let alice: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path("config/trust/alice.pub")).unwrap()).unwrap();
+    assert_eq!(
+        b64.decode(alice["public_key"].as_str().unwrap()).unwrap(),
+        public
+    );
+}
