@@ -238,6 +238,10 @@ fn exports_write_only_what_the_repository_lacks_and_the_commit_is_the_same_every
         assert_eq!(other["commit"], mnt["commit"], "{name} ({mode})");
     }
     ostree(&env.path("repo3"), &["fsck"]).ok();
+    let target = format!("ostree:{}:cerro/mnt", env.path("repo3").display());
+    ct_in(&env, &store, &["verify", &target])
+        .ok()
+        .stdout_has("VERIFIED");
     // An existing repository keeps its mode.
     ct_in(
         &env,
