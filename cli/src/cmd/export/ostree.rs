@@ -8,79 +8,36 @@ use crate::app::{BundleSource, ExportArgs, OstreeMode};
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR};
 use crate::output::{human_bytes, Progress};
 use crate::steps::ostree::ostree_failure;
-use crate::steps::sign::signers;
+use crate::steps::sign::{signers, SigningKey};
 use crate::steps::stored::{open_bundle, Checks};
 use base64::Engine as _;
 use cerro_core::rootfs::VerifiedTree;
 use cerro_core::sign::Suite;
 use cerro_ostree_export::export::{export, Bundle, ExportError};
 use cerro_ostree_export::{validate_ref, Checksum, Mode, Repo};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
-    let archive_only = [
-        ("-o", a.output.is_some()),
-        ("--include-keys", a.include_keys),
-        ("--force", a.force),
-    ];
-    if let Some((flag, _)) = archive_only.iter().find(|(_, given)| *given) {
-        return Err(Failure::usage(format!(
-            "{flag} is for archives; --format ostree writes into --repo REPO"
-        )));
-    }
-    let [bundle] = a.bundles.as_slice() else {
-        return Err(Failure::usage(
-            "--format ostree exports one bundle at a time (one commit, one ref)",
-        ));
-    };
-    let Some(repo_path) = a.repo.clone() else {
-        return Err(Failure::usage("--format ostree needs --repo REPO")
-            .hint("the repository is created (with its config) when it does not exist"));
-    };
-    let parent = a
-        .parent
-        .as_deref()
-        .map(|p| {
-            p.parse::<Checksum>().map_err(|_| {
-                Failure::usage(format!(
-                    "--parent {p:?} is not a commit checksum (64 hex digits)"
-                ))
-            })
-        })
-        .transpose()?;
+    let (bundle, repo_path, parent) = check_args(&a)?;
     // The key first: a wrong passphrase or a key OSTree cannot use stops before any work.
-    let key = match &a.key {
-        Some(k) => {
-            let key = signers(
-                ctx,
-                std::slice::from_ref(k),
-                a.passphrase.passphrase_file.as_deref(),
-            )?
-            .remove(0);
-            if key.signer.suite() == Suite::CtSig03 {
-                return Err(Failure::usage(format!(
-                    "key {k} is ML-DSA-87 only (CT-SIG-03); OSTree signs commits with Ed25519"
-                ))
-                .hint("sign with a CT-SIG-01 or CT-SIG-02 key"));
-            }
-            Some(key)
-        }
-        None => None,
-    };
-
+    let key = a
+        .key
+        .as_deref()
+        .map(|k| commit_key(ctx, k, a.passphrase.passphrase_file.as_deref()))
+        .transpose()?;
     let checks = Checks::load(ctx, a.policy.as_deref(), false)?;
     let src = BundleSource {
-        bundle: bundle.to_string_lossy().into_owned(),
+        bundle,
         name: None,
         policy: a.policy.clone(),
     };
     let what = format!("export to ostree {}", repo_path.display());
     let opened = open_bundle(ctx, &src, &checks, &what, "exported")?;
     let manifest = opened.bundle.manifest();
-    let branch = match &a.branch {
-        Some(b) => b.clone(),
-        None => format!("cerro/{}", manifest.package.name),
-    };
+    let branch = a
+        .branch
+        .clone()
+        .unwrap_or_else(|| format!("cerro/{}", manifest.package.name));
     validate_ref(&branch).map_err(|e| {
         Failure::usage(e.to_string()).hint("name the ref with --branch REF (e.g. --branch os/app)")
     })?;
@@ -92,9 +49,8 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
 
     let mut progress = Progress::new(&ctx.out, "exporting", 0);
     let mut done = 0u64;
-    let tree = VerifiedTree::new(opened.store.clone());
     let exported = export(
-        &tree,
+        &VerifiedTree::new(opened.store.clone()),
         &Bundle {
             manifest,
             manifest_bytes: opened.bundle.manifest_bytes(),
@@ -111,76 +67,131 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
     .map_err(|e| export_failure(&opened.label(), e))?;
     progress.finish();
     let commit = exported.commit;
-
-    let signed = match key {
-        Some(key) => {
-            let bytes = repo.read_commit_bytes(&commit).map_err(ostree_failure)?;
-            let (sig, public) = key
-                .signer
-                .sign_ostree_commit(&bytes)
-                .expect("an Ed25519 or hybrid key signs an OSTree commit");
-            repo.add_ed25519_signature(&commit, &sig, &public)
-                .map_err(ostree_failure)?;
-            Some((
-                key.signer.key_id.to_string(),
-                base64::engine::general_purpose::STANDARD.encode(public),
-            ))
-        }
-        None => None,
-    };
+    let signed = key.map(|k| sign(&repo, &commit, &k)).transpose()?;
+    // Last, once every object (and the signature) is written and synced.
     repo.set_ref(&branch, &commit).map_err(ostree_failure)?;
 
-    let report = Report {
-        ok: true,
-        bundle: opened.label(),
-        version: &manifest.package.version,
-        bundle_digest: opened.bundle.digest().to_string(),
-        rootfs: manifest.rootfs.digest.to_string(),
-        repo: repo_path,
-        mode: mode.config_name(),
-        branch: &branch,
-        commit: commit.to_string(),
-        objects_written: exported.stats.written,
-        objects_present: exported.stats.already_present,
-        files: exported.files,
-        bytes: exported.bytes,
-        left_out: &exported.left_out,
-        signed_by: signed.as_ref().map(|(k, _)| k.as_str()),
-        ed25519_public_key: signed.as_ref().map(|(_, p)| p.as_str()),
+    print(
+        ctx,
+        &Report {
+            ok: true,
+            bundle: opened.label(),
+            version: &manifest.package.version,
+            bundle_digest: opened.bundle.digest().to_string(),
+            rootfs: manifest.rootfs.digest.to_string(),
+            repo: repo_path,
+            mode: mode.config_name(),
+            branch: &branch,
+            commit: commit.to_string(),
+            objects_written: exported.stats.written,
+            objects_present: exported.stats.already_present,
+            files: exported.files,
+            bytes: exported.bytes,
+            left_out: &exported.left_out,
+            signed_by: signed.as_ref().map(|(k, _)| k.as_str()),
+            ed25519_public_key: signed.as_ref().map(|(_, p)| p.as_str()),
+        },
+    );
+    Ok(0)
+}
+
+/// The arguments an OSTree export takes: one bundle, `--repo`, a parent checksum; nothing that
+/// only an archive takes.
+fn check_args(a: &ExportArgs) -> CmdResult<(String, PathBuf, Option<Checksum>)> {
+    let archive_only = [
+        ("-o", a.output.is_some()),
+        ("--include-keys", a.include_keys),
+        ("--force", a.force),
+    ];
+    if let Some((flag, _)) = archive_only.iter().find(|(_, given)| *given) {
+        return Err(Failure::usage(format!(
+            "{flag} is for archives; --format ostree writes into --repo REPO"
+        )));
+    }
+    let [bundle] = a.bundles.as_slice() else {
+        return Err(Failure::usage(
+            "--format ostree exports one bundle at a time (one commit, one ref)",
+        ));
     };
+    let Some(repo) = a.repo.clone() else {
+        return Err(Failure::usage("--format ostree needs --repo REPO")
+            .hint("the repository is created (with its config) when it does not exist"));
+    };
+    let parent = a
+        .parent
+        .as_deref()
+        .map(|p| {
+            p.parse::<Checksum>().map_err(|_| {
+                Failure::usage(format!(
+                    "--parent {p:?} is not a commit checksum (64 hex digits)"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok((bundle.to_string_lossy().into_owned(), repo, parent))
+}
+
+/// The key `-k` names, unlocked; OSTree signs with Ed25519, so an ML-DSA-only key is refused.
+fn commit_key(ctx: &Ctx, name: &str, pass_file: Option<&Path>) -> CmdResult<SigningKey> {
+    let key = signers(ctx, &[name.to_string()], pass_file)?.remove(0);
+    if key.signer.suite() == Suite::CtSig03 {
+        return Err(Failure::usage(format!(
+            "key {name} is ML-DSA-87 only (CT-SIG-03); OSTree signs commits with Ed25519"
+        ))
+        .hint("sign with a CT-SIG-01 or CT-SIG-02 key"));
+    }
+    Ok(key)
+}
+
+/// Sign the commit as OSTree's ed25519 signing does; answers the key's name and its base64
+/// Ed25519 public key (what a host configures).
+fn sign(repo: &Repo, commit: &Checksum, key: &SigningKey) -> CmdResult<(String, String)> {
+    let bytes = repo.read_commit_bytes(commit).map_err(ostree_failure)?;
+    let (sig, public) = key
+        .signer
+        .sign_ostree_commit(&bytes)
+        .expect("an Ed25519 or hybrid key signs an OSTree commit");
+    repo.add_ed25519_signature(commit, &sig, &public)
+        .map_err(ostree_failure)?;
+    Ok((
+        key.signer.key_id.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(public),
+    ))
+}
+
+fn print(ctx: &Ctx, r: &Report<'_>) {
     if ctx.out.json {
-        ctx.out.json_doc(&report);
-        return Ok(0);
+        ctx.out.json_doc(r);
+        return;
     }
     ctx.out.line(format!(
         "exported {} {} ({}) to {} as {}: commit {}",
-        report.bundle,
-        report.version,
-        report.bundle_digest,
-        report.repo.display(),
-        report.branch,
-        report.commit
+        r.bundle,
+        r.version,
+        r.bundle_digest,
+        r.repo.display(),
+        r.branch,
+        r.commit
     ));
     ctx.out.line(format!(
         "  {} new objects, {} already there; {} files and links, {} of content verified",
-        report.objects_written,
-        report.objects_present,
-        report.files,
-        human_bytes(report.bytes)
+        r.objects_written,
+        r.objects_present,
+        r.files,
+        human_bytes(r.bytes)
     ));
-    if !report.left_out.is_empty() {
+    if !r.left_out.is_empty() {
         ctx.out.line(format!(
             "  left out of the tree (OSTree holds no devices or FIFOs; kept in the commit's signed tree): {}",
-            report.left_out.join(", ")
+            r.left_out.join(", ")
         ));
     }
-    if let Some((k, public)) = &signed {
+    if let (Some(k), Some(public)) = (r.signed_by, r.ed25519_public_key) {
         ctx.out.line(format!(
             "  signed with {k}; a host accepts it with: ostree remote add --set=sign-verify=ed25519 \
              --set=verification-ed25519-key={public} NAME URL"
         ));
     }
-    Ok(0)
 }
 
 #[derive(serde::Serialize)]
