@@ -367,7 +367,7 @@ impl BlobSource for MemBlobs {
         &mut self,
         digest: &Sha256Digest,
         _size: u64,
-    ) -> Result<Box<dyn std::io::Read + '_>, BundleError> {
+    ) -> Result<Box<dyn std::io::Read + Send + '_>, BundleError> {
         Ok(Box::new(&self.0[digest][..]))
     }
 }

@@ -49,7 +49,7 @@ fn a_blob_source_that_lies_stops_the_writer_and_the_scanner_ends() {
             &mut self,
             d: &cerro_core::Sha256Digest,
             _size: u64,
-        ) -> Result<Box<dyn std::io::Read + '_>, cerro_core::bundle::BundleError> {
+        ) -> Result<Box<dyn std::io::Read + Send + '_>, cerro_core::bundle::BundleError> {
             Err(cerro_core::bundle::BundleError::io(
                 format!("blob {d}"),
                 std::io::Error::from(std::io::ErrorKind::NotFound),

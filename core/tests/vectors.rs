@@ -165,7 +165,7 @@ fn the_bundle_vector_is_reproduced_byte_for_byte_and_verifies() {
             &mut self,
             d: &Sha256Digest,
             _: u64,
-        ) -> Result<Box<dyn std::io::Read + '_>, BundleError> {
+        ) -> Result<Box<dyn std::io::Read + Send + '_>, BundleError> {
             let b = self.0.iter().find(|b| Sha256Digest::of(b) == *d).unwrap();
             Ok(Box::new(&b[..]))
         }

@@ -239,6 +239,40 @@ fn a_partial_block_is_cached_only_once_verified() {
 }
 
 #[test]
+fn the_reused_read_buffer_never_serves_what_an_earlier_read_left_in_it() {
+    let fx = fixture();
+    let s = 3 * BS + 17;
+    let ino = fx.ino(&format!("f/{s}")).unwrap();
+    let root = Blake3Root::of(&data(s));
+    // A whole-file read fills this thread's buffer with the intact bytes…
+    assert_eq!(fx.read(ino, 0, 1 << 20).unwrap(), data(s));
+    // …then the object is swapped for one with block 2 damaged: the same range, read into the
+    // same buffer, fails whole; a range before the damage is served, and nothing after it.
+    {
+        let mut bytes = data(s);
+        bytes[(2 * BS + 1) as usize] ^= 0x40;
+        fx.store
+            .contents
+            .write()
+            .unwrap()
+            .insert(root, Arc::new(bytes));
+    }
+    fx.fs.files.lock().unwrap().clear();
+    assert!(matches!(fx.read(ino, 0, 1 << 20), Err(FsError::Io)));
+    assert!(matches!(
+        fx.read(ino, 2 * BS, 2 * BS as u32),
+        Err(FsError::Io)
+    ));
+    assert_eq!(
+        fx.read(ino, 0, 2 * BS as u32).unwrap(),
+        data(s)[..2 * BS as usize]
+    );
+    // A shorter file after a longer one: exactly its bytes, none of the longer one's.
+    let small = fx.ino(&format!("f/{}", BS + 1)).unwrap();
+    assert_eq!(fx.read(small, 0, 1 << 20).unwrap(), data(BS + 1));
+}
+
+#[test]
 fn a_missing_or_short_object_is_eio() {
     let fx = fixture();
     let s = BS + 1;

@@ -377,13 +377,17 @@ impl BlobSource for Feed<'_, '_> {
         &mut self,
         digest: &Sha256Digest,
         size: u64,
-    ) -> Result<Box<dyn Read + '_>, BundleError> {
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
         self.0.open(digest, size)
     }
 }
 
 impl<'a> Downloads<'a> {
-    fn open(&self, digest: &Sha256Digest, size: u64) -> Result<Box<dyn Read + '_>, BundleError> {
+    fn open(
+        &self,
+        digest: &Sha256Digest,
+        size: u64,
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
         if let Some(v) = self.memory.get(digest) {
             return Ok(Box::new(&v[..]));
         }

@@ -156,7 +156,7 @@ impl BlobSource for RegistrySource {
         &mut self,
         digest: &Sha256Digest,
         _size: u64,
-    ) -> Result<Box<dyn Read + '_>, BundleError> {
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
         if let Some(v) = self.memory.get(digest) {
             return Ok(Box::new(&v[..]));
         }

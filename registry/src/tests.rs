@@ -131,7 +131,7 @@ impl Local {
                 &mut self,
                 d: &Sha256Digest,
                 _: u64,
-            ) -> Result<Box<dyn Read + '_>, BundleError> {
+            ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
                 Ok(Box::new(&self.0[d][..]))
             }
         }

@@ -428,7 +428,7 @@ fn copy_blob(
 
 /// Reads through, hashing every byte and copying it to `out` when given.
 struct Tee<'a> {
-    inner: Box<dyn Read + 'a>,
+    inner: Box<dyn Read + Send + 'a>,
     hasher: Sha256,
     out: Option<File>,
     len: u64,

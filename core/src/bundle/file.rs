@@ -280,7 +280,7 @@ impl BlobSource for BundleFile {
         &mut self,
         digest: &Sha256Digest,
         size: u64,
-    ) -> Result<Box<dyn Read + '_>, BundleError> {
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
         Ok(Box::new(self.blob_reader(digest, size)?))
     }
 }
@@ -292,7 +292,7 @@ impl BlobSource for &BundleFile {
         &mut self,
         digest: &Sha256Digest,
         size: u64,
-    ) -> Result<Box<dyn Read + '_>, BundleError> {
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
         Ok(Box::new(self.blob_reader(digest, size)?))
     }
 }

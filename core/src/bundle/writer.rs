@@ -21,7 +21,7 @@ pub trait BlobSource {
         &mut self,
         digest: &Sha256Digest,
         size: u64,
-    ) -> Result<Box<dyn Read + '_>, BundleError>;
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError>;
 }
 
 /// Everything that goes into a bundle besides blob bytes.

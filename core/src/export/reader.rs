@@ -279,7 +279,7 @@ impl BlobSource for Pool<'_> {
         &mut self,
         digest: &Sha256Digest,
         size: u64,
-    ) -> Result<Box<dyn Read + '_>, BundleError> {
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
         let ar = self.0;
         let name = format!("{BLOBS_SHA256_DIR}{}", digest.hex());
         let at = ar.files.get(&name).ok_or_else(|| {

@@ -102,6 +102,87 @@ impl super::verified::TreeStore for NodesOnly<'_> {
     }
 }
 
+/// Chunks of decompressed layer a decoding thread may have ready ahead of the tar reader
+/// (with [`DECODE_CHUNK`], at most 1 MiB in flight: a decompression bomb is stopped by the
+/// reader's byte limit, and the decoder never runs further ahead than this).
+pub const DECODE_AHEAD: usize = 4;
+/// Bytes decompressed per chunk.
+const DECODE_CHUNK: usize = 256 << 10;
+
+/// The decoding thread: decompress `r` in chunks until its end, an error (sent on, then stop),
+/// or the reader hanging up.
+fn decode(mut r: Box<dyn Read + Send + '_>, tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>) {
+    loop {
+        let mut buf = vec![0u8; DECODE_CHUNK];
+        let mut filled = 0;
+        // Fill the chunk (decoders return short reads), so chunks stay large.
+        let end = loop {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        break false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if filled > 0 {
+                        buf.truncate(filled);
+                        let _ = tx.send(Ok(buf));
+                    }
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        };
+        buf.truncate(filled);
+        if (!buf.is_empty() && tx.send(Ok(buf)).is_err()) || end {
+            return;
+        }
+    }
+}
+
+/// The tar reader's side of the decoding thread: its chunks as one stream; the thread's error
+/// as this reader's; the end when the thread is done.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl ChunkReader {
+    fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
+        Self {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Applies layers in order. After an error the builder is unusable: drop it.
 pub struct RootfsBuilder {
     tree: Tree,
@@ -162,17 +243,20 @@ impl RootfsBuilder {
         }
     }
 
-    /// Apply the next layer (layers are numbered from 0 in the order applied).
+    /// Apply the next layer (layers are numbered from 0 in the order applied). A compressed
+    /// layer is decompressed on a second thread, at most [`DECODE_AHEAD`] chunks ahead of the
+    /// tar reader, so decompression (and whatever `blob` does as it is read, such as hashing the
+    /// blob) overlaps hashing and storing file contents here.
     pub fn apply_layer(
         &mut self,
-        blob: impl Read,
+        blob: impl Read + Send,
         compression: Compression,
         sink: &mut dyn ContentSink,
     ) -> Result<LayerStats, LayerError> {
         let layer = self.layers;
         self.layers += 1;
-        let decoded: Box<dyn Read + '_> = match compression {
-            Compression::None => Box::new(blob),
+        let decoded: Box<dyn Read + Send + '_> = match compression {
+            Compression::None => return self.read_layer(layer, Box::new(blob), false, sink),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
             Compression::Zstd => match zstd::stream::read::Decoder::new(blob) {
                 Ok(d) => Box::new(d),
@@ -185,7 +269,22 @@ impl RootfsBuilder {
                 }
             },
         };
-        let compressed = compression != Compression::None;
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(DECODE_AHEAD);
+            s.spawn(move || decode(decoded, tx));
+            // The reader owns the receiving end: when the layer is read (or refused) it is
+            // dropped, and the decoding thread stops at its next chunk.
+            self.read_layer(layer, Box::new(ChunkReader::new(rx)), true, sink)
+        })
+    }
+
+    fn read_layer(
+        &mut self,
+        layer: usize,
+        decoded: Box<dyn Read + '_>,
+        compressed: bool,
+        sink: &mut dyn ContentSink,
+    ) -> Result<LayerStats, LayerError> {
         let input = Input::new(decoded, self.limits.max_layer_bytes, compressed);
         let mut tar = TarReader::new(input, self.limits.max_layer_entries);
         let mut stats = LayerStats::default();

@@ -254,17 +254,57 @@ impl VerifiedFile {
     /// Read and verify blocks `first..=last` into `out` (cleared first): one positioned read,
     /// then each block checked before the next. On any error `out` holds nothing usable.
     pub fn read_blocks(&self, first: u64, last: u64, out: &mut Vec<u8>) -> Result<(), TreeError> {
+        out.clear();
+        let Some(len) = self.span_len(first, last) else {
+            return Err(self.out_of_range(first, last));
+        };
+        out.resize(len, 0);
+        let r = self.read_blocks_into(first, last, out);
+        if r.is_err() {
+            out.clear();
+        }
+        r.map(|_| ())
+    }
+
+    /// Bytes of blocks `first..=last` (None if they are not all in the file).
+    pub fn span_len(&self, first: u64, last: u64) -> Option<usize> {
         let n = block_count(self.size);
         if first > last || last >= n {
-            return Err(TreeError::OutOfRange(format!(
-                "blocks {first}..={last} of a file of {n} blocks"
-            )));
+            return None;
         }
         let bs = VERIFY_BLOCK_SIZE_V1;
+        Some((((last + 1) * bs).min(self.size) - first * bs) as usize)
+    }
+
+    fn out_of_range(&self, first: u64, last: u64) -> TreeError {
+        TreeError::OutOfRange(format!(
+            "blocks {first}..={last} of a file of {} blocks",
+            block_count(self.size)
+        ))
+    }
+
+    /// [`VerifiedFile::read_blocks`] into a buffer the caller keeps (no allocation, no
+    /// zero-filling: a reused buffer serves every read). `out` must hold at least
+    /// [`VerifiedFile::span_len`] bytes; the verified bytes are `out[..n]` for the `n` returned.
+    /// On an error nothing in `out` may be used: it can hold unverified bytes.
+    pub fn read_blocks_into(
+        &self,
+        first: u64,
+        last: u64,
+        out: &mut [u8],
+    ) -> Result<usize, TreeError> {
+        let Some(len) = self.span_len(first, last) else {
+            return Err(self.out_of_range(first, last));
+        };
+        if out.len() < len {
+            return Err(TreeError::OutOfRange(format!(
+                "a buffer of {} bytes for blocks {first}..={last} ({len} bytes)",
+                out.len()
+            )));
+        }
+        let out = &mut out[..len];
+        let bs = VERIFY_BLOCK_SIZE_V1;
         let start = first * bs;
-        let end = ((last + 1) * bs).min(self.size);
-        out.clear();
-        out.resize((end - start) as usize, 0);
         let mut got = 0usize;
         while got < out.len() {
             match self.content.read_at(&mut out[got..], start + got as u64) {
@@ -272,7 +312,6 @@ impl VerifiedFile {
                 Ok(k) => got += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
-                    out.clear();
                     return Err(TreeError::Io {
                         what: format!("file object {}", self.root),
                         source,
@@ -280,25 +319,21 @@ impl VerifiedFile {
                 }
             }
         }
-        let result = if got < out.len() {
+        if got < out.len() {
             // A short object: report the first block it cuts.
             let b = start / bs + got as u64 / bs;
-            Err(TreeError::Corrupt {
+            return Err(TreeError::Corrupt {
                 what: format!("file object {}", self.root),
                 block: Some(BlockIndex(b)),
                 expected: format!("{} bytes", self.size),
                 found: format!("{} bytes", start + got as u64),
                 source: None,
-            })
-        } else {
-            out.chunks(bs as usize)
-                .zip(first..)
-                .try_for_each(|(bytes, i)| self.verify(BlockIndex(i), bytes))
-        };
-        if result.is_err() {
-            out.clear();
+            });
         }
-        result
+        out.chunks(bs as usize)
+            .zip(first..)
+            .try_for_each(|(bytes, i)| self.verify(BlockIndex(i), bytes))?;
+        Ok(len)
     }
 
     /// Read and verify one block.

@@ -274,7 +274,7 @@ impl BlobSource for DockerArchive {
         &mut self,
         digest: &Sha256Digest,
         size: u64,
-    ) -> Result<Box<dyn Read + '_>, BundleError> {
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
         match self.blobs.get(digest) {
             Some(BlobAt::Memory(v)) => Ok(Box::new(&v[..])),
             Some(BlobAt::Archive { offset, size: have }) => {

@@ -227,7 +227,7 @@ impl BlobSource for OciDir {
         &mut self,
         digest: &Sha256Digest,
         size: u64,
-    ) -> Result<Box<dyn Read + '_>, BundleError> {
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
         let p = blob_path(&self.dir, digest);
         let f = File::open(&p).map_err(io(format!("opening blob {}", p.display())))?;
         let len = f
