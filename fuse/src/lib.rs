@@ -6,6 +6,7 @@
 
 mod cache;
 mod fs;
+pub mod fusermount;
 mod inodes;
 pub mod mountinfo;
 mod view;
@@ -54,7 +55,7 @@ pub fn default_threads() -> usize {
 /// A live mount: requests are being served until it is unmounted.
 pub struct Mounted {
     mountpoint: PathBuf,
-    unmounter: Option<fuser::SessionUnmounter>,
+    unmounter: Option<Unmounter>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -65,7 +66,7 @@ impl Mounted {
 
     /// What unmounts this mount from another thread (a signal-waiting thread). There is one.
     pub fn take_unmounter(&mut self) -> Option<Unmounter> {
-        self.unmounter.take().map(Unmounter)
+        self.unmounter.take()
     }
 
     /// Wait until the mount ends (unmounted through the [`Unmounter`], by `ct umount`, or by
@@ -81,11 +82,19 @@ impl Mounted {
 }
 
 /// Unmounts a [`Mounted`] from any thread.
-pub struct Unmounter(fuser::SessionUnmounter);
+pub enum Unmounter {
+    /// A mount root made with mount(2).
+    Session(fuser::SessionUnmounter),
+    /// A mount an ordinary user made through fusermount3.
+    Fusermount(PathBuf),
+}
 
 impl Unmounter {
     pub fn unmount(&mut self) -> io::Result<()> {
-        self.0.unmount()
+        match self {
+            Unmounter::Session(s) => s.unmount(),
+            Unmounter::Fusermount(p) => fusermount::unmount(p, true),
+        }
     }
 }
 
@@ -109,17 +118,43 @@ pub fn mount<S: TreeStore + ?Sized + 'static>(
     } else {
         MountOption::NoSuid
     });
-    let mut config = Config::default();
-    config.mount_options = mount_options;
-    config.acl = if opts.allow_other {
+
+    let acl = if opts.allow_other {
         SessionACL::All
     } else {
         SessionACL::Owner
     };
+    let mut config = Config::default();
+    config.acl = acl;
     config.n_threads = Some(opts.threads.max(1));
     config.clone_fd = true;
-    let mut session = fuser::Session::new(fs, mountpoint, &config)?;
-    let unmounter = session.unmount_callable();
+    let root = nix::unistd::geteuid().is_root();
+    let (session, unmounter) = if root {
+        config.mount_options = mount_options;
+        let mut session = fuser::Session::new(fs, mountpoint, &config)?;
+        let u = Unmounter::Session(session.unmount_callable());
+        (session, u)
+    } else {
+        // Without root the kernel refuses mount(2), and /dev/fuse may be root's alone: the
+        // setuid fusermount3 mounts and hands the descriptor back.
+        let mut o: Vec<String> = vec![
+            format!("fsname={}", opts.fsname),
+            "subtype=cerro".into(),
+            "ro".into(),
+            "default_permissions".into(),
+            "nodev".into(),
+            "nosuid".into(),
+            "noatime".into(),
+        ];
+        if opts.allow_other {
+            o.push("allow_other".into());
+        }
+        let fd = fusermount::mount(mountpoint, &o.join(","))?;
+        let session = fuser::Session::from_fd(fs, fd, acl, config).inspect_err(|_| {
+            let _ = fusermount::unmount(mountpoint, true);
+        })?;
+        (session, Unmounter::Fusermount(mountpoint.to_path_buf()))
+    };
     let thread = std::thread::Builder::new()
         .name("fuse-session".into())
         .spawn(move || session.run())?;

@@ -375,6 +375,7 @@ impl TestEnv {
             args: args.iter().map(OsString::from).collect(),
             env,
             cwd: self.root().to_path_buf(),
+            user: None,
         }
     }
 
@@ -439,6 +440,8 @@ pub struct CtCmd {
     args: Vec<OsString>,
     env: BTreeMap<String, OsString>,
     cwd: PathBuf,
+    /// Run as this (uid, gid) instead of the test's own user (`setpriv`).
+    user: Option<(u32, u32)>,
 }
 
 impl CtCmd {
@@ -450,12 +453,28 @@ impl CtCmd {
         self.env.remove(k);
         self
     }
+    /// Run as another user (uid, gid), with no supplementary groups and no capabilities.
+    pub fn as_user(mut self, user: (u32, u32)) -> Self {
+        self.user = Some(user);
+        self
+    }
     pub fn run(self) -> Run {
         self.start().wait(TIMEOUT)
     }
     /// Start `ct` without waiting for it (for tests that run several at once).
     pub fn start(self) -> Running {
-        let mut c = Command::new(ct_bin());
+        let mut c = match self.user {
+            None => Command::new(ct_bin()),
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups")
+                    .arg("--")
+                    .arg(ct_bin());
+                c
+            }
+        };
         c.args(&self.args)
             .env_clear()
             .envs(&self.env)
@@ -635,6 +654,27 @@ pub fn fingerprint_of_public_key_file(path: &Path) -> String {
     let hex = &sha256(&raw)["sha256:".len()..];
     let groups: Vec<&str> = (0..16).map(|i| &hex[i * 4..i * 4 + 4]).collect();
     format!("SHA256:{}", groups.join(":"))
+}
+
+/// The ordinary user tests run `ct` as (created once per machine, as a system user without a
+/// home or a shell; CI runs as root, which may create it): its (uid, gid).
+pub fn ordinary_user() -> (u32, u32) {
+    static USER: OnceLock<(u32, u32)> = OnceLock::new();
+    *USER.get_or_init(|| {
+        const NAME: &str = "cerro-e2e";
+        // Test binaries run in parallel: one creates the user, under a lock.
+        let mut c = Command::new("flock");
+        c.args(["/tmp/cerro-e2e-useradd.lock", "sh", "-c"]).arg(format!(
+            "id -u {NAME} >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin {NAME}"
+        ));
+        run_command(c).ok();
+        let id = |flag: &str| -> u32 {
+            let mut c = Command::new("id");
+            c.args([flag, NAME]);
+            run_command(c).ok().stdout.trim().parse().expect("a numeric id")
+        };
+        (id("-u"), id("-g"))
+    })
 }
 
 /// Path of a blob in an OCI layout.

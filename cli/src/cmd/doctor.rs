@@ -121,6 +121,38 @@ fn check_fuse(ctx: &Ctx) -> Vec<Check> {
             "apt-get install fuse3",
         ),
     });
+    if !root {
+        // What an ordinary user's mount needs beyond the device: a setuid helper, and for
+        // --allow-other the administrator's consent.
+        if let Some(p) = on_path("fusermount3") {
+            let setuid = std::fs::metadata(&p)
+                .map(|m| {
+                    m.permissions().mode() & 0o4000 != 0
+                        && std::os::unix::fs::MetadataExt::uid(&m) == 0
+                })
+                .unwrap_or(false);
+            if !setuid {
+                out.push(bad(
+                    "fusermount3 setuid",
+                    format!(
+                        "{} is not setuid root, so it cannot mount for you",
+                        p.display()
+                    ),
+                    "reinstall Debian's fuse3 (`apt-get install --reinstall fuse3`)",
+                ));
+            }
+        }
+        let conf = std::fs::read_to_string("/etc/fuse.conf").unwrap_or_default();
+        out.push(if crate::steps::serve::user_allow_other(&conf) {
+            ok("allow_other", "user_allow_other is set in /etc/fuse.conf: --allow-other works for you")
+        } else {
+            warn(
+                "allow_other",
+                "/etc/fuse.conf has no user_allow_other: your mounts are yours alone (--allow-other is refused)",
+                "as root, add a line `user_allow_other` to /etc/fuse.conf if other users (or a container runtime) must read your mounts",
+            )
+        });
+    }
     out
 }
 

@@ -5,7 +5,9 @@
 use super::Ctx;
 use crate::app::{Kind, MountArgs, StoreMountArgs, UmountArgs};
 use crate::exit::{CmdResult, Failure};
-use crate::steps::serve::{self as daemon, absolute, prepare_mountpoint, start, unmount_path};
+use crate::steps::serve::{
+    self as daemon, absolute, check_unprivileged, prepare_mountpoint, start, unmount_path,
+};
 use crate::steps::stored::{open_bundle, Checks};
 use cerro_fuse::mountinfo;
 use cerro_store::dirs::StoreDirs;
@@ -20,6 +22,7 @@ pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
         // Before the store starts any thread: this process will serve the mount.
         daemon::block_ending_signals()?;
     }
+    check_unprivileged(a.allow_other)?;
     let mp = prepare_mountpoint(&a.mountpoint)?;
     let checks = Checks::load(ctx, a.source.policy.as_deref(), false)?;
     let opened = open_bundle(
@@ -48,6 +51,7 @@ pub fn store_mount(ctx: &Ctx, a: StoreMountArgs) -> CmdResult<u8> {
     if a.foreground {
         daemon::block_ending_signals()?;
     }
+    check_unprivileged(a.allow_other)?;
     let mp = prepare_mountpoint(&a.mountpoint)?;
     let req = daemon::Request {
         kind: Kind::Store,

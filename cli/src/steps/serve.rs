@@ -252,7 +252,7 @@ pub fn mount_verified(
     );
     let mounted = cerro_fuse::mount(fs, mountpoint, opts).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
-            "mounting needs root, or fusermount3 (Debian's fuse3) for other users"
+            "mounting needs root, or for other users fusermount3 (Debian's fuse3) and a mount point they own; `ct doctor` checks this host"
         } else if e.kind() == std::io::ErrorKind::NotFound {
             "is /dev/fuse there? (`modprobe fuse`; containers need --device /dev/fuse)"
         } else {
@@ -432,6 +432,49 @@ pub fn absolute(p: &Path) -> CmdResult<PathBuf> {
         }
     }
     Ok(out)
+}
+
+/// What an ordinary user's mount needs, checked before anything is started: `fusermount3`,
+/// a `/dev/fuse` this user may open (fusermount3 opens it as the user), and for `--allow-other`
+/// the administrator's consent (`user_allow_other` in /etc/fuse.conf). Nothing for root.
+pub fn check_unprivileged(allow_other: bool) -> CmdResult {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let helper = ["/usr/bin/fusermount3", "/bin/fusermount3"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    if !helper {
+        return Err(Failure::new(
+            IO_ERROR,
+            "mounting without root needs fusermount3, which is not installed",
+        )
+        .hint("install Debian's fuse3 package (it installs fusermount3 setuid root)"));
+    }
+    use nix::unistd::{access, AccessFlags};
+    if access("/dev/fuse", AccessFlags::R_OK | AccessFlags::W_OK).is_err() {
+        return Err(Failure::new(
+            IO_ERROR,
+            "/dev/fuse is not open to this user, and fusermount3 opens it as the user",
+        )
+        .hint("the kernel's own mode for /dev/fuse is 0666; as root: `chmod 0666 /dev/fuse` (ct's tools/setup does it), or mount as root"));
+    }
+    if allow_other
+        && !user_allow_other(&std::fs::read_to_string("/etc/fuse.conf").unwrap_or_default())
+    {
+        return Err(Failure::usage(
+            "--allow-other without root needs the administrator's consent: /etc/fuse.conf has no user_allow_other",
+        )
+        .hint("as root, add a line `user_allow_other` to /etc/fuse.conf, or mount without --allow-other"));
+    }
+    Ok(())
+}
+
+/// Whether /etc/fuse.conf's text allows ordinary users `allow_other`.
+pub fn user_allow_other(conf: &str) -> bool {
+    conf.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .any(|l| l == "user_allow_other")
 }
 
 /// Check that `mp` can be mounted on: an empty-or-not directory that is not mounted on already

@@ -1,0 +1,188 @@
+//! `ct mount`, `ct store mount`, `ct mounts` and `ct umount` as an ordinary user (created by the
+//! harness; no root, no capabilities): the user's own store under `$XDG_DATA_HOME/cerro`, the
+//! mount made through the setuid fusermount3, every block still verified (a damaged object is
+//! EIO), `--allow-other` only with the administrator's consent, and nothing left mounted.
+
+use cerro_tests::mount::mount_image;
+use cerro_tests::{flip_byte, ordinary_user, run_command, TestEnv, TAG};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Unmounts (lazily, as root) whatever is still mounted at a path when the test ends, however it
+/// ends.
+struct Guard(PathBuf);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if is_mounted(&self.0) {
+            let mut c = Command::new("umount");
+            c.arg("-l").arg(&self.0);
+            let _ = run_command(c);
+        }
+    }
+}
+
+fn is_mounted(p: &Path) -> bool {
+    fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(p.to_str().unwrap()))
+}
+
+/// A test directory the ordinary user owns, with its key `alice` and the mount image packed as
+/// `mnt.ctp` — all made as that user.
+fn setup() -> (TestEnv, (u32, u32)) {
+    let user = ordinary_user();
+    let env = TestEnv::new();
+    // The image, copied where the user may read it.
+    let img = env.path("img");
+    cerro_tests::copy_dir(&mount_image().0, &img);
+    let mut c = Command::new("chown");
+    c.arg("-R")
+        .arg(format!("{}:{}", user.0, user.1))
+        .arg(env.root());
+    run_command(c).ok();
+    as_user(&env, user, &["--json", "keygen", "--id", "alice"]).ok();
+    as_user(
+        &env,
+        user,
+        &[
+            "pack",
+            &format!("oci:{}:{TAG}", img.display()),
+            "-o",
+            "mnt.ctp",
+            "--name",
+            "mnt",
+        ],
+    )
+    .ok();
+    (env, user)
+}
+
+/// `ct ARGS` as the user, with the user's data home inside the test directory (no `--store`:
+/// the default store of an ordinary user).
+fn as_user(env: &TestEnv, user: (u32, u32), args: &[&str]) -> cerro_tests::Run {
+    env.cmd(args)
+        .env("XDG_DATA_HOME", env.path("home/data"))
+        .as_user(user)
+        .run()
+}
+
+/// `cat PATH` as the user.
+fn cat_as(user: (u32, u32), path: &Path) -> cerro_tests::Run {
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={}", user.0))
+        .arg(format!("--regid={}", user.1))
+        .arg("--clear-groups")
+        .arg("cat")
+        .arg(path);
+    run_command(c)
+}
+
+#[test]
+fn an_ordinary_user_mounts_reads_and_unmounts_with_their_own_store() {
+    let (env, user) = setup();
+    let mp = env.path("mnt");
+    fs::create_dir(&mp).unwrap();
+    fs::set_permissions(&mp, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = Command::new("chown");
+    c.arg(format!("{}:{}", user.0, user.1)).arg(&mp);
+    run_command(c).ok();
+    let _g = Guard(mp.clone());
+    as_user(&env, user, &["mount", "mnt.ctp", mp.to_str().unwrap()])
+        .ok()
+        .stdout_has("every block is verified");
+    // The user's own store, made by the import the mount did.
+    let store = env.path("home/data/cerro");
+    assert_eq!(fs::metadata(&store).unwrap().uid(), user.0);
+    // A FUSE mount of this user's, through fusermount3, read-only.
+    let line = fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(mp.to_str().unwrap()))
+        .map(str::to_string)
+        .expect("mounted");
+    assert!(
+        line.contains("fuse.cerro") && line.contains(&format!("user_id={}", user.0)),
+        "{line}"
+    );
+    assert!(line.contains(" ro,") || line.contains(" ro "), "{line}");
+    assert_eq!(
+        cat_as(user, &mp.join("data/public")).ok().stdout,
+        "for everyone\n"
+    );
+    as_user(&env, user, &["mounts"])
+        .ok()
+        .stdout_has(mp.to_str().unwrap());
+    // Every block is still verified: a damaged object is EIO, never served.
+    let tree = as_user(&env, user, &["--json", "store", "tree", "mnt"])
+        .ok()
+        .json();
+    let big = tree["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "/data/big.bin")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("blake3:")
+        .to_string();
+    flip_byte(&store.join("objects").join(&big[..2]).join(&big[2..]), 1000);
+    cat_as(user, &mp.join("data/big.bin")).fails(1, &["Input/output error"]);
+    as_user(&env, user, &["umount", mp.to_str().unwrap()]).ok();
+    assert!(!is_mounted(&mp));
+    as_user(&env, user, &["mounts"])
+        .ok()
+        .stdout_lacks(mp.to_str().unwrap());
+}
+
+#[test]
+fn an_ordinary_user_mounts_their_whole_store() {
+    let (env, user) = setup();
+    as_user(&env, user, &["import", "mnt.ctp"]).ok();
+    let mp = env.path("store-view");
+    fs::create_dir(&mp).unwrap();
+    let mut c = Command::new("chown");
+    c.arg(format!("{}:{}", user.0, user.1)).arg(&mp);
+    run_command(c).ok();
+    let _g = Guard(mp.clone());
+    as_user(&env, user, &["store", "mount", mp.to_str().unwrap()]).ok();
+    assert_eq!(
+        cat_as(user, &mp.join("bundles/mnt/rootfs/data/public"))
+            .ok()
+            .stdout,
+        "for everyone\n"
+    );
+    as_user(&env, user, &["umount", mp.to_str().unwrap()]).ok();
+    assert!(!is_mounted(&mp));
+}
+
+#[test]
+fn allow_other_needs_the_administrators_consent() {
+    let (env, user) = setup();
+    let mp = env.path("mnt");
+    fs::create_dir(&mp).unwrap();
+    let mut c = Command::new("chown");
+    c.arg(format!("{}:{}", user.0, user.1)).arg(&mp);
+    run_command(c).ok();
+    let _g = Guard(mp.clone());
+    let consent = fs::read_to_string("/etc/fuse.conf")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other");
+    let r = as_user(
+        &env,
+        user,
+        &["mount", "--allow-other", "mnt.ctp", mp.to_str().unwrap()],
+    );
+    if consent {
+        r.ok();
+        as_user(&env, user, &["umount", mp.to_str().unwrap()]).ok();
+    } else {
+        r.fails(64, &["user_allow_other", "/etc/fuse.conf"]);
+        assert!(!is_mounted(&mp));
+    }
+}
