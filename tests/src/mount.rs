@@ -119,6 +119,18 @@ impl Mounted {
         (guard, r)
     }
 
+    /// A guard for `mountpoint` alone, for a mount started another way (a foreground `ct`).
+    pub fn guard(env: &TestEnv, store: &Path, mountpoint: &Path) -> Self {
+        Self {
+            mountpoint: mountpoint.to_path_buf(),
+            store: store.to_path_buf(),
+            env: TestEnvRef {
+                config: env.config.clone(),
+                root: env.root().to_path_buf(),
+            },
+        }
+    }
+
     /// `ct mount BUNDLE MOUNTPOINT EXTRA…`, asserting success and that the mount answers.
     pub fn mount(
         env: &TestEnv,

@@ -378,6 +378,11 @@ pub fn serve(ctx: &Ctx, req: &Request, plan: Plan, detached: Option<()>) -> CmdR
             );
             ctx.out
                 .line("  running in the foreground: Ctrl-C (or `ct umount`) unmounts");
+            // Under systemd (Type=notify, tools/systemd/ct-mount@.service): the mount answers.
+            sd_notify(&format!(
+                "READY=1\nSTATUS=serving {}",
+                req.mountpoint.display()
+            ));
         }
     }
     if let Some(mut un) = mounted.take_unmounter() {
@@ -645,6 +650,28 @@ pub fn start(ctx: &Ctx, req: &Request, plan: Plan, foreground: bool) -> CmdResul
             )
             .hint(format!("its log is {}", log.display())))
         }
+    }
+}
+
+/// Tell the service manager something (`READY=1`…), as sd_notify(3) does: one datagram to
+/// `$NOTIFY_SOCKET` (a path, or an abstract name written with a leading `@`). Nothing when it is
+/// not set; a failure is logged, not fatal (the mount serves either way).
+pub fn sd_notify(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(addr) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = UnixDatagram::unbound().and_then(|sock| {
+        let target = match addr.as_bytes().strip_prefix(b"@") {
+            Some(name) => SocketAddr::from_abstract_name(name)?,
+            None => SocketAddr::from_pathname(&addr)?,
+        };
+        sock.send_to_addr(state.as_bytes(), &target)
+    });
+    if let Err(e) = sent {
+        log_line(&format!("notifying the service manager: {e}"));
     }
 }
 
