@@ -399,6 +399,68 @@ fn a_commit_whose_tree_was_changed_fails_verification_naming_the_path() {
     .fails(64, &["nothing"]);
 }
 
+/// The one byte array of GVariant text output such as ostree prints an `aay` of one element:
+/// either `[[byte 0x12, 0x34, …]]` or, when GLib prefers it, a bytestring `[b"\250\304\n…"]`
+/// (C escapes, octal in three digits). Parsed here, independently of ct's binary GVariant code.
+fn gvariant_text_bytes(text: &str) -> Vec<u8> {
+    if text.contains("byte 0x") {
+        return text
+            .split(|c: char| !c.is_ascii_hexdigit() && c != 'x')
+            .filter_map(|w| w.strip_prefix("0x"))
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+    }
+    let start = [text.find("b\""), text.find("b'")]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("a bytestring")
+        + 2;
+    let quote = text.as_bytes()[start - 1];
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = start;
+    while b[i] != quote {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let e = b[i + 1];
+        if e.is_ascii_digit() {
+            let oct = std::str::from_utf8(&b[i + 1..i + 4]).unwrap();
+            out.push(u8::from_str_radix(oct, 8).unwrap());
+            i += 4;
+            continue;
+        }
+        out.push(match e {
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'r' => b'\r',
+            b'a' => 7,
+            b'b' => 8,
+            b'f' => 12,
+            b'v' => 11,
+            other => other, // \\, \", \'
+        });
+        i += 2;
+    }
+    out
+}
+
+#[test]
+fn gvariant_text_bytes_reads_both_forms_glib_prints() {
+    assert_eq!(
+        gvariant_text_bytes("[[byte 0x01, 0xff, 0x30]]\n"),
+        [1, 255, 0x30]
+    );
+    assert_eq!(
+        gvariant_text_bytes("[b\"a\\001\\n\\\\b\\\"0x\\377\"]\n"),
+        [b'a', 1, b'\n', b'\\', b'b', b'"', b'0', b'x', 255]
+    );
+    assert_eq!(gvariant_text_bytes("[b'it\\'s']"), b"it's");
+}
+
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
@@ -442,11 +504,7 @@ fn a_signed_commit_verifies_with_openssl() {
     .ok()
     .stdout
     .clone();
-    let sig: Vec<u8> = printed
-        .split(|c: char| !c.is_ascii_hexdigit() && c != 'x')
-        .filter_map(|w| w.strip_prefix("0x"))
-        .map(|h| u8::from_str_radix(h, 16).unwrap())
-        .collect();
+    let sig = gvariant_text_bytes(&printed);
     assert_eq!(sig.len(), 64, "{printed}");
     let mut spki = ED25519_SPKI_PREFIX.to_vec();
     spki.extend_from_slice(&public);
