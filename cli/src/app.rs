@@ -86,6 +86,9 @@ the first path that differs."
     Verify(VerifyArgs),
     /// Explain a bundle in plain words: package, source, layers, signers, verdict
     Explain(ExplainArgs),
+    /// What changed between two bundles: layers, config, signers, files
+    #[command(after_help = DIFF_HELP)]
+    Diff(DiffArgs),
     /// Write or check trust policies (policy.json v1)
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -999,6 +1002,40 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub explain: bool,
 }
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older bundle: a file (.ctp), a name in the store, or a bundle digest (sha256:HEX)
+    #[arg(value_name = "OLD")]
+    pub old: String,
+    /// The newer bundle, the same ways
+    #[arg(value_name = "NEW")]
+    pub new: String,
+    /// Show the layers added and removed (all sections are shown when none is chosen)
+    #[arg(long)]
+    pub layers: bool,
+    /// Show the image config's changes: Entrypoint, Cmd, Env, User, WorkingDir, ports, labels
+    #[arg(long)]
+    pub config: bool,
+    /// Show the signers added and removed
+    #[arg(long)]
+    pub signers: bool,
+    /// Show the files added, removed and changed (mode, owner, content, …)
+    #[arg(long)]
+    pub files: bool,
+    /// Evaluate this policy.json for both [default: default_policy from config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+const DIFF_HELP: &str = "\
+Both bundles are verified first, as `ct mount` verifies them (a bundle file is imported into the \
+store): signatures, trust store, policy; the first that fails decides the exit code. Then: layers by \
+digest; the image config's run settings and labels, field by field; the trusted signers (name and \
+fingerprint); and the files of the two root filesystems, walking both Merkle DAGs together and \
+reading only directories whose digests differ, so two large images that share most of their tree \
+are compared quickly (--json reports how many directory pairs were read). A directory added or \
+removed stands for everything below it. Exit 0 whether or not they differ.";
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod diff;
 pub mod digest;
 pub mod export;
 pub mod ids;

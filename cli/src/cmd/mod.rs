@@ -3,6 +3,7 @@
 
 mod completions;
 mod daemon;
+mod diff;
 mod doctor;
 mod explain;
 mod export;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Pack(a) => pack::run(&ctx, a).map(|_| 0),
         Cmd::Verify(a) => verify::run(&ctx, a),
         Cmd::Explain(a) => explain::run(&ctx, a),
+        Cmd::Diff(a) => diff::run(&ctx, a),
         Cmd::Policy(p) => policy::run(&ctx, p).map(|_| 0),
         Cmd::ReSign(a) => resign::run(&ctx, a).map(|_| 0),
         Cmd::Store(StoreCmd::Mount(a)) => mount::store_mount(&ctx, a),

@@ -27,6 +27,8 @@ pub struct RunDefaults {
     pub working_dir: Option<String>,
     /// `PORT/PROTO` keys of `ExposedPorts`, sorted.
     pub exposed_ports: Vec<String>,
+    /// `Labels`, by name.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl RunDefaults {
@@ -46,6 +48,7 @@ impl RunDefaults {
             user: non_empty(c.user()),
             working_dir: non_empty(c.working_dir()),
             exposed_ports,
+            labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
         })
     }
 }
