@@ -976,6 +976,10 @@ pub struct PackArgs {
     /// Package version [default: the image's org.opencontainers.image.version label]
     #[arg(long = "version", value_name = "VERSION")]
     pub version: Option<String>,
+    /// Leave out the SBOM (an SPDX 2.3 document of the packages dpkg's or apk's database lists,
+    /// signed with the bundle as attestation `sbom`; made by default)
+    #[arg(long)]
+    pub no_sbom: bool,
     /// Replace OUT if it exists
     #[arg(long)]
     pub force: bool,
@@ -1272,6 +1276,7 @@ impl FetchArgs {
             keys: self.keys,
             name: self.name,
             version: self.version,
+            no_sbom: false,
             force: self.force,
             passphrase: self.passphrase,
             registry: self.registry,

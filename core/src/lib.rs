@@ -15,6 +15,7 @@ pub mod policy;
 pub mod registry;
 pub mod rootfs;
 pub mod runtime;
+pub mod sbom;
 pub mod sign;
 pub mod signature_set;
 pub mod source;

@@ -3,12 +3,16 @@
 
 use crate::bundle::BlobSource;
 use crate::bundle::BundleError;
+use crate::manifest::Attestation;
 use crate::manifest::RootfsRef;
 use crate::manifest::{
     canonical_time, is_valid_name, Descriptor, Manifest, Package, Source, MANIFEST_FORMAT_V1,
 };
 use crate::rootfs::{ContentSink, HashSink, LayerError, Limits, Rootfs, RootfsBuilder};
+use crate::sbom::{self, CaptureSink};
 use crate::source::{check_layer_magic, layer_compression, ImageSource};
+use crate::Sha256Digest;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 /// Config label whose value is used as the package version when `--version` is not given.
@@ -24,10 +28,45 @@ pub struct PackOptions {
     pub version: Option<String>,
     /// Bounds on the layers while the rootfs is derived (a layer past one is refused).
     pub limits: Limits,
+    /// Add an SPDX SBOM of the rootfs's package databases (attestation kind `sbom`).
+    pub sbom: bool,
+    /// Who made the bundle, for the SBOM's creator (`ct-VERSION`).
+    pub tool: String,
+}
+
+/// A planned bundle: its manifest, and the bodies of the attestations it names (by digest),
+/// which the image source does not have.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub manifest: Manifest,
+    pub attestations: BTreeMap<Sha256Digest, Vec<u8>>,
+}
+
+/// The image source's blobs and the planned attestations, as one source for the bundle writer.
+pub struct WithAttestations<'a> {
+    pub inner: &'a mut dyn BlobSource,
+    pub attestations: &'a BTreeMap<Sha256Digest, Vec<u8>>,
+}
+
+impl BlobSource for WithAttestations<'_> {
+    fn open_blob(
+        &mut self,
+        digest: &Sha256Digest,
+        size: u64,
+    ) -> Result<Box<dyn Read + Send + '_>, BundleError> {
+        match self.attestations.get(digest) {
+            Some(b) if b.len() as u64 == size => Ok(Box::new(&b[..])),
+            Some(b) => Err(BundleError::Mismatch(format!(
+                "attestation {digest} is {} bytes, not {size}",
+                b.len()
+            ))),
+            None => self.inner.open_blob(digest, size),
+        }
+    }
 }
 
 /// Build the manifest for `src`. Reads each layer's first bytes to check its compression.
-pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Manifest, BundleError> {
+pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Planned, BundleError> {
     let img = src.image().clone();
     let cfg: serde_json::Value = serde_json::from_slice(&img.config_bytes).map_err(|e| {
         BundleError::malformed(format!("image config {}: not JSON: {e}", img.config.digest))
@@ -75,7 +114,34 @@ pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Manifest, B
             .map_err(|e| BundleError::io(format!("reading layer {}", i + 1), e))?;
         check_layer_magic(i + 1, l, &head)?;
     }
-    let rootfs = rootfs_of(src, &img.layers, &mut HashSink, &opts.limits, &mut |_| {})?;
+    let mut hash = HashSink;
+    let mut capture = CaptureSink {
+        inner: &mut hash,
+        captured: HashMap::new(),
+    };
+    let rootfs = rootfs_of(src, &img.layers, &mut capture, &opts.limits, &mut |_| {})?;
+    let mut attestations = BTreeMap::new();
+    let mut listed = Vec::new();
+    if opts.sbom {
+        let body = sbom::spdx(
+            &sbom::Subject {
+                name: &name,
+                version: &version,
+                image: &img.manifest.digest,
+                created: &created,
+                tool: &opts.tool,
+            },
+            &sbom::packages_of(&rootfs, &capture.captured),
+        );
+        let digest = Sha256Digest::of(&body);
+        listed.push(Attestation {
+            kind: "sbom".into(),
+            media_type: sbom::SPDX_MEDIA_TYPE.into(),
+            digest,
+            size: body.len() as u64,
+        });
+        attestations.insert(digest, body);
+    }
     let m = Manifest {
         format: MANIFEST_FORMAT_V1.into(),
         package: Package {
@@ -97,11 +163,14 @@ pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Manifest, B
             .iter()
             .map(|l| Descriptor { ..l.clone() })
             .collect(),
-        attestations: vec![],
+        attestations: listed,
     };
     m.validate()
         .map_err(|e| BundleError::malformed(e.to_string()))?;
-    Ok(m)
+    Ok(Planned {
+        manifest: m,
+        attestations,
+    })
 }
 
 /// Apply `layers` in order (OCI layer rules, spec/rootfs.md) and seal the merged tree. Regular

@@ -40,7 +40,11 @@ fn a_good_bundle_verifies() {
         (true.into(), true.into())
     );
     let blobs = rep["blobs"].as_array().unwrap();
-    assert_eq!(blobs.len(), 3, "manifest, config, one layer");
+    assert_eq!(blobs.len(), 4, "manifest, config, one layer, the SBOM");
+    assert!(
+        blobs.iter().any(|b| b["role"] == "attestation sbom"),
+        "{rep}"
+    );
     assert!(blobs.iter().all(|b| b["ok"] == true), "{rep}");
     // The layer digest ct checked is the one skopeo reads from the same file.
     let layers = skopeo_layers(&s.bundle);

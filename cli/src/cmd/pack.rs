@@ -9,7 +9,7 @@ use crate::registry::progress::MultiProgress;
 use crate::registry::RegistryOptions;
 use crate::steps::sign::{check_windows, signers, write_bundle_file};
 use cerro_core::bundle::BundleContents;
-use cerro_core::pack::{plan, PackOptions};
+use cerro_core::pack::{plan, PackOptions, WithAttestations};
 use cerro_core::sign::SignatureFile;
 use cerro_core::source::{docker_archive::DockerArchive, oci_dir::OciDir, ImageSource};
 use cerro_registry::source::RegistrySource;
@@ -100,18 +100,21 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut src = open_source(&a.source, &a.registry, parent, &ctx.out)?;
-    let manifest = plan(
+    let planned = plan(
         src.as_mut(),
         &PackOptions {
             name: a.name.clone(),
             version: a.version.clone(),
             limits: ctx.cfg.limits(),
+            sbom: !a.no_sbom,
+            tool: format!("ct-{}", env!("CARGO_PKG_VERSION")),
         },
     )
     .map_err(|e| {
         ctx.cfg
             .limit_hint(Failure::from(e).context(format!("source {}", a.source)))
     })?;
+    let manifest = planned.manifest;
     check_windows(&signers, &manifest.package.created)?;
     let manifest_bytes = manifest.encode();
     let sigs: Vec<SignatureFile> = signers
@@ -125,7 +128,11 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
         manifest_bytes: &manifest_bytes,
         signatures: &sigs,
     };
-    let bundle_size = write_bundle_file(ctx, &a.output, &contents, src.as_mut(), "packing")
+    let mut blobs = WithAttestations {
+        inner: src.as_mut(),
+        attestations: &planned.attestations,
+    };
+    let bundle_size = write_bundle_file(ctx, &a.output, &contents, &mut blobs, "packing")
         .map_err(|e| e.context(format!("packing {}", a.source)))?;
 
     let o = PackOut {

@@ -360,7 +360,8 @@ impl RootfsBuilder {
             TarKind::Directory => NewNode::Dir,
             TarKind::Regular => {
                 let mut failed = None;
-                let result = sink.file(
+                let result = sink.file_at(
+                    &comps.join(&b'/'),
                     &mut EntryData {
                         tar,
                         failed: &mut failed,

@@ -16,6 +16,18 @@ pub trait ContentSink {
     /// content root. A read error from `content` must be returned as is: it may be a refusal
     /// of the layer (truncation, size limit) that the caller reports instead.
     fn file(&mut self, content: &mut dyn Read, size: u64) -> io::Result<Blake3Root>;
+
+    /// [`ContentSink::file`] for the regular file at `path` (its normalised components joined
+    /// by `/`, no leading `/`), for sinks that care where a file is (the SBOM's package
+    /// databases); by default the path is ignored.
+    fn file_at(
+        &mut self,
+        _path: &[u8],
+        content: &mut dyn Read,
+        size: u64,
+    ) -> io::Result<Blake3Root> {
+        self.file(content, size)
+    }
 }
 
 /// Hash `content` to its end, checking it is `size` bytes long.
