@@ -1051,6 +1051,9 @@ pub struct ExplainArgs {
     /// Show the layers section
     #[arg(long)]
     pub layers: bool,
+    /// Show what each attestation says (an SBOM: its packages and stated licences)
+    #[arg(long)]
+    pub attestations: bool,
     /// Evaluate this policy.json [default: default_policy from config.toml]
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,

@@ -272,6 +272,51 @@ pub fn spdx(s: &Subject<'_>, packages: &[Package]) -> Vec<u8> {
     out
 }
 
+/// What an SPDX document says, in brief (`ct explain --attestations`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub spdx_version: String,
+    /// Packages other than the described image.
+    pub packages: usize,
+    /// Licences the package databases state (distinct, sorted).
+    pub licenses: Vec<String>,
+    pub creators: Vec<String>,
+}
+
+/// Summarise an SPDX JSON document (untrusted bytes: a clear error, never a panic).
+pub fn summary(body: &[u8]) -> Result<Summary, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let pkgs = v["packages"].as_array().ok_or("no packages list")?;
+    let described: Vec<&str> = v["documentDescribes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    let mut licenses: Vec<String> = pkgs
+        .iter()
+        .filter_map(|p| p["comment"].as_str())
+        .filter_map(|c| c.strip_prefix("license as the package database states it: "))
+        .map(str::to_string)
+        .collect();
+    licenses.sort();
+    licenses.dedup();
+    Ok(Summary {
+        spdx_version: v["spdxVersion"].as_str().unwrap_or("?").to_string(),
+        packages: pkgs
+            .iter()
+            .filter(|p| !described.contains(&p["SPDXID"].as_str().unwrap_or("")))
+            .count(),
+        licenses,
+        creators: v["creationInfo"]["creators"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +367,8 @@ mod tests {
             "pkg:deb/debian/bash@5.2.15-2%2Bb2?arch=amd64"
         );
         assert_eq!(v["relationships"].as_array().unwrap().len(), 3);
+        let sum = summary(&a).unwrap();
+        assert_eq!((sum.packages, sum.creators.len()), (2, 1));
+        assert!(summary(b"{").is_err() && summary(b"[]").is_err());
     }
 }

@@ -145,6 +145,13 @@ fn the_debian_sbom_lists_dpkgs_packages_and_validates() {
     )
     .unwrap();
     env.ct(&["verify", "deb.ctp", "--policy", "p.json"]).ok();
+    // `ct explain --attestations` says what it holds.
+    env.ct(&["explain", "--attestations", "deb.ctp"])
+        .ok()
+        .stdout_has(&format!(
+            "SPDX-2.3: {installed} packages from the image's package database"
+        ))
+        .stdout_has("licences: none stated");
 }
 
 #[test]

@@ -12,6 +12,7 @@ use cerro_core::pack::{EPOCH, UNVERSIONED};
 use cerro_core::policy::Verdict;
 use cerro_core::source::{layer_compression, Compression};
 use cerro_core::verify::VerifyReport;
+use std::io::Read;
 use std::path::Path;
 
 pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
@@ -31,11 +32,14 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
         }
         return Ok(rep.exit_code());
     }
-    let all = !a.signers && !a.layers;
+    let all = !a.signers && !a.layers && !a.attestations;
     if let Some(m) = &rep.manifest {
         package(&ctx.out, m, &rep, &a.bundle);
         if all || a.layers {
             layers(&ctx.out, m, &rep);
+        }
+        if (all || a.attestations) && rep.ok() {
+            attestations(&ctx.out, m, &a.bundle);
         }
     }
     if all || a.signers {
@@ -86,6 +90,61 @@ fn package(o: &Output, m: &Manifest, rep: &VerifyReport, bundle: &Path) {
                 at.digest,
                 human_bytes(at.size)
             ));
+        }
+    }
+}
+
+/// What each attestation says, read again from the bundle and checked against its signed
+/// digest before it is parsed (only for a bundle that verified).
+fn attestations(o: &Output, m: &Manifest, bundle: &Path) {
+    use cerro_core::bundle::BlobSource;
+    if m.attestations.is_empty() {
+        return;
+    }
+    o.line("");
+    o.line(o.bold("Attestations (signed with the manifest)"));
+    let Ok(mut file) = cerro_core::bundle::file::BundleFile::open(bundle) else {
+        o.line("  (the bundle could not be read again)");
+        return;
+    };
+    for at in &m.attestations {
+        let mut body = Vec::new();
+        let read = file
+            .open_blob(&at.digest, at.size)
+            .ok()
+            .and_then(|r| r.take(at.size).read_to_end(&mut body).ok());
+        if read.is_none() || cerro_core::Sha256Digest::of(&body) != at.digest {
+            o.line(format!(
+                "  {}: could not be read again, or changed since it was verified",
+                at.kind
+            ));
+            continue;
+        }
+        match (at.kind.as_str(), at.media_type.as_str()) {
+            ("sbom", cerro_core::sbom::SPDX_MEDIA_TYPE) => match cerro_core::sbom::summary(&body) {
+                Ok(s) => {
+                    o.line(format!(
+                        "  sbom        {}: {} packages from the image's package database, made by {}",
+                        safe(&s.spdx_version),
+                        s.packages,
+                        safe(&s.creators.join(", "))
+                    ));
+                    o.line(if s.licenses.is_empty() {
+                        "              licences: none stated by the package database (dpkg's states none)".to_string()
+                    } else {
+                        format!("              licences stated: {}", safe(&s.licenses.join(", ")))
+                    });
+                }
+                Err(e) => o.line(format!(
+                    "  sbom        does not parse as SPDX JSON: {}",
+                    safe(&e)
+                )),
+            },
+            (kind, media) => o.line(format!(
+                "  {kind}  {} ({}) — not summarised by this version of ct",
+                safe(media),
+                human_bytes(at.size)
+            )),
         }
     }
 }
