@@ -135,3 +135,29 @@ pub fn nginx_image() -> &'static Path {
         )
     })
 }
+
+/// The python of a virtual environment with `packages` installed from PyPI, built once per
+/// machine and cached like the fixtures (its scripts' shebangs name the directory it was built
+/// in, so run tools as modules of this python). Needs python3-venv and the network to PyPI.
+pub fn python_venv(packages: &[&str]) -> PathBuf {
+    let timeout = std::time::Duration::from_secs(600);
+    let key = &crate::sha256(packages.join(" ").as_bytes())["sha256:".len()..][..12];
+    let venv = cached(&format!("venv-{key}"), |dir| {
+        let mut c = std::process::Command::new("python3");
+        c.args(["-m", "venv"]).arg(dir);
+        let r = crate::run_command_timeout(c, timeout);
+        assert_eq!(
+            r.code, 0,
+            "python3 -m venv failed (install python3-venv)\n{r:?}"
+        );
+        let mut c = std::process::Command::new(dir.join("bin/pip"));
+        c.args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(packages);
+        let r = crate::run_command_timeout(c, timeout);
+        assert_eq!(
+            r.code, 0,
+            "pip install {packages:?} failed (PyPI unreachable?)\n{r:?}"
+        );
+    });
+    venv.join("bin/python")
+}

@@ -677,6 +677,22 @@ pub fn ordinary_user() -> (u32, u32) {
     })
 }
 
+/// The store object holding `path` of a rootfs, from `ct store tree --json` output: its content
+/// root names the file under `STORE/objects/`.
+pub fn store_object(store: &Path, tree: &Value, path: &str) -> PathBuf {
+    let hex = tree["entries"]
+        .as_array()
+        .expect("ct store tree --json has entries")
+        .iter()
+        .find(|e| e["path"] == path)
+        .unwrap_or_else(|| panic!("{path} is not in the tree"))["content"]
+        .as_str()
+        .expect("a regular file has a content root")
+        .trim_start_matches("blake3:")
+        .to_string();
+    store.join("objects").join(&hex[..2]).join(&hex[2..])
+}
+
 /// Path of a blob in an OCI layout.
 pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");

@@ -7,7 +7,7 @@
 
 use cerro_tests::mount::mount_image;
 use cerro_tests::tree::{compare, walk_tree, Entry, Kind};
-use cerro_tests::{flip_byte, tool, Compression, TestEnv, TAG};
+use cerro_tests::{flip_byte, store_object, tool, Compression, TestEnv, TAG};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -267,20 +267,7 @@ fn a_damaged_store_object_stops_the_export_before_any_ref() {
     let tree = ct_in(&env, &store, &["--json", "store", "tree", "mnt"])
         .ok()
         .json();
-    let big = tree["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["path"] == "/data/big.bin")
-        .unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("blake3:")
-        .to_string();
-    flip_byte(
-        &store.join("objects").join(&big[..2]).join(&big[2..]),
-        70_000,
-    );
+    flip_byte(&store_object(&store, &tree, "/data/big.bin"), 70_000);
     let repo = env.path("repo");
     ct_in(
         &env,
@@ -400,8 +387,10 @@ fn a_commit_whose_tree_was_changed_fails_verification_naming_the_path() {
 }
 
 /// The one byte array of GVariant text output such as ostree prints an `aay` of one element:
-/// either `[[byte 0x12, 0x34, …]]` or, when GLib prefers it, a bytestring `[b"\250\304\n…"]`
-/// (C escapes, octal in three digits). Parsed here, independently of ct's binary GVariant code.
+/// either `[[byte 0x12, 0x34, …]]` or — when the array ends in its only NUL byte, which GLib
+/// then shows as a C string — a bytestring `[b"\250\304\n…"]` (C escapes, octal in three
+/// digits) standing for those bytes and the final NUL. Parsed here, independently of ct's
+/// binary GVariant code.
 fn gvariant_text_bytes(text: &str) -> Vec<u8> {
     if text.contains("byte 0x") {
         return text
@@ -445,6 +434,7 @@ fn gvariant_text_bytes(text: &str) -> Vec<u8> {
         });
         i += 2;
     }
+    out.push(0);
     out
 }
 
@@ -456,9 +446,13 @@ fn gvariant_text_bytes_reads_both_forms_glib_prints() {
     );
     assert_eq!(
         gvariant_text_bytes("[b\"a\\001\\n\\\\b\\\"0x\\377\"]\n"),
-        [b'a', 1, b'\n', b'\\', b'b', b'"', b'0', b'x', 255]
+        [b'a', 1, b'\n', b'\\', b'b', b'"', b'0', b'x', 255, 0]
     );
-    assert_eq!(gvariant_text_bytes("[b'it\\'s']"), b"it's");
+    assert_eq!(gvariant_text_bytes("[b'it\\'s']"), b"it's\0");
+    // A signature ostree printed in a CI run: 63 bytes shown, the 64th its final NUL.
+    let seen = r#"[b"\250\304\n\271\274\0175sri9\230\031\274\272\207\255u\024\371\310r\263.r\017k\251z\321\246,\tG\3527\244\210\320U\023\\@\347\264\347\212*m\203\t\272'e\216 bg9\276e\004="]"#;
+    let sig = gvariant_text_bytes(seen);
+    assert_eq!((sig.len(), sig[0], sig[63]), (64, 0o250, 0));
 }
 
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.

@@ -11,7 +11,7 @@
 //! dilithium-py byte for byte.
 
 use base64::Engine as _;
-use cerro_tests::fixtures::cached;
+use cerro_tests::fixtures::python_venv;
 use cerro_tests::{rawtar, repo_root, run_command_timeout, sha256, Run, TestEnv, TAG};
 use serde_json::{json, Value};
 use std::fs;
@@ -20,35 +20,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The versions installed; the venv's cache key changes with them.
-const PACKAGES: &[&str] = &["dilithium-py==1.5.1", "cryptography>=41"];
-/// pip may have to download a few MiB.
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// The virtual environment's python, installed once per machine (cached like the fixtures).
+/// dilithium-py and, for the Ed25519 half, `cryptography`, in a cached virtual environment.
 fn python() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let key = &sha256(PACKAGES.join(" ").as_bytes())["sha256:".len()..][..12];
-        let venv = cached(&format!("interop-venv-{key}"), |dir| {
-            let mut c = Command::new("python3");
-            c.args(["-m", "venv"]).arg(dir);
-            let r = run_command_timeout(c, INSTALL_TIMEOUT);
-            assert_eq!(
-                r.code, 0,
-                "python3 -m venv failed (install python3-venv)\n{r:?}"
-            );
-            let mut c = Command::new(dir.join("bin/pip"));
-            c.args(["install", "--quiet", "--disable-pip-version-check"])
-                .args(PACKAGES);
-            let r = run_command_timeout(c, INSTALL_TIMEOUT);
-            assert_eq!(
-                r.code, 0,
-                "pip install {PACKAGES:?} failed (PyPI unreachable?)\n{r:?}"
-            );
-        });
-        venv.join("bin/python")
-    })
+    P.get_or_init(|| python_venv(&["dilithium-py==1.5.1", "cryptography>=41"]))
 }
 
 fn interop(args: &[&str]) -> Run {

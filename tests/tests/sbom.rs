@@ -4,43 +4,17 @@
 //! environment of the fixture cache); packing twice gives byte-identical bundles; `--no-sbom`
 //! leaves it out; a policy that requires an SBOM accepts the bundle.
 
-use cerro_tests::fixtures::{cached, debian_image, DEBIAN_TAG};
+use cerro_tests::fixtures::{debian_image, python_venv, DEBIAN_TAG};
 use cerro_tests::{example_image, rawtar, run_command_timeout, sha256, Compression, TestEnv, TAG};
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-const PACKAGES: &[&str] = &["spdx-tools==0.8.5"];
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// The python of a virtual environment with spdx-tools, installed once per machine (its scripts'
-/// shebangs name the directory it was built in, so the tool is run as a module of this python).
-fn python() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let key = &sha256(PACKAGES.join(" ").as_bytes())["sha256:".len()..][..12];
-        let venv = cached(&format!("spdx-venv-{key}"), |dir| {
-            let mut c = Command::new("python3");
-            c.args(["-m", "venv"]).arg(dir);
-            let r = run_command_timeout(c, INSTALL_TIMEOUT);
-            assert_eq!(
-                r.code, 0,
-                "python3 -m venv failed (install python3-venv)\n{r:?}"
-            );
-            let mut c = Command::new(dir.join("bin/pip"));
-            c.args(["install", "--quiet", "--disable-pip-version-check"])
-                .args(PACKAGES);
-            let r = run_command_timeout(c, INSTALL_TIMEOUT);
-            assert_eq!(
-                r.code, 0,
-                "pip install {PACKAGES:?} failed (PyPI unreachable?)\n{r:?}"
-            );
-        });
-        venv.join("bin/python")
-    })
+/// spdx-tools, from PyPI, in a cached virtual environment.
+fn python() -> PathBuf {
+    python_venv(&["spdx-tools==0.8.5"])
 }
 
 /// The SBOM of `bundle`: the attestation the signed manifest names as `sbom`, written to `out`.

@@ -4,7 +4,7 @@
 //! EIO), `--allow-other` only with the administrator's consent, and nothing left mounted.
 
 use cerro_tests::mount::mount_image;
-use cerro_tests::{flip_byte, ordinary_user, run_command, TestEnv, TAG};
+use cerro_tests::{flip_byte, ordinary_user, run_command, store_object, TestEnv, TAG};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -120,17 +120,7 @@ fn an_ordinary_user_mounts_reads_and_unmounts_with_their_own_store() {
     let tree = as_user(&env, user, &["--json", "store", "tree", "mnt"])
         .ok()
         .json();
-    let big = tree["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["path"] == "/data/big.bin")
-        .unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("blake3:")
-        .to_string();
-    flip_byte(&store.join("objects").join(&big[..2]).join(&big[2..]), 1000);
+    flip_byte(&store_object(&store, &tree, "/data/big.bin"), 1000);
     cat_as(user, &mp.join("data/big.bin")).fails(1, &["Input/output error"]);
     as_user(&env, user, &["umount", mp.to_str().unwrap()]).ok();
     assert!(!is_mounted(&mp));
