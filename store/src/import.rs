@@ -162,16 +162,22 @@ pub fn import(
     let mut checked: HashMap<ObjectId, bool> = HashMap::new();
     let mut done = 0u64;
 
-    // Small blobs (image manifest, config) first, then each layer once, in order.
-    for d in [&m.image, &m.config] {
-        let mut r = src.open_blob(&d.digest, d.size)?;
+    // Small blobs (image manifest, config, attestations) first, then each layer once, in order.
+    let small = [
+        (m.image.digest, m.image.size),
+        (m.config.digest, m.config.size),
+    ]
+    .into_iter()
+    .chain(m.attestations.iter().map(|a| (a.digest, a.size)));
+    for (digest, size) in small {
+        let mut r = src.open_blob(&digest, size)?;
         copy_blob(
             store,
             &mut staging,
             &mut checked,
             &mut *r,
-            d.digest,
-            d.size,
+            digest,
+            size,
             &mut stats,
         )?;
     }

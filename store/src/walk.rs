@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// What [`walk_bundle`] reports.
 pub trait Visitor {
-    /// A blob the bundle's manifest lists.
+    /// A blob the bundle's manifest lists (an image blob or an attestation).
     fn blob(&mut self, digest: &Sha256Digest, size: u64);
     /// A directory node, the first time it is met (verified against `digest`).
     fn dir(&mut self, _digest: &DirDigest) {}
@@ -68,6 +68,9 @@ pub fn walk_bundle(
 ) -> Result<()> {
     for d in m.image_blobs() {
         v.blob(&d.digest, d.size);
+    }
+    for a in &m.attestations {
+        v.blob(&a.digest, a.size);
     }
     let tree = VerifiedTree::new(Arc::new(store));
     for item in Walk::new(&tree, root).once_per_dir(seen) {

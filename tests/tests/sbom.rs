@@ -143,6 +143,22 @@ fn the_busybox_sbom_describes_the_image_and_packing_twice_is_byte_identical() {
     validates(&env.path("bb.spdx.json"));
     assert_eq!(doc["packages"].as_array().unwrap().len(), 1, "{doc}");
     assert_eq!(doc["packages"][0]["primaryPackagePurpose"], "CONTAINER");
+    // The store keeps it: gc leaves it, fsck checks it, `ct unpack --format oci` writes it.
+    let st = env.path("store");
+    let st = st.to_str().unwrap();
+    env.ct(&["--store", st, "import", "a.ctp"]).ok();
+    env.ct(&["--store", st, "store", "gc"]).ok();
+    env.ct(&["--store", st, "unpack", "bb", "-o", "oci-out"])
+        .ok();
+    let hex = sha256(&fs::read(env.path("bb.spdx.json")).unwrap())["sha256:".len()..].to_string();
+    assert_eq!(
+        fs::read(env.path("oci-out/cerro/attestations").join(&hex)).unwrap(),
+        fs::read(env.path("bb.spdx.json")).unwrap()
+    );
+    cerro_tests::flip_byte(&env.path("store/blobs/sha256").join(&hex), 5);
+    env.ct(&["--store", st, "store", "fsck"])
+        .assert_code(1)
+        .stdout_has(&format!("blob sha256:{hex} — content changed"));
     // --no-sbom: no attestation at all.
     env.pack(&src, "c.ctp", &["--name", "bb", "--no-sbom"]);
     let entries = rawtar::read(&env.path("c.ctp"));

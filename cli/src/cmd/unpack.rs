@@ -188,7 +188,8 @@ fn mkdir_in(dir: &OwnedFd, name: &str, shown: &Path) -> CmdResult<OwnedFd> {
         .map_err(|e| Failure::io(format!("creating {}", shown.join(name).display()), e.into()))
 }
 
-/// An OCI image layout with the signed blobs, and `cerro/` with the manifest and signatures.
+/// An OCI image layout with the signed blobs, and `cerro/` with the manifest, signatures and
+/// attestations.
 fn write_oci(store: &Store, v: &Verified<StoredBundle>, dir: &OwnedFd, shown: &Path) -> CmdResult {
     let m = v.manifest();
     rustix::fs::fchmod(dir, rustix::fs::Mode::from_raw_mode(0o755))
@@ -236,8 +237,34 @@ fn write_oci(store: &Store, v: &Verified<StoredBundle>, dir: &OwnedFd, shown: &P
             &shown.join("cerro/signatures"),
         )?;
     }
-    for (fd, mode) in [(&sig_dir, 0o755), (&cerro, 0o755)] {
-        let _ = rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode(mode));
+    // The attestations beside the image, as in a bundle (`cerro/attestations/<hex>`), each
+    // re-hashed against the signed digest as it is copied out of the store.
+    let mut dirs = vec![(sig_dir, 0o755)];
+    if !m.attestations.is_empty() {
+        let att_dir = mkdir_in(&cerro, "attestations", &shown.join("cerro"))?;
+        for a in &m.attestations {
+            let d = Descriptor {
+                media_type: a.media_type.clone(),
+                digest: a.digest,
+                size: a.size,
+            };
+            let name = a.digest.hex();
+            let mut f = create_at(&att_dir, &name).map_err(|e| {
+                Failure::io(
+                    format!(
+                        "creating {}",
+                        shown.join("cerro/attestations").join(&name).display()
+                    ),
+                    e.into(),
+                )
+            })?;
+            copy_blob(store, &d, &mut f)?;
+        }
+        dirs.push((att_dir, 0o755));
+    }
+    dirs.push((cerro, 0o755));
+    for (fd, mode) in &dirs {
+        let _ = rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode(*mode));
     }
     Ok(())
 }
