@@ -1027,6 +1027,9 @@ pub struct DiffArgs {
     /// Show the files added, removed and changed (mode, owner, content, …)
     #[arg(long)]
     pub files: bool,
+    /// Show the attestations added, removed and changed, and the SBOM's package changes
+    #[arg(long)]
+    pub attestations: bool,
     /// Evaluate this policy.json for both [default: default_policy from config.toml]
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -1036,7 +1039,8 @@ const DIFF_HELP: &str = "\
 Both bundles are verified first, as `ct mount` verifies them (a bundle file is imported into the \
 store): signatures, trust store, policy; the first that fails decides the exit code. Then: layers by \
 digest; the image config's run settings and labels, field by field; the trusted signers (name and \
-fingerprint); and the files of the two root filesystems, walking both Merkle DAGs together and \
+fingerprint); the attestations, with the packages added, removed or upgraded between the two SBOMs; \
+and the files of the two root filesystems, walking both Merkle DAGs together and \
 reading only directories whose digests differ, so two large images that share most of their tree \
 are compared quickly (--json reports how many directory pairs were read). A directory added or \
 removed stands for everything below it. Exit 0 whether or not they differ.";

@@ -116,6 +116,45 @@ pub fn signers(old: &[String], new: &[String]) -> SignerDiff {
     }
 }
 
+/// Attestations and, when both bundles have an SBOM, the packages it lists.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct AttestationDiff {
+    /// Kinds in NEW only, in OLD only.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Kinds in both whose documents differ.
+    pub changed: Vec<String>,
+    /// SBOM packages (`name version`) in NEW only, in OLD only, and with another version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<PackageDiff>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct PackageDiff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// `name: old → new`.
+    pub changed: Vec<String>,
+}
+
+/// Packages by name → version, from two SBOMs.
+pub fn packages(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> PackageDiff {
+    let mut d = PackageDiff::default();
+    for (name, v) in new {
+        match old.get(name) {
+            None => d.added.push(format!("{name} {v}")),
+            Some(o) if o != v => d.changed.push(format!("{name}: {o} → {v}")),
+            Some(_) => {}
+        }
+    }
+    for (name, v) in old {
+        if !new.contains_key(name) {
+            d.removed.push(format!("{name} {v}"));
+        }
+    }
+    d
+}
+
 /// One path that differs between the two trees.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "change", rename_all = "lowercase")]
@@ -449,5 +488,21 @@ mod tests {
         let fields: Vec<String> = config(&old, &new).into_iter().map(|c| c.field).collect();
         assert_eq!(fields, ["Cmd", "Env B", "Env C", "Label version"]);
         assert!(config(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn package_changes_by_name() {
+        let m = |v: &[(&str, &str)]| -> BTreeMap<String, String> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let d = packages(
+            &m(&[("bash", "5.2"), ("gone", "1")]),
+            &m(&[("bash", "5.3"), ("less", "590")]),
+        );
+        assert_eq!(d.added, ["less 590"]);
+        assert_eq!(d.removed, ["gone 1"]);
+        assert_eq!(d.changed, ["bash: 5.2 → 5.3"]);
     }
 }

@@ -317,6 +317,33 @@ pub fn summary(body: &[u8]) -> Result<Summary, String> {
     })
 }
 
+/// The packages of an SPDX document other than the described image: name → versions (sorted,
+/// `, `-joined when a name appears more than once, as for several architectures).
+pub fn package_versions(body: &[u8]) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let described: Vec<&str> = v["documentDescribes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for p in v["packages"].as_array().ok_or("no packages list")? {
+        if described.contains(&p["SPDXID"].as_str().unwrap_or("")) {
+            continue;
+        }
+        let name = p["name"].as_str().ok_or("a package without a name")?;
+        let version = p["versionInfo"].as_str().unwrap_or("").to_string();
+        out.entry(name.to_string()).or_default().push(version);
+    }
+    Ok(out
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort();
+            v.dedup();
+            (k, v.join(", "))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,5 +397,11 @@ mod tests {
         let sum = summary(&a).unwrap();
         assert_eq!((sum.packages, sum.creators.len()), (2, 1));
         assert!(summary(b"{").is_err() && summary(b"[]").is_err());
+        let pv = package_versions(&a).unwrap();
+        assert_eq!(pv["bash"], "5.2.15-2+b2");
+        assert!(
+            !pv.contains_key("app"),
+            "the image is not a package of itself"
+        );
     }
 }

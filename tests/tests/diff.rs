@@ -121,3 +121,68 @@ fn a_damaged_stored_config_is_a_hash_mismatch() {
     env.ct(&["--store", &st, "diff", "--config", "base", "base"])
         .fails(1, &["the stored image config is not", &hex]);
 }
+
+#[test]
+fn the_sboms_package_changes_are_listed() {
+    use cerro_tests::fixtures::{debian_image, debian_image_plus, DEBIAN_TAG};
+    let env = TestEnv::new();
+    env.keygen("alice");
+    for (layout, out) in [
+        (debian_image(), "deb.ctp"),
+        (debian_image_plus(), "deb-plus.ctp"),
+    ] {
+        env.pack(
+            &format!("oci:{}:{DEBIAN_TAG}", layout.display()),
+            out,
+            &["--name", "deb"],
+        );
+    }
+    let st = env.path("store");
+    let st = st.to_str().unwrap();
+    let v = env
+        .ct(&[
+            "--json",
+            "--store",
+            st,
+            "diff",
+            "--attestations",
+            "deb.ctp",
+            "deb-plus.ctp",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        v["attestations"]["changed"],
+        serde_json::json!(["sbom"]),
+        "{v}"
+    );
+    let added: Vec<&str> = v["attestations"]["packages"]["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    // The second image was built with --include=less,bzip2,netbase.
+    for want in ["less ", "bzip2 ", "netbase "] {
+        assert!(
+            added.iter().any(|p| p.starts_with(want)),
+            "{want} in {added:?}"
+        );
+    }
+    assert_eq!(
+        v["attestations"]["packages"]["removed"],
+        serde_json::json!([]),
+        "{v}"
+    );
+    assert!(v.get("files").is_none());
+    env.ct(&[
+        "--store",
+        st,
+        "diff",
+        "--attestations",
+        "deb.ctp",
+        "deb-plus.ctp",
+    ])
+    .ok()
+    .stdout_has("+ package less ");
+}

@@ -1,12 +1,15 @@
-//! `ct diff OLD NEW [--layers|--config|--signers|--files] [--json]`: both bundles opened verified
-//! from the store (`steps::stored`), then core's `diff` — layers, the image config's settings,
-//! signers, and the file-level difference of the two Merkle DAGs — shown as sections or JSON.
+//! `ct diff OLD NEW [--layers|--config|--signers|--attestations|--files] [--json]`: both bundles
+//! opened verified from the store (`steps::stored`), then core's `diff` — layers, the image
+//! config's settings, signers, attestations with the SBOMs' package changes, and the file-level
+//! difference of the two Merkle DAGs — shown as sections or JSON.
 
 use super::Ctx;
 use crate::app::{BundleSource, DiffArgs};
 use crate::exit::{CmdResult, Failure, HASH_MISMATCH};
 use crate::steps::stored::{open_bundle, Checks, Opened};
-use cerro_core::diff::{self, ConfigChange, FileChange, LayerDiff, SignerDiff, TreeDiff};
+use cerro_core::diff::{
+    self, AttestationDiff, ConfigChange, FileChange, LayerDiff, SignerDiff, TreeDiff,
+};
 use cerro_core::rootfs::VerifiedTree;
 use cerro_core::source::config::RunDefaults;
 use cerro_core::source::JSON_BLOB_MAX_BYTES;
@@ -26,11 +29,13 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     signers: Option<SignerDiff>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    attestations: Option<AttestationDiff>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     files: Option<TreeDiff>,
 }
 
 pub fn run(ctx: &Ctx, a: DiffArgs) -> CmdResult<u8> {
-    let all = !(a.layers || a.config || a.signers || a.files);
+    let all = !(a.layers || a.config || a.signers || a.files || a.attestations);
     let checks = Checks::load(ctx, a.policy.as_deref(), false)?;
     let open = |arg: &str| {
         let src = BundleSource {
@@ -67,6 +72,9 @@ pub fn run(ctx: &Ctx, a: DiffArgs) -> CmdResult<u8> {
     if all || a.signers {
         r.signers = Some(diff::signers(&signers_of(&old), &signers_of(&new)));
     }
+    if all || a.attestations {
+        r.attestations = Some(attestations(&old, &new)?);
+    }
     if all || a.files {
         let t = diff::trees(
             (
@@ -92,26 +100,64 @@ pub fn run(ctx: &Ctx, a: DiffArgs) -> CmdResult<u8> {
     Ok(0)
 }
 
-/// The image config's run settings, read from the store and checked against the signed digest.
-fn run_defaults(o: &Opened) -> CmdResult<RunDefaults> {
-    let d = &o.bundle.manifest().config;
+/// Attestation kinds added, removed and changed; the SBOMs' packages when both have one.
+fn attestations(old: &Opened, new: &Opened) -> CmdResult<AttestationDiff> {
+    let (ao, an) = (
+        &old.bundle.manifest().attestations,
+        &new.bundle.manifest().attestations,
+    );
+    let find = |list: &[cerro_core::manifest::Attestation], k: &str| {
+        list.iter().find(|a| a.kind == k).cloned()
+    };
+    let mut d = AttestationDiff::default();
+    for a in an {
+        match find(ao, &a.kind) {
+            None => d.added.push(a.kind.clone()),
+            Some(o) if o.digest != a.digest => d.changed.push(a.kind.clone()),
+            Some(_) => {}
+        }
+    }
+    d.removed = ao
+        .iter()
+        .filter(|a| find(an, &a.kind).is_none())
+        .map(|a| a.kind.clone())
+        .collect();
+    if let (Some(so), Some(sn)) = (find(ao, "sbom"), find(an, "sbom")) {
+        let read = |o: &Opened, a: &cerro_core::manifest::Attestation| -> CmdResult<_> {
+            let body = stored_blob(o, &a.digest, a.size, "SBOM")?;
+            cerro_core::sbom::package_versions(&body)
+                .map_err(|e| Failure::malformed(format!("bundle {}: SBOM: {e}", o.label())))
+        };
+        d.packages = Some(diff::packages(&read(old, &so)?, &read(new, &sn)?));
+    }
+    Ok(d)
+}
+
+/// A blob of the bundle from the store, checked against its signed digest and size.
+fn stored_blob(o: &Opened, digest: &Sha256Digest, size: u64, what: &str) -> CmdResult<Vec<u8>> {
     let mut bytes = Vec::new();
     o.store
-        .open_blob(&d.digest, d.size)
+        .open_blob(digest, size)
         .and_then(|f| f.take(JSON_BLOB_MAX_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| Failure::io(format!("reading the image config {}", d.digest), e))?;
-    if bytes.len() as u64 != d.size || Sha256Digest::of(&bytes) != d.digest {
+        .map_err(|e| Failure::io(format!("reading the {what} {digest}"), e))?;
+    if bytes.len() as u64 != size || Sha256Digest::of(&bytes) != *digest {
         return Err(Failure::new(
             HASH_MISMATCH,
             format!(
-                "bundle {}: the stored image config is not {} ({} bytes)",
+                "bundle {}: the stored {what} is not {digest} ({} bytes)",
                 o.label(),
-                d.digest,
                 bytes.len()
             ),
         )
         .hint("run `ct store fsck`, then import the bundle again"));
     }
+    Ok(bytes)
+}
+
+/// The image config's run settings, read from the store and checked against the signed digest.
+fn run_defaults(o: &Opened) -> CmdResult<RunDefaults> {
+    let d = &o.bundle.manifest().config;
+    let bytes = stored_blob(o, &d.digest, d.size, "image config")?;
     RunDefaults::parse(&bytes)
         .map_err(|e| Failure::malformed(format!("bundle {}: image config: {e}", o.label())))
 }
@@ -175,6 +221,41 @@ fn print(ctx: &Ctx, r: &Report) {
         }
         for k in &s.added {
             o.line(format!("  + {k}"));
+        }
+    }
+    if let Some(at) = &r.attestations {
+        o.line(format!(
+            "attestations: {}",
+            if at.added.is_empty() && at.removed.is_empty() && at.changed.is_empty() {
+                "the same kinds, the same documents".to_string()
+            } else {
+                format!(
+                    "added [{}], removed [{}], changed [{}]",
+                    at.added.join(", "),
+                    at.removed.join(", "),
+                    at.changed.join(", ")
+                )
+            }
+        ));
+        if let Some(p) = &at.packages {
+            for x in &p.removed {
+                o.line(format!(
+                    "  - package {}",
+                    cerro_core::text::show_text(x, 200)
+                ));
+            }
+            for x in &p.added {
+                o.line(format!(
+                    "  + package {}",
+                    cerro_core::text::show_text(x, 200)
+                ));
+            }
+            for x in &p.changed {
+                o.line(format!(
+                    "  ~ package {}",
+                    cerro_core::text::show_text(x, 200)
+                ));
+            }
         }
     }
     if let Some(t) = &r.files {
