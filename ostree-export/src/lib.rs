@@ -94,3 +94,38 @@ pub use reader::{into_error, ContentReader, FileObject};
 pub use repo::{validate_ref, Mode, Repo, MAX_DETACHED_METADATA_BYTES, MAX_METADATA_BYTES};
 pub use sign::ED25519_KEY;
 pub use writer::{CommitBuilder, CommitInfo, Committed, WriteStats, MAX_FILE_HEADER_BYTES};
+
+/// Entry points for `tools/fuzz` (target `ostree_objects`): every decoder of bytes read from a
+/// repository. Not API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decode `data` as the object kind its first byte picks; errors are fine, panics are bugs.
+    pub fn decode(data: &[u8]) {
+        let Some((&which, rest)) = data.split_first() else {
+            return;
+        };
+        match which % 7 {
+            0 => {
+                let _ = crate::objects::decode_commit(rest);
+            }
+            1 => {
+                let _ = crate::objects::decode_dirtree(rest);
+            }
+            2 => {
+                let _ = crate::objects::decode_dirmeta(rest);
+            }
+            3 => {
+                let _ = crate::objects::decode_meta_dict(rest);
+            }
+            4 => {
+                let _ = crate::objects::decode_archive_header(rest);
+            }
+            5 => {
+                let _ = crate::objects::decode_bareuser_meta(rest);
+            }
+            _ => {
+                let _ = crate::signed_tree::SignedTree::decode(rest);
+            }
+        }
+    }
+}
