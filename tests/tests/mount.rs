@@ -646,4 +646,20 @@ fn root_mounts_on_no_mount_point_another_user_could_swap_for_a_link() {
     env.ct(&["--store", st, "mount", b, inner.to_str().unwrap()])
         .fails(64, &["could be replaced by another user"]);
     assert!(!is_mounted(&inner));
+    // A mount point still to be made inside another user's directory: refused before anything
+    // is created there.
+    let fresh = theirs.join("new/mp");
+    env.ct(&["--store", st, "mount", b, fresh.to_str().unwrap()])
+        .fails(64, &["could be replaced by another user"]);
+    assert!(
+        !theirs.join("new").exists(),
+        "created inside another user's directory"
+    );
+    // Missing directories under root's own are made, and the mount works there.
+    let made = env.path("made/deeper/mp");
+    env.ct(&["--store", st, "mount", b, made.to_str().unwrap()])
+        .ok();
+    assert!(is_mounted(&made));
+    env.ct(&["--store", st, "umount", made.to_str().unwrap()])
+        .ok();
 }

@@ -515,8 +515,7 @@ pub fn prepare_mountpoint(mp: &Path) -> CmdResult<PathBuf> {
                 mp.display()
             )))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&mp)
-            .map_err(|e| Failure::io(format!("creating the mount point {}", mp.display()), e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_mountpoint(&mp)?,
         Err(e) => {
             return Err(Failure::io(
                 format!("checking the mount point {}", mp.display()),
@@ -530,6 +529,41 @@ pub fn prepare_mountpoint(mp: &Path) -> CmdResult<PathBuf> {
         check_not_swappable(&mp)?;
     }
     Ok(mp)
+}
+
+/// Create the missing directories of the absolute path `mp`, one at a time beneath its nearest
+/// existing ancestor: each made exclusively (mode 0755) and opened without following a link, so
+/// a link planted meanwhile is an error, never a place to create in. As root the ancestor is
+/// checked first ([`check_not_swappable`]): nothing is created inside a directory another user
+/// could change.
+fn create_mountpoint(mp: &Path) -> CmdResult {
+    use rustix::fs::{mkdirat, openat, Mode, OFlags, CWD};
+    let mut base = mp;
+    let mut missing = Vec::new();
+    while std::fs::symlink_metadata(base).is_err() {
+        missing.push(base.file_name().ok_or_else(|| {
+            Failure::usage(format!("{}: not a path ct can create", mp.display()))
+        })?);
+        base = base.parent().unwrap_or(Path::new("/"));
+    }
+    let base = std::fs::canonicalize(base)
+        .map_err(|e| Failure::io(format!("resolving {}", base.display()), e))?;
+    if nix::unistd::geteuid().is_root() {
+        check_not_swappable(&base)?;
+    }
+    let failed = |e: rustix::io::Errno| {
+        Failure::io(
+            format!("creating the mount point {}", mp.display()),
+            e.into(),
+        )
+    };
+    let dir_flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut dir = openat(CWD, &base, dir_flags, Mode::empty()).map_err(failed)?;
+    for name in missing.iter().rev() {
+        mkdirat(&dir, *name, Mode::from_raw_mode(0o755)).map_err(failed)?;
+        dir = openat(&dir, *name, dir_flags, Mode::empty()).map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// The mount is made by path, later, by the daemon: as root, no other user may be able to put
