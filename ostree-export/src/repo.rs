@@ -89,13 +89,18 @@ impl Repo {
             }
             return Ok(repo);
         }
-        // Empty, or only the directories of a creation that stopped before its config.
-        let entries = std::fs::read_dir(path)
-            .map_err(|e| Error::io(format!("listing {}", path.display()), e))?;
+        // Empty, or only the directories of a creation that stopped before its config: listed
+        // through the descriptor just opened, not by path again.
+        let listing =
+            |e: rustix::io::Errno| Error::io(format!("listing {}", path.display()), e.into());
+        let entries = rfs::Dir::read_from(&dir).map_err(listing)?;
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io(format!("listing {}", path.display()), e))?;
-            let name = entry.file_name();
-            if !REPO_DIRS.iter().any(|d| std::ffi::OsStr::new(d) == name) {
+            let entry = entry.map_err(listing)?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if !REPO_DIRS.iter().any(|d| d.as_bytes() == name) {
                 return Err(Error::NotARepository(path.to_owned()));
             }
         }
@@ -325,13 +330,18 @@ impl Repo {
     }
 }
 
+/// The repository directory itself, never through a link at `path` (one planted there would
+/// decide where root writes); the user names the directory a link points to instead.
 fn open_root(path: &Path) -> Result<OwnedFd> {
     rfs::open(
         path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         FsMode::empty(),
     )
-    .map_err(sys(format!("opening repository {}", path.display())))
+    .map_err(sys(format!(
+        "opening repository {} (a symbolic link there is not followed: give the directory it points to)",
+        path.display()
+    )))
 }
 
 /// bare-user needs user xattrs; find out now rather than at the first object.

@@ -654,3 +654,23 @@ fn ed25519_signatures_verify_with_openssl() {
     // fsck is content with the detached metadata.
     ostree_ok(&["fsck", &r]);
 }
+
+#[test]
+fn a_link_at_the_repository_path_is_not_followed() {
+    let td = tempfile::tempdir().unwrap();
+    let elsewhere = td.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let link = td.path().join("repo");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let err = Repo::create_or_open(&link, Mode::Archive)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("symbolic link there is not followed"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written through it"
+    );
+    // The directory itself is fine.
+    Repo::create_or_open(&elsewhere, Mode::Archive).unwrap();
+}
