@@ -25,6 +25,16 @@ pub fn big_file_bytes() -> Vec<u8> {
         .collect()
 }
 
+/// `ct pack` of [`mount_image`] into the test directory as `out`, package `name` (with the
+/// environment's default key).
+pub fn pack_mount_image(env: &TestEnv, out: &str, name: &str) -> serde_json::Value {
+    env.pack(
+        &format!("oci:{}:{TAG}", mount_image().0.display()),
+        out,
+        &["--name", name],
+    )
+}
+
 /// The example busybox image plus a layer of mount test material, built once per test process:
 /// `/data/big.bin` (multi-block), `/data/secret` (0600, root), `/data/public` (0644),
 /// `/data/link1` and `/data/link2` (hard links to one file), `/data/fifo`, `/data/null`

@@ -3,7 +3,7 @@
 //! only the directories that differ; a bundle against itself shows nothing; a damaged stored
 //! config is a hash mismatch.
 
-use cerro_tests::mount::mount_image;
+use cerro_tests::mount::pack_mount_image;
 use cerro_tests::{example_image, flip_byte, Compression, TestEnv, TAG};
 
 fn setup() -> (TestEnv, String) {
@@ -15,12 +15,7 @@ fn setup() -> (TestEnv, String) {
         "base.ctp",
         &["--name", "app"],
     );
-    let (layout, _) = mount_image();
-    env.pack(
-        &format!("oci:{}:{TAG}", layout.display()),
-        "mnt.ctp",
-        &["--name", "app"],
-    );
+    pack_mount_image(&env, "mnt.ctp", "app");
     // Co-signed by bob.
     env.ct(&["re-sign", "mnt.ctp", "-k", "bob", "--add-signature"])
         .ok();

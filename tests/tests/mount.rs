@@ -5,8 +5,10 @@
 //! reads, cleans up after a killed daemon, shows the whole store, and runs a container (runc).
 //! Every mount is guarded: it is unmounted when the test ends, pass or fail.
 
-use cerro_tests::mount::{big_file_bytes, is_mounted, mount_image, runc_on, Mounted, BIG_FILE_LEN};
-use cerro_tests::{run_command, TestEnv, TAG};
+use cerro_tests::mount::{
+    big_file_bytes, is_mounted, mount_image, pack_mount_image, runc_on, Mounted, BIG_FILE_LEN,
+};
+use cerro_tests::{run_command, TestEnv};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -29,12 +31,7 @@ const BLOCK: usize = 65536;
 fn setup() -> (TestEnv, PathBuf, PathBuf) {
     let env = TestEnv::new();
     env.keygen("alice");
-    let (layout, _) = mount_image();
-    env.pack(
-        &format!("oci:{}:{TAG}", layout.display()),
-        "mnt.ctp",
-        &["--name", "mnt"],
-    );
+    pack_mount_image(&env, "mnt.ctp", "mnt");
     let store = env.path("store");
     (env, store, PathBuf::from("mnt.ctp"))
 }

@@ -5,7 +5,7 @@
 //! stops the export before any ref, a commit whose tree was changed fails verification naming
 //! the path, and the Ed25519 commit signature verifies with openssl.
 
-use cerro_tests::mount::mount_image;
+use cerro_tests::mount::pack_mount_image;
 use cerro_tests::tree::{compare, walk_tree, Entry, Kind};
 use cerro_tests::{flip_byte, store_object, tool, Compression, TestEnv, TAG};
 use std::collections::BTreeMap;
@@ -17,12 +17,7 @@ use std::path::{Path, PathBuf};
 fn setup() -> (TestEnv, PathBuf) {
     let env = TestEnv::new();
     env.keygen("alice");
-    let (layout, _) = mount_image();
-    env.pack(
-        &format!("oci:{}:{TAG}", layout.display()),
-        "mnt.ctp",
-        &["--name", "mnt"],
-    );
+    pack_mount_image(&env, "mnt.ctp", "mnt");
     let store = env.path("store");
     (env, store)
 }

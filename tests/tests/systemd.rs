@@ -3,8 +3,8 @@
 //! broken copy, so the check can fail), and `ct mount --foreground` tells the service manager
 //! when the mount answers (`READY=1` on `$NOTIFY_SOCKET`, as Type=notify needs).
 
-use cerro_tests::mount::mount_image;
-use cerro_tests::{ct_bin, repo_root, run_command, TestEnv, TAG};
+use cerro_tests::mount::pack_mount_image;
+use cerro_tests::{ct_bin, repo_root, run_command, TestEnv};
 use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -54,12 +54,7 @@ fn the_unit_template_passes_systemd_analyze_verify() {
 fn a_foreground_mount_tells_the_service_manager_when_it_answers() {
     let env = TestEnv::new();
     env.keygen("alice");
-    let (layout, _) = mount_image();
-    env.pack(
-        &format!("oci:{}:{TAG}", layout.display()),
-        "mnt.ctp",
-        &["--name", "mnt"],
-    );
+    pack_mount_image(&env, "mnt.ctp", "mnt");
     let store = env.path("store");
     let mp = env.path("mnt");
     let sock_path = env.path("notify.sock");

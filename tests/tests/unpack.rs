@@ -2,9 +2,9 @@
 //! manifest digest is the signed one; skopeo accepts the docker archive; a rootfs unpack equals
 //! the verified mount entry by entry; a tampered blob or file object exits 1 and leaves nothing.
 
-use cerro_tests::mount::{mount_image, Mounted};
+use cerro_tests::mount::{mount_image, pack_mount_image, Mounted};
 use cerro_tests::tree::{compare, walk_tree};
-use cerro_tests::{layout_manifest, tool, TestEnv, TAG};
+use cerro_tests::{layout_manifest, tool, TestEnv};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -14,12 +14,7 @@ use std::path::{Path, PathBuf};
 fn setup() -> (TestEnv, PathBuf) {
     let env = TestEnv::new();
     env.keygen("alice");
-    let (layout, _) = mount_image();
-    env.pack(
-        &format!("oci:{}:{TAG}", layout.display()),
-        "mnt.ctp",
-        &["--name", "mnt"],
-    );
+    pack_mount_image(&env, "mnt.ctp", "mnt");
     let store = env.path("store");
     (env, store)
 }
