@@ -274,12 +274,15 @@ impl Deriver<'_> {
         content: &Checksum,
         signed: DirEntry,
     ) -> Result<DirEntry, CheckError> {
-        let mut obj = self.repo.open_file(content)?;
+        let mut obj = self.repo.open_file(content).map_err(|e| at_path(path, e))?;
         let meta = self.meta(path, &obj.meta, &signed.meta)?;
         let link = signed.payload.link().unwrap_or(Link::SINGLE);
         let payload = match (&obj.kind, &signed.payload) {
             (FileKind::Regular { size }, Payload::File { root, .. }) => {
-                let derived = self.hash(&mut obj.content, *content)?;
+                let derived = self.hash(&mut obj.content, *content).map_err(|e| match e {
+                    CheckError::Ostree(o) => at_path(path, o),
+                    other => other,
+                })?;
                 if derived != *root || *size != signed_size(&signed.payload) {
                     return Err(differs(
                         path,
@@ -352,6 +355,15 @@ impl Deriver<'_> {
             }
         }
         Ok(hasher.finalize().into())
+    }
+}
+
+/// A content object that is missing, malformed or not what its checksum says is a difference of
+/// the commit's tree at `path` (an object edited in place, say); a failing read stays an error.
+fn at_path(path: &str, e: OstreeError) -> CheckError {
+    match e {
+        OstreeError::Io { .. } => CheckError::Ostree(e),
+        other => differs(path, other.to_string()),
     }
 }
 
