@@ -745,6 +745,12 @@ pub struct ExportArgs {
     /// same commit]
     #[arg(long, value_name = "COMMIT", help_heading = "OSTree (--format ostree)")]
     pub parent: Option<String>,
+    /// Leave device nodes and FIFOs out of the commit (OSTree holds neither) instead of
+    /// refusing the bundle (exit 10); they are listed on stderr, named in the commit's
+    /// cerro.skipped metadata, and kept in its signed tree, so `ct verify ostree:` still
+    /// accounts for them
+    #[arg(long, help_heading = "OSTree (--format ostree)")]
+    pub skip_special: bool,
     /// Also sign the commit with this Ed25519 (or hybrid) key, as OSTree's ed25519 signing
     /// does (ostree.sign.ed25519 in the detached metadata)
     #[arg(

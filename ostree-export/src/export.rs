@@ -29,6 +29,10 @@ pub const META_MANIFEST: &str = "cerro.manifest";
 pub const META_SIGNATURE_PREFIX: &str = "cerro.signature.";
 /// The signed tree's root record and directory nodes (`ay`, [`SignedTree`]).
 pub const META_TREE: &str = "cerro.tree";
+/// The paths of the entries left out of the commit's tree (`as`, escaped as `ct store tree`
+/// shows paths, in walk order): device nodes and FIFOs, which OSTree cannot hold. Present only
+/// when there are some; they stay in [`META_TREE`].
+pub const META_SKIPPED: &str = "cerro.skipped";
 
 /// The verified bundle being exported.
 pub struct Bundle<'a> {
@@ -49,9 +53,19 @@ pub struct Exported {
     pub files: u64,
     /// Bytes of file content read verified.
     pub bytes: u64,
-    /// Entries OSTree cannot hold (device nodes, FIFOs), left out of the commit's tree and kept
-    /// in its signed tree.
-    pub left_out: Vec<String>,
+    /// Entries OSTree cannot hold (device nodes, FIFOs), left out of the commit's tree, named
+    /// in [`META_SKIPPED`] and kept in its signed tree.
+    pub skipped: Vec<String>,
+}
+
+/// How to export.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The commit's parent (none by default, so a bundle always gives the same commit).
+    pub parent: Option<Checksum>,
+    /// Leave device nodes and FIFOs out of the tree; without it the export stops at the first
+    /// ([`ExportError::Special`]; [`special_entries`] lists them all beforehand).
+    pub skip_special: bool,
 }
 
 /// Why the export stopped. Objects already written stay in the repository (valid, and named
@@ -68,6 +82,9 @@ pub enum ExportError {
         #[source]
         source: Box<TreeError>,
     },
+    /// A device node or FIFO, and the caller did not ask to skip them.
+    #[error("{path}: OSTree cannot hold {kind}")]
+    Special { path: String, kind: &'static str },
     /// Something OSTree cannot represent (a name or symlink target that is not UTF-8).
     #[error("{path}: OSTree cannot hold this entry: {why}")]
     NotRepresentable { path: String, why: String },
@@ -99,8 +116,12 @@ fn attrs(m: &Metadata) -> Attrs {
     }
 }
 
-/// The commit metadata of a bundle (sorted by the writer).
-pub fn commit_metadata(b: &Bundle<'_>, tree: &SignedTree) -> Vec<(String, MetaValue)> {
+/// The commit metadata of a bundle (sorted by the writer); `skipped` lists what was left out.
+pub fn commit_metadata(
+    b: &Bundle<'_>,
+    tree: &SignedTree,
+    skipped: &[String],
+) -> Vec<(String, MetaValue)> {
     let mut meta = vec![
         (
             META_VERSION.to_string(),
@@ -120,6 +141,12 @@ pub fn commit_metadata(b: &Bundle<'_>, tree: &SignedTree) -> Vec<(String, MetaVa
         ),
         (META_TREE.to_string(), MetaValue::Bytes(tree.encode())),
     ];
+    if !skipped.is_empty() {
+        meta.push((
+            META_SKIPPED.to_string(),
+            MetaValue::StrList(skipped.to_vec()),
+        ));
+    }
     for (id, sig) in b.signatures {
         meta.push((
             format!("{META_SIGNATURE_PREFIX}{id}"),
@@ -167,13 +194,45 @@ fn shown(path: &[u8]) -> String {
     cerro_core::text::escape_bytes(path)
 }
 
+/// What OSTree cannot hold, as a phrase: "a FIFO", "a character device (1:3)".
+pub fn special_kind(p: &Payload) -> Option<&'static str> {
+    match p {
+        Payload::CharDevice { .. } => Some("a character device"),
+        Payload::BlockDevice { .. } => Some("a block device"),
+        Payload::Fifo { .. } => Some("a FIFO"),
+        _ => None,
+    }
+}
+
+/// Every device node and FIFO of the tree, with what it is, in walk order: one pass over the
+/// verified directory nodes, reading no file content, so that an export can refuse before it
+/// writes anything.
+pub fn special_entries<S: TreeStore + ?Sized>(
+    tree: &VerifiedTree<S>,
+    root: &RootRecord,
+) -> Result<Vec<(String, &'static str)>, Box<WalkError>> {
+    let mut found = Vec::new();
+    for item in Walk::new(tree, root) {
+        match item {
+            WalkItem::Error(e) => return Err(Box::new(e)),
+            WalkItem::DirEnd(_) => {}
+            WalkItem::Entry(e) => {
+                if let Some(kind) = special_kind(e.payload()) {
+                    found.push((shown(&e.path), kind));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Write the bundle's tree as a commit in `repo` and answer it; no ref is touched (the caller
 /// sets one last, once everything is written). `progress` hears bytes of content read.
 pub fn export<S: TreeStore + ?Sized>(
     tree: &VerifiedTree<S>,
     bundle: &Bundle<'_>,
     repo: &Repo,
-    parent: Option<Checksum>,
+    options: &Options,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Exported, ExportError> {
     let timestamp = created_secs(bundle.manifest)?;
@@ -184,7 +243,7 @@ pub fn export<S: TreeStore + ?Sized>(
     };
     // The entries of each open directory, to rebuild its node for the signed tree.
     let mut open: Vec<Vec<DirEntry>> = Vec::new();
-    let (mut files, mut bytes, mut left_out) = (0u64, 0u64, Vec::new());
+    let (mut files, mut bytes, mut skipped) = (0u64, 0u64, Vec::new());
     let not_representable = |e: &Entry, err: OstreeError| match err {
         OstreeError::NotRepresentable(why) => ExportError::NotRepresentable {
             path: shown(&e.path),
@@ -249,8 +308,16 @@ pub fn export<S: TreeStore + ?Sized>(
                     .map_err(|err| not_representable(&e, err))?;
                 files += 1;
             }
-            Payload::CharDevice { .. } | Payload::BlockDevice { .. } | Payload::Fifo { .. } => {
-                left_out.push(shown(&e.path));
+            special @ (Payload::CharDevice { .. }
+            | Payload::BlockDevice { .. }
+            | Payload::Fifo { .. }) => {
+                if !options.skip_special {
+                    return Err(ExportError::Special {
+                        path: shown(&e.path),
+                        kind: special_kind(special).unwrap_or("this entry"),
+                    });
+                }
+                skipped.push(shown(&e.path));
             }
         }
     }
@@ -265,8 +332,8 @@ pub fn export<S: TreeStore + ?Sized>(
             bundle.manifest.rootfs.digest
         ),
         timestamp,
-        parent,
-        metadata: commit_metadata(bundle, &signed),
+        parent: options.parent,
+        metadata: commit_metadata(bundle, &signed, &skipped),
     };
     let done = builder.finish(info)?;
     Ok(Exported {
@@ -274,6 +341,6 @@ pub fn export<S: TreeStore + ?Sized>(
         stats: done.stats,
         files,
         bytes,
-        left_out,
+        skipped,
     })
 }

@@ -8,7 +8,7 @@
 //! signed tree. The signed tree itself is believed only as far as it hashes to the signed
 //! rootfs digest.
 
-use crate::export::{META_MANIFEST, META_SIGNATURE_PREFIX, META_TREE};
+use crate::export::{META_MANIFEST, META_SIGNATURE_PREFIX, META_SKIPPED, META_TREE};
 use crate::signed_tree::SignedTree;
 use crate::{Attrs, Checksum, Commit, DirTree, Error as OstreeError, FileKind, MetaValue, Repo};
 use cerro_core::rootfs::{
@@ -80,10 +80,13 @@ pub fn read_claim(repo: &Repo, reference: &str) -> Result<Claim, CheckError> {
 }
 
 /// What [`check_tree`] looked at.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checked {
     pub files: u64,
     pub bytes: u64,
+    /// The device nodes and FIFOs taken from the signed tree (OSTree holds none), sorted; the
+    /// commit's `cerro.skipped` names exactly these.
+    pub skipped: Vec<String>,
 }
 
 /// Re-derive the rootfs digest of `claim`'s tree and compare it with `signed` (the rootfs
@@ -122,6 +125,24 @@ pub fn check_tree(
     let meta = d.meta("/", &root_meta, &root.meta)?;
     let dir = d.dir("/", &claim.object.root_tree, &root.dir)?;
     let derived = RootRecord { meta, dir }.digest();
+    let mut listed = claim
+        .object
+        .meta_str_list(META_SKIPPED)
+        .map(<[String]>::to_vec)
+        .unwrap_or_default();
+    listed.sort();
+    d.checked.skipped.sort();
+    if listed != d.checked.skipped {
+        return Err(differs(
+            "/",
+            format!(
+                "the commit's {META_SKIPPED} names [{}], but the signed tree has [{}] where the \
+                 commit holds nothing",
+                listed.join(", "),
+                d.checked.skipped.join(", ")
+            ),
+        ));
+    }
     if derived != *signed {
         // Every entry matched, yet the digests differ: cannot happen unless the format does.
         return Err(CheckError::Differs {
@@ -244,6 +265,14 @@ impl Deriver<'_> {
         for (name, e) in signed_entries {
             match e.payload {
                 Payload::CharDevice { .. } | Payload::BlockDevice { .. } | Payload::Fifo { .. } => {
+                    let mut full = path.as_bytes().to_vec();
+                    if path != "/" {
+                        full.push(b'/');
+                    }
+                    full.extend_from_slice(&name);
+                    self.checked
+                        .skipped
+                        .push(cerro_core::text::escape_bytes(&full));
                     entries.push(e)
                 }
                 _ => {

@@ -11,7 +11,7 @@ use cerro_core::manifest::{Descriptor, Manifest, Package, RootfsRef, Source, MAN
 use cerro_core::rootfs::{Limits, MemorySink, MemoryTree, RootfsBuilder, VerifiedTree};
 use cerro_core::source::Compression;
 use cerro_core::{Sha256Digest, SignatureSet};
-use cerro_ostree_export::export::{export, Bundle, ExportError};
+use cerro_ostree_export::export::{export, Bundle, ExportError, Options};
 use cerro_ostree_export::verify::{check_tree, read_claim, CheckError};
 use cerro_ostree_export::{Mode, Repo};
 use std::collections::BTreeMap;
@@ -127,7 +127,11 @@ fn rootfs_vectors_export_to_their_commits_in_both_modes_and_verify() {
         for mode in [Mode::Archive, Mode::BareUser] {
             let t = tempfile::tempdir().unwrap();
             let repo = Repo::create_or_open(&t.path().join("repo"), mode).unwrap();
-            match export(&tree, &bundle, &repo, None, &mut |_| {}) {
+            let skip = Options {
+                skip_special: true,
+                ..Options::default()
+            };
+            match export(&tree, &bundle, &repo, &skip, &mut |_| {}) {
                 Ok(done) => {
                     repo.set_ref("v", &done.commit).unwrap();
                     let claim = read_claim(&repo, "v").unwrap();
@@ -186,7 +190,7 @@ fn a_commit_is_not_a_bundle_it_does_not_carry() {
             root: &rootfs.root,
         },
         &repo,
-        None,
+        &Options::default(),
         &mut |_| {},
     )
     .unwrap();

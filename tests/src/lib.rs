@@ -155,6 +155,16 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr does not mention {needle:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    #[track_caller]
     pub fn stdout_lacks(&self, needle: &str) -> &Self {
         assert!(
             !self.stdout.contains(needle),

@@ -106,12 +106,54 @@ fn as_ostree_keeps(t: &BTreeMap<String, Entry>) -> BTreeMap<String, Entry> {
 fn an_archive_export_is_accepted_by_ostree_and_checks_out_as_the_verified_tree() {
     let (env, store) = setup();
     let repo = env.path("repo");
-    let v = export(&env, &store, "mnt.ctp", &repo, &["--branch", "app/mnt"]);
+    // OSTree holds no device nodes or FIFOs: without --skip-special the bundle is refused, each
+    // listed, before the repository is even created.
+    ct_in(
+        &env,
+        &store,
+        &[
+            "export",
+            "--format",
+            "ostree",
+            "mnt.ctp",
+            "--repo",
+            repo.to_str().unwrap(),
+        ],
+    )
+    .fails(
+        10,
+        &[
+            "OSTree cannot hold 2 of its entries",
+            "/data/fifo (a FIFO), /data/null (a character device)",
+            "--skip-special",
+        ],
+    );
+    assert!(!repo.exists());
+    let run = ct_in(
+        &env,
+        &store,
+        &[
+            "--json",
+            "export",
+            "--format",
+            "ostree",
+            "mnt.ctp",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--branch",
+            "app/mnt",
+            "--skip-special",
+        ],
+    );
+    run.ok()
+        .stderr_has("skipped: left out of the commit")
+        .stderr_has("/data/fifo (a FIFO), /data/null (a character device)");
+    let v = run.json();
     assert_eq!(v["ok"], true);
     assert_eq!(v["mode"], "archive-z2");
     let commit = v["commit"].as_str().unwrap().to_string();
     assert_eq!(
-        v["left_out"],
+        v["skipped"],
         serde_json::json!(["/data/fifo", "/data/null"]),
         "{v}"
     );
@@ -147,6 +189,7 @@ fn an_archive_export_is_accepted_by_ostree_and_checks_out_as_the_verified_tree()
         "'cerro.manifest'",
         "'cerro.tree'",
         "'cerro.signature.alice'",
+        "'cerro.skipped': <['/data/fifo', '/data/null']>",
     ] {
         assert!(
             raw.contains(want),
@@ -221,7 +264,7 @@ fn exports_write_only_what_the_repository_lacks_and_the_commit_is_the_same_every
     assert_eq!(again["commit"], first["commit"]);
     assert_eq!(objects(&repo), total);
     // A related bundle: only the difference is written.
-    let mnt = export(&env, &store, "mnt.ctp", &repo, &[]);
+    let mnt = export(&env, &store, "mnt.ctp", &repo, &["--skip-special"]);
     let added = objects(&repo) - total;
     assert_eq!(
         mnt["objects_written"].as_u64().unwrap() as usize,
@@ -234,7 +277,13 @@ fn exports_write_only_what_the_repository_lacks_and_the_commit_is_the_same_every
     assert_eq!(added, 8, "{mnt}");
     // Another repository, and the other mode: the same commit checksum.
     for (name, mode) in [("repo2", "archive"), ("repo3", "bare-user")] {
-        let other = export(&env, &store, "mnt", &env.path(name), &["--mode", mode]);
+        let other = export(
+            &env,
+            &store,
+            "mnt",
+            &env.path(name),
+            &["--mode", mode, "--skip-special"],
+        );
         assert_eq!(other["commit"], mnt["commit"], "{name} ({mode})");
     }
     ostree(&env.path("repo3"), &["fsck"]).ok();
@@ -255,6 +304,7 @@ fn exports_write_only_what_the_repository_lacks_and_the_commit_is_the_same_every
             env.path("repo3").to_str().unwrap(),
             "--mode",
             "archive",
+            "--skip-special",
         ],
     )
     .fails(64, &["bare-user", "not archive"]);
@@ -279,6 +329,7 @@ fn a_damaged_store_object_stops_the_export_before_any_ref() {
             "mnt",
             "--repo",
             repo.to_str().unwrap(),
+            "--skip-special",
         ],
     )
     .fails(
@@ -299,7 +350,9 @@ fn a_damaged_store_object_stops_the_export_before_any_ref() {
 fn a_commit_whose_tree_was_changed_fails_verification_naming_the_path() {
     let (env, store) = setup();
     let repo = env.path("repo");
-    export(&env, &store, "mnt.ctp", &repo, &["--branch", "app/mnt"]);
+    let skip = ["--branch", "app/mnt", "--skip-special"];
+    let exported = export(&env, &store, "mnt.ctp", &repo, &skip);
+    let original = exported["commit"].as_str().unwrap();
     let target = format!("ostree:{}:app/mnt", repo.display());
     // Another signer's trust store: the signature is valid but not trusted (3).
     let stranger = TestEnv::new();
@@ -327,6 +380,7 @@ fn a_commit_whose_tree_was_changed_fails_verification_naming_the_path() {
         "cerro.manifest",
         "cerro.tree",
         "cerro.signature.alice",
+        "cerro.skipped",
     ] {
         args.push(format!("--keep-metadata={key}"));
     }
@@ -334,9 +388,33 @@ fn a_commit_whose_tree_was_changed_fails_verification_naming_the_path() {
     ostree(&repo, &refs).ok();
     ct_in(&env, &store, &["verify", &target])
         .fails(1, &["/data/public", "content", "is not the signed bundle"]);
+    // The exported tree again, with the list of skipped entries dropped from the metadata: the
+    // commit no longer accounts for the FIFO and the device the signed tree has.
+    let mut args: Vec<String> = vec![
+        "commit".into(),
+        "-b".into(),
+        "app/mnt".into(),
+        format!("--tree=ref={original}"),
+        "--owner-uid=0".into(),
+        "--owner-gid=0".into(),
+    ];
+    for key in [
+        "version",
+        "cerro.bundle",
+        "cerro.rootfs",
+        "cerro.manifest",
+        "cerro.tree",
+        "cerro.signature.alice",
+    ] {
+        args.push(format!("--keep-metadata={key}"));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    ostree(&repo, &refs).ok();
+    ct_in(&env, &store, &["verify", &target])
+        .fails(1, &["cerro.skipped names []", "/data/fifo, /data/null"]);
     // A content object changed on disk: OSTree's own checksum catches it.
     let repo2 = env.path("repo2");
-    export(&env, &store, "mnt.ctp", &repo2, &["--branch", "app/mnt"]);
+    export(&env, &store, "mnt.ctp", &repo2, &skip);
     let ls = ostree(&repo2, &["ls", "-C", "app/mnt", "/data/public"])
         .ok()
         .stdout
@@ -474,6 +552,7 @@ fn a_signed_commit_verifies_with_openssl() {
         "mnt.ctp",
         &repo,
         &[
+            "--skip-special",
             "-k",
             "alice",
             "--passphrase-file",

@@ -41,6 +41,7 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
         ("--repo", a.repo.is_some()),
         ("--branch", a.branch.is_some()),
         ("--parent", a.parent.is_some()),
+        ("--skip-special", a.skip_special),
         ("--key", a.key.is_some()),
         ("--passphrase-file", a.passphrase.passphrase_file.is_some()),
     ];

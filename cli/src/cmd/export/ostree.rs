@@ -5,7 +5,7 @@
 
 use super::Ctx;
 use crate::app::{BundleSource, ExportArgs, OstreeMode};
-use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR};
+use crate::exit::{CmdResult, Failure, HASH_MISMATCH, IO_ERROR, MALFORMED};
 use crate::output::{human_bytes, Progress};
 use crate::steps::ostree::ostree_failure;
 use crate::steps::sign::{signers, SigningKey};
@@ -13,7 +13,7 @@ use crate::steps::stored::{open_bundle, Checks};
 use base64::Engine as _;
 use cerro_core::rootfs::VerifiedTree;
 use cerro_core::sign::Suite;
-use cerro_ostree_export::export::{export, Bundle, ExportError};
+use cerro_ostree_export::export::{export, special_entries, Bundle, ExportError, Options};
 use cerro_ostree_export::{validate_ref, Checksum, Mode, Repo};
 use std::path::{Path, PathBuf};
 
@@ -45,20 +45,53 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
         OstreeMode::Archive => Mode::Archive,
         OstreeMode::BareUser => Mode::BareUser,
     };
+    let tree = VerifiedTree::new(opened.store.clone());
+    let root = &opened.bundle.subject().root;
+    // Before the repository is touched: what OSTree cannot hold is refused, or skipped and said.
+    let special = special_entries(&tree, root)
+        .map_err(|w| export_failure(&opened.label(), ExportError::Walk(w)))?;
+    if !special.is_empty() {
+        let listed: Vec<String> = special.iter().map(|(p, k)| format!("{p} ({k})")).collect();
+        if !a.skip_special {
+            return Err(Failure::new(
+                MALFORMED,
+                format!(
+                    "bundle {}: OSTree cannot hold {} of its entries (device nodes and FIFOs): {}",
+                    opened.label(),
+                    special.len(),
+                    listed.join(", ")
+                ),
+            )
+            .hint(
+                "pass --skip-special to leave them out of the commit (they stay in its signed \
+                 tree, and `ct verify ostree:` accounts for them), or use `ct unpack --format \
+                 rootfs`, which keeps them",
+            ));
+        }
+        eprintln!(
+            "{} left out of the commit (OSTree holds no devices or FIFOs; kept in its signed tree): {}",
+            ctx.out.warn("skipped:"),
+            crate::output::safe(&listed.join(", "))
+        );
+    }
     let repo = Repo::create_or_open(&repo_path, mode).map_err(ostree_failure)?;
 
     let mut progress = Progress::new(&ctx.out, "exporting", 0);
     let mut done = 0u64;
+    let options = Options {
+        parent,
+        skip_special: a.skip_special,
+    };
     let exported = export(
-        &VerifiedTree::new(opened.store.clone()),
+        &tree,
         &Bundle {
             manifest,
             manifest_bytes: opened.bundle.manifest_bytes(),
             signatures: opened.bundle.signatures(),
-            root: &opened.bundle.subject().root,
+            root,
         },
         &repo,
-        parent,
+        &options,
         &mut |n| {
             done += n;
             progress.update(done);
@@ -87,7 +120,7 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
             objects_present: exported.stats.already_present,
             files: exported.files,
             bytes: exported.bytes,
-            left_out: &exported.left_out,
+            skipped: &exported.skipped,
             signed_by: signed.as_ref().map(|(k, _)| k.as_str()),
             ed25519_public_key: signed.as_ref().map(|(_, p)| p.as_str()),
         },
@@ -180,12 +213,6 @@ fn print(ctx: &Ctx, r: &Report<'_>) {
         r.files,
         human_bytes(r.bytes)
     ));
-    if !r.left_out.is_empty() {
-        ctx.out.line(format!(
-            "  left out of the tree (OSTree holds no devices or FIFOs; kept in the commit's signed tree): {}",
-            r.left_out.join(", ")
-        ));
-    }
     if let (Some(k), Some(public)) = (r.signed_by, r.ed25519_public_key) {
         ctx.out.line(format!(
             "  signed with {k}; a host accepts it with: ostree remote add --set=sign-verify=ed25519 \
@@ -209,7 +236,7 @@ struct Report<'a> {
     objects_present: u64,
     files: u64,
     bytes: u64,
-    left_out: &'a [String],
+    skipped: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     signed_by: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -232,6 +259,8 @@ fn export_failure(label: &str, e: ExportError) -> Failure {
         e @ (ExportError::Walk(_) | ExportError::File { .. }) => {
             Failure::new(IO_ERROR, format!("bundle {label}: {e}"))
         }
+        e @ ExportError::Special { .. } => Failure::new(MALFORMED, format!("bundle {label}, {e}"))
+            .hint("pass --skip-special to leave device nodes and FIFOs out of the commit"),
         ExportError::NotRepresentable { .. } => Failure::usage(format!("bundle {label}, {e}"))
             .hint(
                 "OSTree names and symlink targets are UTF-8; `ct unpack --format rootfs` keeps any",

@@ -84,18 +84,26 @@ pub fn run(
             "repo": repo_path,
             "ref": reference,
             "commit": claim.commit.to_string(),
-            "files": checked.map(|c| c.files),
-            "bytes": checked.map(|c| c.bytes),
+            "files": checked.as_ref().map(|c| c.files),
+            "bytes": checked.as_ref().map(|c| c.bytes),
+            "skipped": checked.as_ref().map(|c| &c.skipped),
         },
         "report": rep,
     }));
     let passed = checked.filter(|_| rep.ok()).map(|c| {
-        format!(
+        let mut s = format!(
             "commit {} re-derives the signed rootfs ({} files and links, {} read)",
             claim.commit,
             c.files,
             crate::output::human_bytes(c.bytes)
-        )
+        );
+        if !c.skipped.is_empty() {
+            s.push_str(&format!(
+                "; taken from its signed tree, as OSTree holds no devices or FIFOs: {}",
+                c.skipped.join(", ")
+            ));
+        }
+        s
     });
     print_report_with(ctx, Path::new(arg), &rep, policy.map(|(p, _)| p), passed);
     Ok(rep.exit_code())
