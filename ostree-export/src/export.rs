@@ -64,7 +64,7 @@ pub struct Options {
     /// The commit's parent (none by default, so a bundle always gives the same commit).
     pub parent: Option<Checksum>,
     /// Leave device nodes and FIFOs out of the tree; without it the export stops at the first
-    /// ([`ExportError::Special`]; [`special_entries`] lists them all beforehand).
+    /// ([`ExportError::Special`]; [`preflight`] lists them all beforehand).
     pub skip_special: bool,
 }
 
@@ -204,23 +204,34 @@ pub fn special_kind(p: &Payload) -> Option<&'static str> {
     }
 }
 
-/// Every device node and FIFO of the tree, with what it is, in walk order: one pass over the
-/// verified directory nodes, reading no file content, so that an export can refuse before it
-/// writes anything.
-pub fn special_entries<S: TreeStore + ?Sized>(
+/// What an export would meet, found before anything is written: one pass over the verified
+/// directory nodes (no file content is read) that answers every device node and FIFO, with
+/// what it is, in walk order — or the first entry OSTree cannot hold at all (a name or symlink
+/// target that is not UTF-8), so that the export can refuse before the repository is touched.
+pub fn preflight<S: TreeStore + ?Sized>(
     tree: &VerifiedTree<S>,
     root: &RootRecord,
-) -> Result<Vec<(String, &'static str)>, Box<WalkError>> {
+) -> Result<Vec<(String, &'static str)>, ExportError> {
     let mut found = Vec::new();
     for item in Walk::new(tree, root) {
-        match item {
-            WalkItem::Error(e) => return Err(Box::new(e)),
-            WalkItem::DirEnd(_) => {}
-            WalkItem::Entry(e) => {
-                if let Some(kind) = special_kind(e.payload()) {
-                    found.push((shown(&e.path), kind));
-                }
-            }
+        let e = match item {
+            WalkItem::Error(e) => return Err(ExportError::Walk(Box::new(e))),
+            WalkItem::DirEnd(_) => continue,
+            WalkItem::Entry(e) => e,
+        };
+        if let Some(kind) = special_kind(e.payload()) {
+            found.push((shown(&e.path), kind));
+            continue;
+        }
+        let refused = |why: String| ExportError::NotRepresentable {
+            path: shown(&e.path),
+            why,
+        };
+        if e.depth > 0 {
+            crate::objects::validate_name(e.name()).map_err(refused)?;
+        }
+        if let Payload::Symlink { target, .. } = e.payload() {
+            crate::objects::validate_symlink_target(target).map_err(refused)?;
         }
     }
     Ok(found)

@@ -409,6 +409,20 @@ pub(crate) fn decode_archive_header(data: &[u8]) -> Result<(FileMeta, FileKind),
     Ok((meta, kind))
 }
 
+/// A symlink target as OSTree holds it: UTF-8 without NUL, 1 to 4095 bytes.
+pub fn validate_symlink_target(t: &[u8]) -> Result<&str, String> {
+    let s = std::str::from_utf8(t).map_err(|_| {
+        format!(
+            "the symlink target {:?} is not UTF-8",
+            String::from_utf8_lossy(t)
+        )
+    })?;
+    if s.contains('\0') {
+        return Err("a symlink target holds a NUL".into());
+    }
+    validate_target(s)
+}
+
 fn validate_target(t: &str) -> Result<&str, String> {
     if t.is_empty() || t.len() > MAX_SYMLINK_TARGET {
         return Err(format!("symlink target of {} bytes", t.len()));

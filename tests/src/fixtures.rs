@@ -95,6 +95,19 @@ pub fn multilayer_image() -> &'static Path {
     P.get_or_init(|| script_fixture("multilayer", "make-multilayer-image", &[]))
 }
 
+/// [`multilayer_image`] without its one file whose name is not UTF-8 (`--utf8-names`), for
+/// exports to OSTree, which holds only UTF-8 names.
+pub fn multilayer_image_utf8() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        script_fixture(
+            "multilayer-utf8",
+            "make-multilayer-image",
+            &["--utf8-names"],
+        )
+    })
+}
+
 /// A Debian 12 minbase OCI layout (`tools/make-debian-image`, tag [`DEBIAN_TAG`]).
 pub fn debian_image() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();

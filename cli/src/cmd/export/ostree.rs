@@ -13,7 +13,7 @@ use crate::steps::stored::{open_bundle, Checks};
 use base64::Engine as _;
 use cerro_core::rootfs::VerifiedTree;
 use cerro_core::sign::Suite;
-use cerro_ostree_export::export::{export, special_entries, Bundle, ExportError, Options};
+use cerro_ostree_export::export::{export, preflight, Bundle, ExportError, Options};
 use cerro_ostree_export::{validate_ref, Checksum, Mode, Repo};
 use std::path::{Path, PathBuf};
 
@@ -47,9 +47,9 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
     };
     let tree = VerifiedTree::new(opened.store.clone());
     let root = &opened.bundle.subject().root;
-    // Before the repository is touched: what OSTree cannot hold is refused, or skipped and said.
-    let special = special_entries(&tree, root)
-        .map_err(|w| export_failure(&opened.label(), ExportError::Walk(w)))?;
+    // Before the repository is touched: what OSTree cannot hold is refused (or, for devices and
+    // FIFOs, skipped and said).
+    let special = preflight(&tree, root).map_err(|e| export_failure(&opened.label(), e))?;
     if !special.is_empty() {
         let listed: Vec<String> = special.iter().map(|(p, k)| format!("{p} ({k})")).collect();
         if !a.skip_special {
