@@ -732,15 +732,10 @@ pub struct ExportArgs {
     /// The ref to point at the commit [default: cerro/NAME, NAME the bundle's package name]
     #[arg(long, value_name = "REF", help_heading = "OSTree (--format ostree)")]
     pub branch: Option<String>,
-    /// The repository mode when it is created (an existing repository keeps its own; asking
-    /// for another is refused)
-    #[arg(
-        long,
-        value_enum,
-        default_value = "archive",
-        help_heading = "OSTree (--format ostree)"
-    )]
-    pub mode: OstreeMode,
+    /// The repository mode when it is created [default: archive]; an existing repository keeps
+    /// its own, and naming another mode for it is refused
+    #[arg(long, value_enum, help_heading = "OSTree (--format ostree)")]
+    pub mode: Option<OstreeMode>,
     /// The commit's parent (a checksum) [default: none, so the same bundle always gives the
     /// same commit]
     #[arg(long, value_name = "COMMIT", help_heading = "OSTree (--format ostree)")]

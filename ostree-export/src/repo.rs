@@ -72,6 +72,16 @@ impl Repo {
     /// an empty directory. An existing repository must be of `mode` (`ModeMismatch`); a
     /// non-empty directory without a `config` is refused (`NotARepository`).
     pub fn create_or_open(path: &Path, mode: Mode) -> Result<Repo> {
+        Self::open_or_create(path, mode, true)
+    }
+
+    /// Like [`Repo::create_or_open`], but an existing repository of either mode is taken as it
+    /// is; `mode` is only the mode of a repository created here.
+    pub fn create_or_open_any(path: &Path, mode: Mode) -> Result<Repo> {
+        Self::open_or_create(path, mode, false)
+    }
+
+    fn open_or_create(path: &Path, mode: Mode, same_mode: bool) -> Result<Repo> {
         match std::fs::create_dir(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -80,7 +90,7 @@ impl Repo {
         let dir = open_root(path)?;
         if fsutil::exists(dir.as_fd(), "config")? {
             let repo = Self::from_dir(path, dir)?;
-            if repo.mode != mode {
+            if same_mode && repo.mode != mode {
                 return Err(Error::ModeMismatch {
                     path: path.to_owned(),
                     found: repo.mode.config_name(),
@@ -437,6 +447,13 @@ mod tests {
             Err(Error::ModeMismatch { .. })
         ));
         assert_eq!(Repo::open(&p).unwrap().mode(), Mode::Archive);
+        // Taken as it is when no mode is insisted on; created in the given one otherwise.
+        let any = Repo::create_or_open_any(&p, Mode::BareUser).unwrap();
+        assert_eq!(any.mode(), Mode::Archive);
+        let q = td.path().join("q");
+        let made = Repo::create_or_open_any(&q, Mode::BareUser).unwrap();
+        assert_eq!(made.mode(), Mode::BareUser);
+        std::fs::remove_dir_all(&q).unwrap();
         std::fs::write(td.path().join("other"), b"x").unwrap();
         assert!(matches!(
             Repo::create_or_open(td.path(), Mode::Archive),

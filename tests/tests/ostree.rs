@@ -440,6 +440,10 @@ fn exports_write_only_what_the_repository_lacks_and_the_commit_is_the_same_every
         ],
     )
     .fails(64, &["bare-user", "not archive"]);
+    // Without --mode, an existing repository is taken in its own mode.
+    let again = export(&env, &store, "mnt", &env.path("repo3"), &["--skip-special"]);
+    assert_eq!(again["mode"], "bare-user");
+    assert_eq!(again["objects_written"], 0, "{again}");
 }
 
 #[test]

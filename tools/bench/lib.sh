@@ -129,3 +129,31 @@ bench_rss_mib() {
     awk -F: '/Maximum resident set size/ { printf "%.1f\n", $2 / 1024 }' "$out"
     rm -f "$out"
 }
+
+# bench_debian_layout [ARGS…]: the cached layout tools/make-debian-image builds with ARGS, at the path
+# the tests use (tests/src/fixtures.rs: NAME-<12 hex of sha256(script bytes, args joined by NUL)>).
+bench_debian_layout() {
+    local name=debian-minbase script=$REPO_ROOT/tools/make-debian-image key first=1 dir
+    [ $# -eq 0 ] || name=debian-minbase-plus
+    key=$({
+        cat "$script"
+        for a in "$@"; do
+            [ "$first" = 1 ] || printf '\0'
+            printf '%s' "$a"
+            first=0
+        done
+    } | sha256sum | cut -c1-12)
+    dir=$TARGET_DIR/cerro-fixtures/$name-$key
+    mkdir -p "$TARGET_DIR/cerro-fixtures"
+    # The same lock file the tests take, so a test and a bench never build it twice at once.
+    (
+        flock 9
+        if [ ! -d "$dir" ]; then
+            bench_say "building $dir (debootstrap; cached for the tests and later runs)"
+            rm -rf "$dir.tmp-bench"
+            "$script" "$@" "$dir.tmp-bench" >&2
+            mv "$dir.tmp-bench" "$dir"
+        fi
+    ) 9>"$dir.lock"
+    printf '%s\n' "$dir"
+}

@@ -42,6 +42,7 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
         ("--branch", a.branch.is_some()),
         ("--parent", a.parent.is_some()),
         ("--skip-special", a.skip_special),
+        ("--mode", a.mode.is_some()),
         ("--key", a.key.is_some()),
         ("--passphrase-file", a.passphrase.passphrase_file.is_some()),
     ];

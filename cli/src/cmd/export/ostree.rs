@@ -41,10 +41,10 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
     validate_ref(&branch).map_err(|e| {
         Failure::usage(e.to_string()).hint("name the ref with --branch REF (e.g. --branch os/app)")
     })?;
-    let mode = match a.mode {
+    let mode = a.mode.map(|m| match m {
         OstreeMode::Archive => Mode::Archive,
         OstreeMode::BareUser => Mode::BareUser,
-    };
+    });
     let tree = VerifiedTree::new(opened.store.clone());
     let root = &opened.bundle.subject().root;
     // Before the repository is touched: what OSTree cannot hold is refused (or, for devices and
@@ -74,7 +74,11 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
             crate::output::safe(&listed.join(", "))
         );
     }
-    let repo = Repo::create_or_open(&repo_path, mode).map_err(ostree_failure)?;
+    let repo = match mode {
+        Some(m) => Repo::create_or_open(&repo_path, m),
+        None => Repo::create_or_open_any(&repo_path, Mode::Archive),
+    }
+    .map_err(ostree_failure)?;
 
     let mut progress = Progress::new(&ctx.out, "exporting", 0);
     let mut done = 0u64;
@@ -113,7 +117,7 @@ pub fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult<u8> {
             bundle_digest: opened.bundle.digest().to_string(),
             rootfs: manifest.rootfs.digest.to_string(),
             repo: repo_path,
-            mode: mode.config_name(),
+            mode: repo.mode().config_name(),
             branch: &branch,
             commit: commit.to_string(),
             objects_written: exported.stats.written,
