@@ -24,6 +24,9 @@ use crate::repo::{Mode, Repo};
 const ARCHIVE_COMPRESSION_LEVEL: u32 = 6;
 /// Read size when streaming file content.
 const COPY_CHUNK: usize = 128 << 10;
+/// Regular files up to this size are read into memory and hashed before anything is written
+/// (objects already present cost no compression and no write); larger ones stream.
+const IN_MEMORY_MAX: u64 = 8 << 20;
 /// Largest content-object header (metadata and xattrs of one file) written or read.
 pub const MAX_FILE_HEADER_BYTES: usize = 16 << 20;
 /// bare-user keeps at most these permission bits on the object file itself (OSTree's mask:
@@ -278,7 +281,8 @@ impl<'r> CommitBuilder<'r> {
 
 /// Hashes what it writes (the content part of a content checksum).
 struct HashingCopy<'a> {
-    hasher: &'a mut Sha256,
+    /// None when the bytes were hashed already (an object buffered in memory first).
+    hasher: Option<&'a mut Sha256>,
 }
 
 /// Streams `content` into `out`, hashing it, refusing more or fewer than `size` bytes.
@@ -287,7 +291,7 @@ fn copy_exact(
     content: &mut dyn Read,
     size: u64,
     out: &mut dyn Write,
-    h: HashingCopy<'_>,
+    mut h: HashingCopy<'_>,
 ) -> Result<()> {
     let mut buf = vec![0u8; COPY_CHUNK];
     let mut total: u64 = 0;
@@ -312,7 +316,9 @@ fn copy_exact(
                 more: true,
             });
         }
-        h.hasher.update(&buf[..n]);
+        if let Some(hasher) = h.hasher.as_deref_mut() {
+            hasher.update(&buf[..n]);
+        }
         out.write_all(&buf[..n])
             .map_err(|e| Error::io(format!("writing the content of {name:?}"), e))?;
     }
@@ -345,10 +351,80 @@ pub(crate) fn write_content(
     }
     let mut hasher = Sha256::new();
     hasher.update(&header);
+    // A file small enough is read (verified) and hashed first, so an object the repository
+    // already has is neither compressed nor written again; a larger one streams into a temporary
+    // object, hashed on the way, which is dropped if the repository turns out to have it.
+    if let (FileKind::Regular { size }, Some(content)) = (kind, content) {
+        if *size <= IN_MEMORY_MAX {
+            let mut data = Vec::with_capacity(*size as usize);
+            copy_exact(
+                name,
+                content,
+                *size,
+                &mut data,
+                HashingCopy {
+                    hasher: Some(&mut hasher),
+                },
+            )?;
+            let checksum = Checksum(hasher.finalize().into());
+            if repo.has_object(ObjectType::File, &checksum)? {
+                return Ok((checksum, false));
+            }
+            let tmp_dir = repo.tmp_dir()?;
+            let tmp = TmpFile::create(tmp_dir.as_fd())?;
+            write_object(
+                &tmp,
+                repo.mode(),
+                name,
+                meta,
+                kind,
+                Some(&mut &data[..]),
+                None,
+            )?;
+            let new = repo.persist_object(tmp, ObjectType::File, &checksum)?;
+            return Ok((checksum, new));
+        }
+        let tmp_dir = repo.tmp_dir()?;
+        let tmp = TmpFile::create(tmp_dir.as_fd())?;
+        write_object(
+            &tmp,
+            repo.mode(),
+            name,
+            meta,
+            kind,
+            Some(content),
+            Some(&mut hasher),
+        )?;
+        let checksum = Checksum(hasher.finalize().into());
+        let new = repo.persist_object(tmp, ObjectType::File, &checksum)?;
+        return Ok((checksum, new));
+    }
+    // A symlink: its target is in the header, already hashed.
+    let checksum = Checksum(hasher.finalize().into());
+    if repo.has_object(ObjectType::File, &checksum)? {
+        return Ok((checksum, false));
+    }
     let tmp_dir = repo.tmp_dir()?;
     let tmp = TmpFile::create(tmp_dir.as_fd())?;
+    write_object(&tmp, repo.mode(), name, meta, kind, None, None)?;
+    let new = repo.persist_object(tmp, ObjectType::File, &checksum)?;
+    Ok((checksum, new))
+}
+
+/// Writes a content object's file into `tmp` (not yet in place): content streamed from
+/// `content`, hashed into `hasher` when one is given.
+fn write_object(
+    tmp: &TmpFile<'_>,
+    mode: Mode,
+    name: &str,
+    meta: &FileMeta,
+    kind: &FileKind,
+    content: Option<&mut dyn Read>,
+    hasher: Option<&mut Sha256>,
+) -> Result<()> {
+    let what = |e: String| not_representable(format!("{name:?}: {e}"));
     let io = |e: std::io::Error| Error::io(format!("writing the object of {name:?}"), e);
-    match (repo.mode(), kind) {
+    match (mode, kind) {
         (Mode::Archive, _) => {
             let archive_header = objects::encode_archive_header(meta, kind).map_err(what)?;
             let mut out = BufWriter::new(&tmp.file);
@@ -356,15 +432,7 @@ pub(crate) fn write_content(
             if let (FileKind::Regular { size }, Some(content)) = (kind, content) {
                 let mut z =
                     DeflateEncoder::new(&mut out, Compression::new(ARCHIVE_COMPRESSION_LEVEL));
-                copy_exact(
-                    name,
-                    content,
-                    *size,
-                    &mut z,
-                    HashingCopy {
-                        hasher: &mut hasher,
-                    },
-                )?;
+                copy_exact(name, content, *size, &mut z, HashingCopy { hasher })?;
                 z.finish().map_err(io)?;
             }
             out.flush().map_err(io)?;
@@ -374,17 +442,9 @@ pub(crate) fn write_content(
                 return Err(Error::Protocol("regular file without content".into()));
             };
             let mut out = BufWriter::new(&tmp.file);
-            copy_exact(
-                name,
-                content,
-                *size,
-                &mut out,
-                HashingCopy {
-                    hasher: &mut hasher,
-                },
-            )?;
+            copy_exact(name, content, *size, &mut out, HashingCopy { hasher })?;
             out.flush().map_err(io)?;
-            set_bareuser_meta(&tmp, meta, false, name)?;
+            set_bareuser_meta(tmp, meta, false, name)?;
             let mode = (meta.mode & BAREUSER_FILE_MASK) | 0o400;
             rfs::fchmod(&tmp.file, FsMode::from_raw_mode(mode)).map_err(sys("fchmod"))?;
         }
@@ -394,14 +454,12 @@ pub(crate) fn write_content(
             out.write_all(target.as_bytes()).map_err(io)?;
             out.write_all(&[0]).map_err(io)?;
             out.flush().map_err(io)?;
-            set_bareuser_meta(&tmp, meta, true, name)?;
+            set_bareuser_meta(tmp, meta, true, name)?;
             rfs::fchmod(&tmp.file, FsMode::from_raw_mode(BAREUSER_SYMLINK_FILE_MODE))
                 .map_err(sys("fchmod"))?;
         }
     }
-    let checksum = Checksum(hasher.finalize().into());
-    let new = repo.persist_object(tmp, ObjectType::File, &checksum)?;
-    Ok((checksum, new))
+    Ok(())
 }
 
 fn set_bareuser_meta(tmp: &TmpFile<'_>, meta: &FileMeta, symlink: bool, name: &str) -> Result<()> {

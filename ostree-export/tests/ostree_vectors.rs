@@ -1,5 +1,6 @@
 //! The OSTree export against its vectors (spec/ostree.md §6): each valid rootfs vector of
-//! `spec/vectors/rootfs/valid/`, with a fixed manifest, exports to the commit checksum written in
+//! `spec/vectors/rootfs/valid/` and each tree of `spec/vectors/ostree/trees/` (`specials`: device
+//! nodes and FIFOs, skipped), with a fixed manifest, exports to the commit checksum written in
 //! `spec/vectors/ostree/commits.txt` in both repository modes (a second implementation, or this
 //! one on another machine, must give the same), the commit verifies against its own bundle,
 //! and a vector OSTree cannot hold (a name that is not UTF-8) is refused naming the path.
@@ -11,7 +12,7 @@ use cerro_core::manifest::{Descriptor, Manifest, Package, RootfsRef, Source, MAN
 use cerro_core::rootfs::{Limits, MemorySink, MemoryTree, RootfsBuilder, VerifiedTree};
 use cerro_core::source::Compression;
 use cerro_core::{Sha256Digest, SignatureSet};
-use cerro_ostree_export::export::{export, Bundle, ExportError, Options};
+use cerro_ostree_export::export::{export, preflight, Bundle, ExportError, Options};
 use cerro_ostree_export::verify::{check_tree, read_claim, CheckError};
 use cerro_ostree_export::{Mode, Repo};
 use std::collections::BTreeMap;
@@ -104,12 +105,13 @@ fn rootfs_vectors_export_to_their_commits_in_both_modes_and_verify() {
             .collect()
     };
     let mut got = BTreeMap::new();
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(spec().join("rootfs/valid"))
-        .unwrap()
+    let mut cases: Vec<PathBuf> = ["rootfs/valid", "ostree/trees"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(spec().join(d)).unwrap())
         .map(|e| e.unwrap().path())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 4);
+    assert!(cases.len() >= 6);
     for dir in cases {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let (store, rootfs) = tree_of(&dir);
@@ -133,6 +135,19 @@ fn rootfs_vectors_export_to_their_commits_in_both_modes_and_verify() {
             };
             match export(&tree, &bundle, &repo, &skip, &mut |_| {}) {
                 Ok(done) => {
+                    if name == "specials" {
+                        assert_eq!(
+                            done.skipped,
+                            [
+                                "/dev/null",
+                                "/dev/sda",
+                                "/odd\\\\name/pipe",
+                                "/run/ctl\\x1b",
+                                "/run/initctl"
+                            ],
+                            "in walk order, escaped"
+                        );
+                    }
                     repo.set_ref("v", &done.commit).unwrap();
                     let claim = read_claim(&repo, "v").unwrap();
                     assert_eq!(claim.manifest_bytes, bytes);
@@ -203,6 +218,49 @@ fn a_commit_is_not_a_bundle_it_does_not_carry() {
         Err(CheckError::Differs { path, what }) => {
             assert_eq!(path, "/");
             assert!(what.contains("signed manifest names rootfs"), "{what}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn device_nodes_and_fifos_are_refused_unless_skipped_and_found_before_any_write() {
+    let (store, rootfs) = tree_of(&spec().join("ostree/trees/specials"));
+    let tree = VerifiedTree::new(store);
+    let found = preflight(&tree, &rootfs.root).unwrap();
+    assert_eq!(
+        found,
+        [
+            ("/dev/null".to_string(), "a character device"),
+            ("/dev/sda".to_string(), "a block device"),
+            ("/odd\\\\name/pipe".to_string(), "a FIFO"),
+            ("/run/ctl\\x1b".to_string(), "a FIFO"),
+            ("/run/initctl".to_string(), "a FIFO"),
+        ]
+    );
+    let m = manifest("specials", &rootfs);
+    let bytes = m.encode();
+    let sigs = SignatureSet::new();
+    let t = tempfile::tempdir().unwrap();
+    let repo = Repo::create_or_open(&t.path().join("repo"), Mode::Archive).unwrap();
+    let bundle = Bundle {
+        manifest: &m,
+        manifest_bytes: &bytes,
+        signatures: &sigs,
+        root: &rootfs.root,
+    };
+    match export(&tree, &bundle, &repo, &Options::default(), &mut |_| {}) {
+        Err(ExportError::Special { path, kind }) => {
+            assert_eq!((path.as_str(), kind), ("/dev/null", "a character device"))
+        }
+        other => panic!("{other:?}"),
+    }
+    // A name that is not UTF-8 is found by the preflight too (basic has one).
+    let (store, rootfs) = tree_of(&spec().join("rootfs/valid/basic"));
+    match preflight(&VerifiedTree::new(store), &rootfs.root) {
+        Err(ExportError::NotRepresentable { path, why }) => {
+            assert_eq!(path, "/names/latin1-\\xe9");
+            assert!(why.contains("not UTF-8"), "{why}");
         }
         other => panic!("{other:?}"),
     }
