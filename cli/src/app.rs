@@ -981,6 +981,11 @@ pub struct PackArgs {
     /// signed with the bundle as attestation `sbom`; made by default)
     #[arg(long)]
     pub no_sbom: bool,
+    /// Leave out the provenance (an in-toto statement with a SLSA Provenance v1 predicate:
+    /// builder ct and its version, the source and its digest, these parameters; in a DSSE
+    /// envelope signed by the bundle's keys, attestation `provenance`; made by default)
+    #[arg(long)]
+    pub no_provenance: bool,
     /// Replace OUT if it exists
     #[arg(long)]
     pub force: bool,
@@ -1285,6 +1290,7 @@ impl FetchArgs {
             name: self.name,
             version: self.version,
             no_sbom: false,
+            no_provenance: false,
             force: self.force,
             passphrase: self.passphrase,
             registry: self.registry,

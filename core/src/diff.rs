@@ -127,6 +127,45 @@ pub struct AttestationDiff {
     /// SBOM packages (`name version`) in NEW only, in OLD only, and with another version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packages: Option<PackageDiff>,
+    /// When both have provenance: what it says differently (builder, build type, source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Vec<FieldChange>>,
+}
+
+/// One field that differs between two documents.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// What two provenance statements say differently: the builder (id and version), the build
+/// type, the source and its digest.
+pub fn provenance(
+    old: &crate::provenance::Summary,
+    new: &crate::provenance::Summary,
+) -> Vec<FieldChange> {
+    let builder =
+        |s: &crate::provenance::Summary| format!("{} {}", s.builder_id, s.builder_version);
+    [
+        ("builder", builder(old), builder(new)),
+        ("build_type", old.build_type.clone(), new.build_type.clone()),
+        ("source", old.source.clone(), new.source.clone()),
+        (
+            "source_digest",
+            old.source_digest.clone(),
+            new.source_digest.clone(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, o, n)| o != n)
+    .map(|(field, old, new)| FieldChange {
+        field: field.into(),
+        old,
+        new,
+    })
+    .collect()
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]

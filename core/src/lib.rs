@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod mldsa;
 pub mod pack;
 pub mod policy;
+pub mod provenance;
 pub mod registry;
 pub mod rootfs;
 pub mod runtime;

@@ -8,6 +8,7 @@ use crate::manifest::RootfsRef;
 use crate::manifest::{
     canonical_time, is_valid_name, Descriptor, Manifest, Package, Source, MANIFEST_FORMAT_V1,
 };
+use crate::provenance;
 use crate::rootfs::{ContentSink, HashSink, LayerError, Limits, Rootfs, RootfsBuilder};
 use crate::sbom::{self, CaptureSink};
 use crate::source::{check_layer_magic, layer_compression, ImageSource};
@@ -32,6 +33,11 @@ pub struct PackOptions {
     pub sbom: bool,
     /// Who made the bundle, for the SBOM's creator (`ct-VERSION`).
     pub tool: String,
+    /// Add SLSA provenance in a DSSE envelope signed by the signers given to [`plan`]
+    /// (attestation kind `provenance`).
+    pub provenance: bool,
+    /// This `ct`'s version, for the provenance's builder.
+    pub tool_version: String,
 }
 
 /// A planned bundle: its manifest, and the bodies of the attestations it names (by digest),
@@ -66,7 +72,12 @@ impl BlobSource for WithAttestations<'_> {
 }
 
 /// Build the manifest for `src`. Reads each layer's first bytes to check its compression.
-pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Planned, BundleError> {
+/// `signers` are the keys that will sign the bundle; they also sign the provenance.
+pub fn plan(
+    src: &mut dyn ImageSource,
+    opts: &PackOptions,
+    signers: &[&crate::sign::Signer],
+) -> Result<Planned, BundleError> {
     let img = src.image().clone();
     let cfg: serde_json::Value = serde_json::from_slice(&img.config_bytes).map_err(|e| {
         BundleError::malformed(format!("image config {}: not JSON: {e}", img.config.digest))
@@ -137,6 +148,27 @@ pub fn plan(src: &mut dyn ImageSource, opts: &PackOptions) -> Result<Planned, Bu
         listed.push(Attestation {
             kind: "sbom".into(),
             media_type: sbom::SPDX_MEDIA_TYPE.into(),
+            digest,
+            size: body.len() as u64,
+        });
+        attestations.insert(digest, body);
+    }
+    if opts.provenance && !signers.is_empty() {
+        let statement = provenance::statement(&provenance::Params {
+            name: &name,
+            version: &version,
+            created: &created,
+            image: &img.manifest.digest,
+            source: &img.reference,
+            source_digest: &img.source_digest,
+            sbom: opts.sbom,
+            tool_version: &opts.tool_version,
+        });
+        let body = provenance::envelope(&statement, signers);
+        let digest = Sha256Digest::of(&body);
+        listed.push(Attestation {
+            kind: "provenance".into(),
+            media_type: provenance::DSSE_MEDIA_TYPE.into(),
             digest,
             size: body.len() as u64,
         });

@@ -411,6 +411,73 @@ pub fn forge_package(
     }
 }
 
+/// Forge `DIR/NAME.ctp` as `ct pack` would make it with the forger's key — SBOM and provenance
+/// included — but with the provenance's DSSE envelope (as JSON) changed by `tamper` before the
+/// manifest naming it is signed: the bundle's own signature is valid, and only the envelope can
+/// be wrong.
+pub fn forge_provenance(
+    dir: &Path,
+    name: &str,
+    layers: &[Layer],
+    tamper: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
+    use cerro_core::pack::{plan, PackOptions, WithAttestations};
+    let layout = dir.join(format!("{name}-layout"));
+    write_layout(&layout, name, layers);
+    let mut src = OciDir::open(&layout, Some(name)).expect("the forged layout opens");
+    let key = forger();
+    let mut planned = plan(
+        &mut src,
+        &PackOptions {
+            name: Some(name.into()),
+            sbom: true,
+            provenance: true,
+            tool: "ct-forge".into(),
+            tool_version: "0".into(),
+            ..PackOptions::default()
+        },
+        &[&key],
+    )
+    .expect("the layout plans");
+    let at = planned
+        .manifest
+        .attestations
+        .iter_mut()
+        .find(|a| a.kind == "provenance")
+        .expect("a provenance attestation");
+    let body = planned.attestations.remove(&at.digest).unwrap();
+    let mut env: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    tamper(&mut env);
+    let mut body = serde_json::to_vec_pretty(&env).unwrap();
+    body.push(b'\n');
+    at.digest = cerro_core::Sha256Digest::of(&body);
+    at.size = body.len() as u64;
+    planned.attestations.insert(at.digest, body);
+    let manifest = planned.manifest;
+    let manifest_bytes = manifest.encode();
+    let sigs = [key.sign(&manifest_bytes)];
+    let contents = BundleContents {
+        manifest: &manifest,
+        manifest_bytes: &manifest_bytes,
+        signatures: &sigs,
+    };
+    let mut blobs = WithAttestations {
+        inner: &mut src,
+        attestations: &planned.attestations,
+    };
+    let bundle = dir.join(format!("{name}.ctp"));
+    let f = fs::File::create(&bundle).unwrap();
+    let w = write_bundle(
+        std::io::BufWriter::new(f),
+        &contents,
+        &mut blobs,
+        &mut |_| {},
+    )
+    .expect("the bundle writer writes the forged bundle");
+    w.into_inner().unwrap().sync_all().unwrap();
+    bundle
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

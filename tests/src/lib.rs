@@ -644,6 +644,39 @@ pub fn signed_bundle() -> &'static Signed {
 // ---------------------------------------------------------------------------------------------
 // Layout and digest helpers
 
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Check an Ed25519 signature over `message` with OpenSSL (`pkeyutl -verify -rawin`), an
+/// implementation independent of ct's: the public key, message and signature go through files
+/// in `dir`. Success prints "Signature Verified Successfully".
+pub fn openssl_ed25519_verify(dir: &Path, public: &[u8], message: &[u8], sig: &[u8]) -> Run {
+    let mut spki = ED25519_SPKI_PREFIX.to_vec();
+    spki.extend_from_slice(public);
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        B64.encode(&spki)
+    );
+    let (key, msg, sigf) = (
+        dir.join("ed25519.pem"),
+        dir.join("ed25519.msg"),
+        dir.join("ed25519.sig"),
+    );
+    fs::write(&key, pem).unwrap();
+    fs::write(&msg, message).unwrap();
+    fs::write(&sigf, sig).unwrap();
+    let mut c = Command::new("openssl");
+    c.args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
+        .arg(&key)
+        .arg("-in")
+        .arg(&msg)
+        .arg("-sigfile")
+        .arg(&sigf);
+    run_command(c)
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
     let mut s = String::from("sha256:");

@@ -83,10 +83,10 @@ fn export_shares_blobs_is_deterministic_and_imports_byte_identically_elsewhere()
 
     // Each blob once: one and two have identical images; three adds one layer and a new
     // manifest (and config stays shared): 3 + 2 distinct image blobs, not 3 + 3 + 4 — plus
-    // each bundle's SBOM, which names its package and version, so three of them.
+    // each bundle's SBOM and provenance, which name its package and version, so three of each.
     let p = pool(&env.path("site.tar"));
     assert!(p.values().all(|&n| n == 1), "a blob is stored twice: {p:?}");
-    assert_eq!(p.len(), 5 + 3, "{p:?}");
+    assert_eq!(p.len(), 5 + 3 + 3, "{p:?}");
     let base_layer = cerro_tests::skopeo_layers(&env.path("one.ctp"))[0].clone();
     assert_eq!(p.get(base_layer.strip_prefix("sha256:").unwrap()), Some(&1));
     let sizes: u64 = ["one.ctp", "two.ctp", "three.ctp"]

@@ -148,9 +148,18 @@ fn the_sboms_package_changes_are_listed() {
         .json();
     assert_eq!(
         v["attestations"]["changed"],
-        serde_json::json!(["sbom"]),
+        serde_json::json!(["sbom", "provenance"]),
         "{v}"
     );
+    // The provenance: the same builder, another source (and digest).
+    let fields: Vec<&str> = v["attestations"]["provenance"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"source_digest"), "{v}");
+    assert!(!fields.contains(&"builder"), "{v}");
     let added: Vec<&str> = v["attestations"]["packages"]["added"]
         .as_array()
         .unwrap()

@@ -37,8 +37,14 @@ fn explain_tells_the_whole_story() {
     let signer = r
         .stdout
         .lines()
-        .find(|x| x.contains(&s.fingerprint))
+        .find(|x| x.contains(&s.fingerprint) && !x.contains("DSSE"))
         .unwrap_or_else(|| panic!("fingerprint not shown:\n{}", r.stdout));
+    // The provenance, its builder and its envelope's signature, checked with alice's key.
+    r.stdout_has("provenance  SLSA v1, built by https://cerro-torre.invalid/builders/ct")
+        .stdout_has(&format!(
+            "DSSE envelope signatures: alice ({}): valid, trusted",
+            s.fingerprint
+        ));
     assert!(
         signer.contains("alice") && signer.contains("CT-SIG-01"),
         "{signer}"
@@ -111,12 +117,12 @@ fn explain_names_the_policy_rule_that_rejects() {
     let env = trusting();
     std::fs::write(
         env.path("p.json"),
-        r#"{"version": "1", "default_action": "allow", "require_attestations": {"provenance": true}}"#,
+        r#"{"version": "1", "default_action": "allow", "require_attestations": {"transparency_log": true}}"#,
     )
     .unwrap();
     env.ct(&["explain", s.bundle.to_str().unwrap(), "--policy", "p.json"])
         .assert_code(5)
-        .stdout_has("rule require_attestations.provenance rejects it")
+        .stdout_has("rule require_attestations.transparency_log rejects it")
         .stdout_has("Verdict: REJECTED (exit 5)");
 }
 

@@ -671,11 +671,6 @@ fn gvariant_text_bytes_reads_both_forms_glib_prints() {
     assert_eq!((sig.len(), sig[0], sig[63]), (64, 0o250, 0));
 }
 
-/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
-
 #[test]
 fn a_signed_commit_verifies_with_openssl() {
     use base64::Engine as _;
@@ -717,28 +712,14 @@ fn a_signed_commit_verifies_with_openssl() {
     .clone();
     let sig = gvariant_text_bytes(&printed);
     assert_eq!(sig.len(), 64, "{printed}");
-    let mut spki = ED25519_SPKI_PREFIX.to_vec();
-    spki.extend_from_slice(&public);
-    let pem = format!(
-        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-        b64.encode(&spki)
-    );
-    fs::write(env.path("pub.pem"), pem).unwrap();
-    let object = repo
-        .join("objects")
-        .join(&commit[..2])
-        .join(format!("{}.commit", &commit[2..]));
-    let verify = |sig: &[u8]| {
-        fs::write(env.path("sig"), sig).unwrap();
-        let mut c = std::process::Command::new("openssl");
-        c.args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
-            .arg(env.path("pub.pem"))
-            .arg("-in")
-            .arg(&object)
-            .arg("-sigfile")
-            .arg(env.path("sig"));
-        cerro_tests::run_command(c)
-    };
+    let object = fs::read(
+        repo.join("objects")
+            .join(&commit[..2])
+            .join(format!("{}.commit", &commit[2..])),
+    )
+    .unwrap();
+    let verify =
+        |sig: &[u8]| cerro_tests::openssl_ed25519_verify(env.root(), &public, &object, sig);
     verify(&sig)
         .ok()
         .stdout_has("Signature Verified Successfully");

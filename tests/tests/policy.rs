@@ -2,7 +2,7 @@
 //! bundles by rule (exit 4, or 5 for a missing attestation), each beside a control that the same
 //! bundle passes, plus `default_policy` from config.toml.
 
-use cerro_tests::{signed_bundle, Compression, TestEnv};
+use cerro_tests::{signed_bundle, Compression, TestEnv, TAG};
 use serde_json::{json, Value};
 use std::fs;
 
@@ -137,20 +137,38 @@ fn a_denied_signer_rejects_by_key_id_or_fingerprint() {
 fn a_required_attestation_that_is_missing_is_5() {
     let env = trusting();
     let base = json!({"version": "1", "signers": {"allowed": [{"key_id": "*"}]}});
-    // `ct pack` adds an SBOM but no provenance (yet): provenance is the one missing.
-    let mut prov = base.clone();
-    prov["require_attestations"] = json!({"provenance": true});
-    verify_under(&env, &prov, 5, "require_attestations.provenance");
+    // `ct pack` adds an SBOM and provenance, but no transparency-log entry: that one is missing.
+    let mut tlog = base.clone();
+    tlog["require_attestations"] = json!({"transparency_log": true});
+    verify_under(&env, &tlog, 5, "require_attestations.transparency_log");
     let v = env
         .ct(&["--json", "verify", bundle(), "--policy", "p.json"])
         .json();
     assert_eq!(v["report"]["failure"]["kind"], "attestation_missing");
-    let mut sbom = base.clone();
-    sbom["require_attestations"] = json!({"sbom": true});
-    verify_under(&env, &sbom, 0, "");
+    for kind in ["sbom", "provenance"] {
+        let mut required = base.clone();
+        required["require_attestations"] = json!({ kind: true });
+        verify_under(&env, &required, 0, "");
+    }
     let mut off = base.clone();
     off["require_attestations"] = json!({"sbom": false, "provenance": false});
     verify_under(&env, &off, 0, "");
+    // Packed without provenance: required, it is missing (5, naming it); present, 0.
+    let s = signed_bundle();
+    s.env.pack(
+        &format!("oci:img:{TAG}"),
+        "no-provenance.ctp",
+        &["--no-provenance"],
+    );
+    let p = write_policy(
+        &env,
+        "prov.json",
+        &json!({"version": "1", "default_action": "allow", "require_attestations": {"provenance": true}}),
+    );
+    let bare = s.env.path("no-provenance.ctp");
+    env.ct(&["verify", bare.to_str().unwrap(), "--policy", &p])
+        .fails(5, &["require_attestations.provenance"]);
+    env.ct(&["verify", bundle(), "--policy", &p]).ok();
 }
 
 #[test]

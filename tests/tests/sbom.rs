@@ -159,7 +159,7 @@ fn the_busybox_sbom_describes_the_image_and_packing_twice_is_byte_identical() {
     env.ct(&["--store", st, "store", "fsck"])
         .assert_code(1)
         .stdout_has(&format!("blob sha256:{hex} — content changed"));
-    // --no-sbom: no attestation at all.
+    // --no-sbom: no SBOM (the provenance stays).
     env.pack(&src, "c.ctp", &["--name", "bb", "--no-sbom"]);
     let entries = rawtar::read(&env.path("c.ctp"));
     let m = String::from_utf8(
@@ -168,5 +168,6 @@ fn the_busybox_sbom_describes_the_image_and_packing_twice_is_byte_identical() {
             .clone(),
     )
     .unwrap();
-    assert!(!m.contains("[[attestations]]"), "{m}");
+    assert!(!m.contains("kind = \"sbom\""), "{m}");
+    assert!(m.contains("kind = \"provenance\""), "{m}");
 }

@@ -89,17 +89,20 @@ fn the_oci_layout_is_accepted_by_skopeo_and_umoci_and_carries_the_signed_digest(
         .unwrap()
         .collect();
     assert_eq!(sigs.len(), 1);
-    // And the attestations (the SBOM `ct pack` signs in), each under its digest.
+    // And the attestations (the SBOM and the provenance `ct pack` signs in), each under its
+    // digest.
     let atts: Vec<_> = fs::read_dir(out.join("cerro/attestations"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(atts.len(), 1);
-    let name = atts[0].file_name().unwrap().to_str().unwrap().to_string();
-    assert_eq!(
-        cerro_tests::sha256(&fs::read(&atts[0]).unwrap()),
-        format!("sha256:{name}")
-    );
+    assert_eq!(atts.len(), 2);
+    for a in &atts {
+        let name = a.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(
+            cerro_tests::sha256(&fs::read(a).unwrap()),
+            format!("sha256:{name}")
+        );
+    }
     // A second unpack to the same place is refused (64) without --force, accepted with it.
     unpack(&env, &store, &["mnt", "-o", out.to_str().unwrap()])
         .json_fails(64, &["exists and is not an empty directory"]);

@@ -40,7 +40,20 @@ fn a_good_bundle_verifies() {
         (true.into(), true.into())
     );
     let blobs = rep["blobs"].as_array().unwrap();
-    assert_eq!(blobs.len(), 4, "manifest, config, one layer, the SBOM");
+    assert_eq!(
+        blobs.len(),
+        5,
+        "manifest, config, one layer, the SBOM, the provenance"
+    );
+    let prov = blobs
+        .iter()
+        .find(|b| b["role"] == "attestation provenance")
+        .unwrap_or_else(|| panic!("{rep}"));
+    assert_eq!(
+        prov["note"],
+        format!("DSSE signatures: alice ({}): valid, trusted", s.fingerprint),
+        "{rep}"
+    );
     assert!(
         blobs.iter().any(|b| b["role"] == "attestation sbom"),
         "{rep}"

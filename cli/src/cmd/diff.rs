@@ -130,6 +130,15 @@ fn attestations(old: &Opened, new: &Opened) -> CmdResult<AttestationDiff> {
         };
         d.packages = Some(diff::packages(&read(old, &so)?, &read(new, &sn)?));
     }
+    if let (Some(po), Some(pn)) = (find(ao, "provenance"), find(an, "provenance")) {
+        let read = |o: &Opened, a: &cerro_core::manifest::Attestation| -> CmdResult<_> {
+            let body = stored_blob(o, &a.digest, a.size, "provenance")?;
+            cerro_core::provenance::open(&body)
+                .map(|p| p.summary())
+                .map_err(|e| Failure::malformed(format!("bundle {}: provenance: {e}", o.label())))
+        };
+        d.provenance = Some(diff::provenance(&read(old, &po)?, &read(new, &pn)?));
+    }
     Ok(d)
 }
 
@@ -256,6 +265,14 @@ fn print(ctx: &Ctx, r: &Report) {
                     cerro_core::text::show_text(x, 200)
                 ));
             }
+        }
+        for c in at.provenance.iter().flatten() {
+            o.line(format!(
+                "  ~ provenance {}: {} → {}",
+                c.field,
+                cerro_core::text::show_text(&c.old, 200),
+                cerro_core::text::show_text(&c.new, 200)
+            ));
         }
     }
     if let Some(t) = &r.files {

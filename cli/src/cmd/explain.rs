@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, a: ExplainArgs) -> CmdResult<u8> {
             layers(&ctx.out, m, &rep);
         }
         if (all || a.attestations) && rep.ok() {
-            attestations(&ctx.out, m, &a.bundle);
+            attestations(&ctx.out, m, &rep, &a.bundle);
         }
     }
     if all || a.signers {
@@ -96,7 +96,7 @@ fn package(o: &Output, m: &Manifest, rep: &VerifyReport, bundle: &Path) {
 
 /// What each attestation says, read again from the bundle and checked against its signed
 /// digest before it is parsed (only for a bundle that verified).
-fn attestations(o: &Output, m: &Manifest, bundle: &Path) {
+fn attestations(o: &Output, m: &Manifest, rep: &VerifyReport, bundle: &Path) {
     use cerro_core::bundle::BlobSource;
     if m.attestations.is_empty() {
         return;
@@ -140,6 +140,44 @@ fn attestations(o: &Output, m: &Manifest, bundle: &Path) {
                     safe(&e)
                 )),
             },
+            ("provenance", cerro_core::provenance::DSSE_MEDIA_TYPE) => {
+                match cerro_core::provenance::open(&body) {
+                    Ok(p) => {
+                        let s = p.summary();
+                        o.line(format!(
+                            "  provenance  SLSA v1, built by {} {} ({})",
+                            safe(&s.builder_id),
+                            safe(&s.builder_version),
+                            safe(&s.build_type)
+                        ));
+                        o.line(format!(
+                            "              from {} ({})",
+                            safe(&s.source),
+                            safe(&s.source_digest)
+                        ));
+                        // What verification made of the envelope's signatures, by key name.
+                        let checked = rep
+                            .blobs
+                            .iter()
+                            .find(|b| b.digest == at.digest)
+                            .and_then(|b| b.note.as_deref())
+                            .and_then(|n| n.strip_prefix("DSSE signatures: "));
+                        o.line(match checked {
+                            Some(c) => {
+                                format!("              DSSE envelope signatures: {}", safe(c))
+                            }
+                            None => format!(
+                                "              DSSE envelope signed by {} (not checked)",
+                                safe(&s.signed_by.join(", "))
+                            ),
+                        });
+                    }
+                    Err(e) => o.line(format!(
+                        "  provenance  does not parse as a DSSE envelope of SLSA provenance: {}",
+                        safe(&e)
+                    )),
+                }
+            }
             (kind, media) => o.line(format!(
                 "  {kind}  {} ({}) — not summarised by this version of ct",
                 safe(media),

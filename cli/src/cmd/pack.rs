@@ -100,6 +100,7 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut src = open_source(&a.source, &a.registry, parent, &ctx.out)?;
+    let keys: Vec<&cerro_core::sign::Signer> = signers.iter().map(|s| &s.signer).collect();
     let planned = plan(
         src.as_mut(),
         &PackOptions {
@@ -108,7 +109,10 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
             limits: ctx.cfg.limits(),
             sbom: !a.no_sbom,
             tool: format!("ct-{}", env!("CARGO_PKG_VERSION")),
+            provenance: !a.no_provenance,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
         },
+        &keys,
     )
     .map_err(|e| {
         ctx.cfg

@@ -36,6 +36,9 @@ pub struct RawBundle {
     /// Bytes of every blob of at most `layout::SMALL_FILE_MAX_BYTES` (the image manifest and
     /// config are among them; a verifier needs their contents).
     pub small_blobs: BTreeMap<Sha256Digest, Vec<u8>>,
+    /// Bytes of every attestation of at most `layout::SMALL_FILE_MAX_BYTES` (a verifier checks
+    /// the provenance's envelope).
+    pub attestation_bodies: BTreeMap<Sha256Digest, Vec<u8>>,
 }
 
 /// The error for an archive that could not be read: I/O (exit 11), truncation, or a broken tar
@@ -205,9 +208,8 @@ pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBu
             }
             EntryPath::Blob(d) | EntryPath::Attestation(d) => {
                 let is_blob = matches!(path, EntryPath::Blob(_));
-                let keep = is_blob
-                    && size <= layout::SMALL_FILE_MAX_BYTES
-                    && kept_total + size <= KEEP_TOTAL_MAX;
+                let keep =
+                    size <= layout::SMALL_FILE_MAX_BYTES && kept_total + size <= KEEP_TOTAL_MAX;
                 let mut kept = Vec::new();
                 let mut h = Sha256::new();
                 loop {
@@ -228,11 +230,15 @@ pub fn scan_bundle<R: Read>(r: R, progress: &mut dyn FnMut(u64)) -> Result<RawBu
                     actual: Sha256Digest::from_bytes(h.finalize().into()),
                     size,
                 };
-                if is_blob {
-                    if keep {
-                        kept_total += size;
+                if keep {
+                    kept_total += size;
+                    if is_blob {
                         raw.small_blobs.insert(d, kept);
+                    } else {
+                        raw.attestation_bodies.insert(d, kept);
                     }
+                }
+                if is_blob {
                     raw.blobs.insert(d, seen);
                 } else {
                     raw.attestations.insert(d, seen);
