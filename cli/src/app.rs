@@ -89,6 +89,12 @@ the first path that differs."
     /// What changed between two bundles: layers, config, signers, files
     #[command(after_help = DIFF_HELP)]
     Diff(DiffArgs),
+    /// Index the verified bundles of a directory (or of the store) for `ct search`
+    #[command(after_help = INDEX_HELP)]
+    Index(IndexArgs),
+    /// Find indexed bundles by name, signer, fingerprint, digest, SBOM, licence or date
+    #[command(after_help = SEARCH_HELP)]
+    Search(SearchArgs),
     /// Write or check trust policies (policy.json v1)
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -1040,6 +1046,62 @@ pub struct DiffArgs {
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 }
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The directory whose bundle files (*.ctp, in subdirectories too) to index [default: the
+    /// bundles of the store, the one --store names]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Keep the entries of bundles that did not change since the last index (same size, mtime
+    /// and inode; for the store, the same digest under the name); verify only the rest
+    #[arg(long)]
+    pub update: bool,
+}
+
+const INDEX_HELP: &str = "\
+Each bundle is verified as `ct verify` does (signatures, trust store, every blob; no policy) and only \
+one that verifies is indexed, with its digest, name, version, creation time, source, signers (key id, \
+fingerprint, suite, trust-store name), whether it has an SBOM (its package count and stated licences) \
+and provenance (its builder). The others are listed on stderr with the reason. The index is kept in \
+$XDG_CACHE_HOME/cerro/index (else ~/.cache/cerro/index), one file per directory or store, never beside \
+the bundles; indexing a place again replaces its file. It records what verified when it was built: \
+verify a bundle before you use it.";
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Text to find in the name, version, source or location (case-insensitive)
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
+    /// A signer's key id or trust-store name matches this glob (`*`, `?`, `[...]`)
+    #[arg(long, value_name = "GLOB")]
+    pub signer: Option<String>,
+    /// A signer has this fingerprint (SHA256:…)
+    #[arg(long, value_name = "F")]
+    pub fingerprint: Option<String>,
+    /// The bundle, image or source digest is this (sha256:HEX, or 8 or more hex digits of one)
+    #[arg(long, value_name = "D")]
+    pub digest: Option<String>,
+    /// The bundle has an SBOM
+    #[arg(long)]
+    pub has_sbom: bool,
+    /// The SBOM states a licence containing this text (case-insensitive)
+    #[arg(long, value_name = "L")]
+    pub license: Option<String>,
+    /// Created at or after DATE (YYYY-MM-DD or RFC 3339)
+    #[arg(long, value_name = "DATE")]
+    pub after: Option<String>,
+    /// Created before DATE
+    #[arg(long, value_name = "DATE")]
+    pub before: Option<String>,
+}
+
+const SEARCH_HELP: &str = "\
+Searches every index `ct index` made, all criteria together; each bundle is listed once (by location), \
+sorted by name and creation time. --json gives {\"ok\", \"count\", \"bundles\": [entry…]}, each entry as \
+the index holds it: location, file (size, mtime_ns, inode), bundle_digest, name, version, created, source, \
+source_digest, image_digest, signers [{key_id, fingerprint, suite, trusted_as}], has_sbom, packages, \
+licenses, has_provenance, builder. Exit 0 whether or not anything matches.";
 
 const DIFF_HELP: &str = "\
 Both bundles are verified first, as `ct mount` verifies them (a bundle file is imported into the \

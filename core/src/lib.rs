@@ -7,6 +7,7 @@ pub mod diff;
 pub mod digest;
 pub mod export;
 pub mod ids;
+pub mod index;
 pub mod keys;
 pub mod manifest;
 pub mod mldsa;

@@ -8,7 +8,7 @@ use crate::artifact::{self, Part};
 use crate::client::repo_scope;
 use crate::download::short;
 use crate::error::{Error, Result};
-use crate::manifests::{manifest_exists, put_manifest};
+use crate::manifests::{manifest_exists, put_manifest, try_get_manifest};
 use crate::progress::Progress;
 use crate::upload::{push_blob, Blob, Data, Outcome};
 use crate::{Client, Reference, RegistryOptions};
@@ -66,6 +66,11 @@ pub struct Pushed {
     pub referrers_tag: String,
     /// Whether the registry reported OCI 1.1 referrers support (`OCI-Subject`).
     pub referrers_api: bool,
+    /// Each attestation as an OCI artifact referring to the image: (kind, manifest digest).
+    pub attestation_referrers: Vec<(String, Sha256Digest)>,
+    /// Without the referrers API: the tag-schema index (`sha256-<hex>`) listing the Cerro
+    /// artifact and the attestation referrers (merged with what it listed before).
+    pub referrers_index_tag: Option<String>,
     pub bytes_sent: u64,
     /// Every blob once, largest first.
     pub blobs: Vec<PushedBlob>,
@@ -285,6 +290,53 @@ pub fn push(
         artifact::OCI_MANIFEST,
         &artifact_bytes,
     )?;
+    // Each attestation as a referrer of its own, for registry-side tools; their blobs (the
+    // empty config, the attestation) were pushed above.
+    let mut referrers = vec![artifact::Referrer {
+        digest: artifact_digest,
+        size: artifact_bytes.len() as u64,
+        artifact_type: artifact::ARTIFACT_TYPE_V1.into(),
+        annotations: [(
+            artifact::BUNDLE_DIGEST_ANNOTATION.to_string(),
+            bundle_digest.to_string(),
+        )]
+        .into(),
+    }];
+    let mut attestation_referrers = Vec::new();
+    for a in &m.attestations {
+        let bytes = artifact::attestation_manifest(&m.image, a, &bundle_digest);
+        let digest = Sha256Digest::of(&bytes);
+        put_manifest(
+            &client,
+            repo,
+            &digest.to_string(),
+            artifact::OCI_MANIFEST,
+            &bytes,
+        )?;
+        referrers.push(artifact::Referrer {
+            digest,
+            size: bytes.len() as u64,
+            artifact_type: a.media_type.clone(),
+            annotations: [(
+                artifact::ATTESTATION_KIND_ANNOTATION.to_string(),
+                a.kind.clone(),
+            )]
+            .into(),
+        });
+        attestation_referrers.push((a.kind.clone(), digest));
+    }
+    // Without the referrers API, the tag schema: the index at `sha256-<hex>` lists them all,
+    // kept with whatever it listed (other tools' referrers of the same image).
+    let referrers_index_tag = if subject.is_none() {
+        let tag = artifact::referrers_index_tag(&m.image.digest);
+        let existing = try_get_manifest(&client, repo, &tag, None)?;
+        let index =
+            artifact::merge_referrers_index(existing.as_ref().map(|f| &f.bytes[..]), &referrers);
+        put_manifest(&client, repo, &tag, artifact::OCI_INDEX, &index)?;
+        Some(tag)
+    } else {
+        None
+    };
     Ok(Pushed {
         destination: dest.with_tag(&tag),
         bundle_digest,
@@ -292,6 +344,8 @@ pub fn push(
         artifact_digest,
         referrers_tag,
         referrers_api: subject.is_some(),
+        attestation_referrers,
+        referrers_index_tag,
         bytes_sent,
         blobs: blobs
             .iter()

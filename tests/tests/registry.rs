@@ -40,6 +40,73 @@ fn push_then_fetch_gives_the_same_bytes_and_skopeo_sees_an_ordinary_image() {
         .unwrap()
         .to_string();
     assert_eq!(push["referrers_tag"], format!("sha256-{hex}.ctp"));
+    // The SBOM and the provenance are referrers of the image too, listed (this registry has no
+    // referrers API) in the tag schema's index beside the Cerro artifact.
+    assert_eq!(push["referrers_index_tag"], format!("sha256-{hex}"));
+    let kinds: Vec<&str> = push["attestation_referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["sbom", "provenance"]);
+    let repo = image.rsplit_once(':').unwrap().0;
+    let raw = |reference: &str| -> Value {
+        let r = tool(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{repo}{reference}"),
+            ],
+        );
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let index = raw(&format!(":sha256-{hex}"));
+    let listed: Vec<(&str, &str)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["artifactType"].as_str().unwrap(),
+                m["digest"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        [
+            "application/vnd.cerro-torre.bundle.v1",
+            "application/spdx+json",
+            "application/vnd.dsse.envelope.v1+json"
+        ],
+        "{index}"
+    );
+    let (_, prov) = listed[2];
+    assert_eq!(prov, push["attestation_referrers"][1]["digest"]);
+    let referrer = raw(&format!("@{prov}"));
+    assert_eq!(referrer["subject"]["digest"], pack["image_digest"]);
+    assert_eq!(
+        referrer["artifactType"],
+        "application/vnd.dsse.envelope.v1+json"
+    );
+    let layer = referrer["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Its one layer is the bundle's provenance attestation.
+    let entries = cerro_tests::rawtar::read(&env.path("busybox.ctp"));
+    let body = &entries[cerro_tests::rawtar::find(
+        &entries,
+        &format!("cerro/attestations/{}", layer.trim_start_matches("sha256:")),
+    )]
+    .data;
+    assert_eq!(cerro_tests::sha256(body), layer);
+    // Pushing again lists nothing twice.
+    env.ct(&["push", "busybox.ctp", &image]).ok();
+    assert_eq!(raw(&format!(":sha256-{hex}")), index);
 
     let fetch = env
         .ct(&["--json", "fetch", &image, "-o", "fetched.ctp"])

@@ -9,6 +9,7 @@ mod explain;
 mod export;
 mod fetch;
 mod import;
+mod index;
 mod key;
 mod mount;
 mod pack;
@@ -55,6 +56,8 @@ pub fn run(cli: Cli, mut out: Output) -> CmdResult<u8> {
         Cmd::Verify(a) => verify::run(&ctx, a),
         Cmd::Explain(a) => explain::run(&ctx, a),
         Cmd::Diff(a) => diff::run(&ctx, a),
+        Cmd::Index(a) => index::index(&ctx, a),
+        Cmd::Search(a) => index::search(&ctx, a),
         Cmd::Policy(p) => policy::run(&ctx, p).map(|_| 0),
         Cmd::ReSign(a) => resign::run(&ctx, a).map(|_| 0),
         Cmd::Store(StoreCmd::Mount(a)) => mount::store_mount(&ctx, a),

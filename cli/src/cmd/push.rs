@@ -32,8 +32,18 @@ struct PushOut {
     referrers_tag: String,
     /// Whether the registry reported OCI 1.1 referrers support (`OCI-Subject`).
     referrers_api: bool,
+    /// Each attestation as an OCI artifact referring to the image.
+    attestation_referrers: Vec<ReferrerOut>,
+    /// Without the referrers API: the tag-schema index listing every referrer ct pushed.
+    referrers_index_tag: Option<String>,
     bytes_sent: u64,
     blobs: Vec<PushedBlob>,
+}
+
+#[derive(Serialize)]
+struct ReferrerOut {
+    kind: String,
+    digest: Sha256Digest,
 }
 
 pub fn run(ctx: &Ctx, a: PushArgs) -> CmdResult {
@@ -91,6 +101,12 @@ pub fn run(ctx: &Ctx, a: PushArgs) -> CmdResult {
         artifact_digest: p.artifact_digest,
         referrers_tag: p.referrers_tag,
         referrers_api: p.referrers_api,
+        attestation_referrers: p
+            .attestation_referrers
+            .into_iter()
+            .map(|(kind, digest)| ReferrerOut { kind, digest })
+            .collect(),
+        referrers_index_tag: p.referrers_index_tag,
         bytes_sent: p.bytes_sent,
         blobs: p.blobs,
     };
@@ -126,6 +142,17 @@ pub fn run(ctx: &Ctx, a: PushArgs) -> CmdResult {
             ""
         }
     ));
+    for r in &o.attestation_referrers {
+        out.line(format!(
+            "  {:<9} {} (a referrer of the image{})",
+            r.kind,
+            r.digest,
+            match &o.referrers_index_tag {
+                Some(t) => format!(", listed in the index tagged {t}"),
+                None => String::new(),
+            }
+        ));
+    }
     for s in &sigs {
         out.line(format!(
             "  signed by {} {} ({})",

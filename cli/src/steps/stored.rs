@@ -103,6 +103,28 @@ pub fn open_store(ctx: &Ctx, mode: cerro_store::LockMode) -> CmdResult<Store> {
     Store::open(&ctx.store, mode).map_err(|e| store_failure(ctx, e))
 }
 
+/// Every valid name in the store and the bundle digest it points at, sorted by name (a name the
+/// database holds in a form ct refuses is left out, with a warning). No store: none.
+pub fn names(ctx: &Ctx) -> CmdResult<Vec<(String, Sha256Digest)>> {
+    if !ctx.store.join("db").join("CURRENT").exists() {
+        return Ok(vec![]);
+    }
+    let s = open_store(ctx, cerro_store::LockMode::Shared)?;
+    let mut out = Vec::new();
+    for (key, r) in s.names().map_err(|e| store_failure(ctx, e))? {
+        match (cerro_store::db::names::valid_name(&key), r) {
+            (Ok(n), Ok(r)) => out.push((n.to_string(), r.digest)),
+            (_, Err(e)) | (Err(e), _) => eprintln!(
+                "{} skipped {}: {e}",
+                ctx.out.warn("warning:"),
+                cerro_store::shown(&key)
+            ),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn store_failure(ctx: &Ctx, e: cerro_store::StoreError) -> Failure {
     Failure::from(e).context(format!("store {}", ctx.store.display()))
 }

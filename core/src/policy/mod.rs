@@ -25,6 +25,14 @@ pub use document::{EditError, PolicyDocument, RuleItem};
 pub use explain::{ExplainStep, Explanation, StepOutcome, STEP_NAMES};
 use values::{Glob, PinSigner, PolicySuite};
 
+/// Whether `s` matches `pattern`, a glob as policies write them (`*`, `?`, `[...]`, matching
+/// `/` too; no `**`); an invalid pattern is an error saying why. For `ct search --signer`.
+pub fn glob_matches(pattern: &str, s: &str) -> Result<bool, String> {
+    Glob::parse(pattern, "glob")
+        .map(|g| g.matches(s))
+        .map_err(|e| e.to_string())
+}
+
 /// The only `version` this code understands. A new version is a new format, not an extension.
 pub const POLICY_VERSION_V1: &str = "1";
 /// Largest policy accepted. Hand-written policies are a few KiB; generated deny lists of a few

@@ -34,6 +34,87 @@ pub fn fallback_tag(image: &Sha256Digest) -> String {
     format!("sha256-{}.ctp", image.hex())
 }
 
+/// The tag of the OCI referrers tag schema for an image, `sha256-<hex>` (distribution spec 1.1):
+/// an image index listing the image's referrers, for registries without the referrers API.
+pub fn referrers_index_tag(image: &Sha256Digest) -> String {
+    format!("sha256-{}", image.hex())
+}
+
+/// Annotation naming an attestation referrer's kind (`sbom`, `provenance`).
+pub const ATTESTATION_KIND_ANNOTATION: &str = "vnd.cerro-torre.attestation.kind";
+/// The OCI image index media type.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// One attestation as an OCI artifact of its own that refers to the image, so registry-side
+/// tools that list an image's referrers see the SBOM and the provenance: `artifactType` the
+/// attestation's media type, the empty config, one layer (the attestation, titled with its
+/// bundle path), `subject` the image manifest. Deterministic.
+pub fn attestation_manifest(
+    image: &Descriptor,
+    a: &crate::manifest::Attestation,
+    bundle_digest: &Sha256Digest,
+) -> Vec<u8> {
+    let mut layer = descriptor_json(&a.media_type, &a.digest, a.size);
+    layer["annotations"] =
+        json!({ TITLE_ANNOTATION: format!("cerro/attestations/{}", a.digest.hex()) });
+    let v = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": a.media_type,
+        "config": descriptor_json(EMPTY_MEDIA_TYPE, &Sha256Digest::of(EMPTY_BLOB), EMPTY_BLOB.len() as u64),
+        "layers": [layer],
+        "subject": descriptor_json(&image.media_type, &image.digest, image.size),
+        "annotations": {
+            ATTESTATION_KIND_ANNOTATION: a.kind,
+            BUNDLE_DIGEST_ANNOTATION: bundle_digest.to_string(),
+        },
+    });
+    serde_json::to_vec(&v).expect("json values serialize")
+}
+
+/// A referrer as the referrers index lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    pub digest: Sha256Digest,
+    pub size: u64,
+    pub artifact_type: String,
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The referrers index for the tag schema: what `existing` (the index already at the tag, from
+/// the registry: untrusted) lists, then each of `add` not already listed. An `existing` that is
+/// not an image index with a `manifests` list is replaced (its entries cannot be kept).
+pub fn merge_referrers_index(existing: Option<&[u8]>, add: &[Referrer]) -> Vec<u8> {
+    let mut manifests: Vec<Value> = existing
+        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        .filter(|v| {
+            v.get("mediaType")
+                .and_then(Value::as_str)
+                .is_none_or(|m| m == OCI_INDEX)
+        })
+        .and_then(|v| v.get("manifests").and_then(Value::as_array).cloned())
+        .unwrap_or_default();
+    for r in add {
+        let listed = manifests
+            .iter()
+            .any(|m| m.get("digest").and_then(Value::as_str) == Some(&r.digest.to_string()));
+        if !listed {
+            let mut d = descriptor_json(OCI_MANIFEST, &r.digest, r.size);
+            d["artifactType"] = json!(r.artifact_type);
+            if !r.annotations.is_empty() {
+                d["annotations"] = json!(r.annotations);
+            }
+            manifests.push(d);
+        }
+    }
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": manifests,
+    }))
+    .expect("json values serialize")
+}
+
 /// One file of the artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
@@ -184,6 +265,43 @@ pub fn parse(bytes: &[u8]) -> Result<Artifact, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_referrers_index_keeps_what_is_there_and_adds_each_referrer_once() {
+        let r = |b: &[u8], t: &str| Referrer {
+            digest: Sha256Digest::of(b),
+            size: b.len() as u64,
+            artifact_type: t.into(),
+            annotations: [("k".to_string(), "v".to_string())].into(),
+        };
+        let first = merge_referrers_index(None, &[r(b"a", "x/a")]);
+        let v: Value = serde_json::from_slice(&first).unwrap();
+        assert_eq!(v["mediaType"], OCI_INDEX);
+        assert_eq!(v["manifests"][0]["artifactType"], "x/a");
+        assert_eq!(v["manifests"][0]["annotations"]["k"], "v");
+        // Another tool's entry stays; a referrer listed already is not listed twice.
+        let theirs = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": Sha256Digest::of(b"t").to_string(), "size": 1, "artifactType": "other"}]});
+        let merged = merge_referrers_index(
+            Some(&serde_json::to_vec(&theirs).unwrap()),
+            &[r(b"a", "x/a"), r(b"b", "x/b")],
+        );
+        let again = merge_referrers_index(Some(&merged), &[r(b"b", "x/b")]);
+        assert_eq!(merged, again);
+        let v: Value = serde_json::from_slice(&merged).unwrap();
+        let types: Vec<&str> = v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["artifactType"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["other", "x/a", "x/b"]);
+        // What is not an index is replaced.
+        assert_eq!(
+            merge_referrers_index(Some(b"not json"), &[r(b"a", "x/a")]),
+            first
+        );
+    }
 
     #[test]
     fn round_trip_and_determinism() {
