@@ -5,6 +5,7 @@
 
 use cerro_tests::mount::pack_mount_image;
 use cerro_tests::{example_image, flip_byte, Compression, TestEnv, TAG};
+use std::collections::{BTreeMap, BTreeSet};
 
 fn setup() -> (TestEnv, String) {
     let env = TestEnv::new();
@@ -122,15 +123,17 @@ fn the_sboms_package_changes_are_listed() {
     use cerro_tests::fixtures::{debian_image, debian_image_plus, DEBIAN_TAG};
     let env = TestEnv::new();
     env.keygen("alice");
+    let mut digests = Vec::new();
     for (layout, out) in [
         (debian_image(), "deb.ctp"),
         (debian_image_plus(), "deb-plus.ctp"),
     ] {
-        env.pack(
+        let p = env.pack(
             &format!("oci:{}:{DEBIAN_TAG}", layout.display()),
             out,
             &["--name", "deb"],
         );
+        digests.push(p["bundle_digest"].as_str().unwrap().to_string());
     }
     let st = env.path("store");
     let st = st.to_str().unwrap();
@@ -189,4 +192,74 @@ fn the_sboms_package_changes_are_listed() {
     ])
     .ok()
     .stdout_has("+ package less ");
+
+    // The files: exactly what a plain comparison of the two unpacked trees finds.
+    let tree = |digest: &str| {
+        let out = env.path(&format!("tree-{}", &digest[7..19]));
+        env.ct(&[
+            "--store",
+            st,
+            "unpack",
+            digest,
+            "--format",
+            "rootfs",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .ok();
+        cerro_tests::tree::walk_tree(&out)
+    };
+    let (old, new) = (tree(&digests[0]), tree(&digests[1]));
+    let v = env
+        .ct(&[
+            "--json",
+            "--store",
+            st,
+            "diff",
+            "--files",
+            &digests[0],
+            &digests[1],
+        ])
+        .ok()
+        .json();
+    let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for c in v["files"]["changes"].as_array().unwrap() {
+        got.entry(c["change"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(c["path"].as_str().unwrap().to_string());
+    }
+    let parent_in = |p: &str, t: &BTreeMap<String, cerro_tests::tree::Entry>| {
+        let parent = p
+            .rsplit_once('/')
+            .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+        t.contains_key(parent)
+    };
+    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (p, e) in &new {
+        match old.get(p) {
+            None if parent_in(p, &old) => {
+                want.entry("added".into()).or_default().insert(p.clone());
+            }
+            None => {}
+            Some(o) => {
+                let (mut a, mut b) = (o.clone(), e.clone());
+                if a.kind == cerro_tests::tree::Kind::Dir {
+                    // A directory's link count follows its subdirectories.
+                    (a.nlink, b.nlink) = (0, 0);
+                }
+                // Which path names a hard-link group is a detail of the walk.
+                (a.hardlink, b.hardlink) = (None, None);
+                if a != b {
+                    want.entry("changed".into()).or_default().insert(p.clone());
+                }
+            }
+        }
+    }
+    for p in old.keys() {
+        if !new.contains_key(p) && parent_in(p, &new) {
+            want.entry("removed".into()).or_default().insert(p.clone());
+        }
+    }
+    assert_eq!(got, want, "ct diff --files against the unpacked trees");
+    assert!(want["added"].iter().any(|p| p.starts_with("/usr/bin/less")));
 }
