@@ -169,13 +169,19 @@ fn the_sboms_package_changes_are_listed() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    // The second image was built with --include=less,bzip2,netbase.
+    // The second image was built with --include=less,bzip2,netbase: exactly those.
+    assert_eq!(added.len(), 3, "{added:?}");
     for want in ["less ", "bzip2 ", "netbase "] {
         assert!(
             added.iter().any(|p| p.starts_with(want)),
             "{want} in {added:?}"
         );
     }
+    assert_eq!(
+        v["attestations"]["packages"]["changed"],
+        serde_json::json!([]),
+        "{v}"
+    );
     assert_eq!(
         v["attestations"]["packages"]["removed"],
         serde_json::json!([]),
