@@ -25,6 +25,9 @@ pub const BUILD_TYPE: &str = "https://cerro-torre.invalid/buildtypes/pack/v1";
 pub const BUILDER_ID: &str = "https://cerro-torre.invalid/builders/ct";
 /// Largest envelope read (a real one is a few KiB; a hybrid signature adds 4.7 KiB per key).
 pub const MAX_ENVELOPE_BYTES: usize = 1 << 20;
+/// Most signatures an envelope may carry (as many as a bundle may have signers, and then some):
+/// each is checked, so the count bounds the work a hostile envelope causes.
+pub const MAX_ENVELOPE_SIGNATURES: usize = 64;
 
 /// What the provenance says about one pack.
 pub struct Params<'a> {
@@ -165,6 +168,12 @@ pub fn open(bytes: &[u8]) -> Result<Opened, String> {
     }
     if env.signatures.is_empty() {
         return Err("the envelope has no signatures".into());
+    }
+    if env.signatures.len() > MAX_ENVELOPE_SIGNATURES {
+        return Err(format!(
+            "the envelope has {} signatures, above the limit of {MAX_ENVELOPE_SIGNATURES}",
+            env.signatures.len()
+        ));
     }
     let mut signatures = Vec::with_capacity(env.signatures.len());
     for (i, s) in env.signatures.iter().enumerate() {
@@ -322,6 +331,12 @@ mod tests {
             .unwrap_err()
             .contains("_type"));
         assert!(open(b"{").is_err());
+        let mut v: Value = serde_json::from_slice(&good).unwrap();
+        let one = v["signatures"][0].clone();
+        v["signatures"] = Value::Array(vec![one; MAX_ENVELOPE_SIGNATURES + 1]);
+        assert!(open(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .contains("above the limit"));
         assert!(open(&vec![b' '; MAX_ENVELOPE_BYTES + 1])
             .unwrap_err()
             .contains("limit"));

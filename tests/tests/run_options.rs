@@ -286,6 +286,13 @@ fn a_detached_container_stops_cleanly_and_leaves_nothing() {
         .to_string();
     let mnt_ns = ns(&supervisor, "mnt").unwrap();
     let net_ns = ns(&container, "net").unwrap();
+    // Held open until the end, so neither namespace is freed and its inode number cannot be
+    // given to a namespace another test creates meanwhile (which made the checks below see
+    // that test's processes, once, under CI's parallel load).
+    let _held = (
+        fs::File::open(format!("/proc/{supervisor}/ns/mnt")).unwrap(),
+        fs::File::open(format!("/proc/{container}/ns/net")).unwrap(),
+    );
     assert_ne!(
         mnt_ns,
         ns("self", "mnt").unwrap(),
