@@ -352,61 +352,37 @@ pub(crate) fn write_content(
     let mut hasher = Sha256::new();
     hasher.update(&header);
     // A file small enough is read (verified) and hashed first, so an object the repository
-    // already has is neither compressed nor written again; a larger one streams into a temporary
-    // object, hashed on the way, which is dropped if the repository turns out to have it.
-    if let (FileKind::Regular { size }, Some(content)) = (kind, content) {
+    // already has is neither compressed nor written again (a symlink's target is in the header,
+    // hashed already); a larger file streams into a temporary object, hashed on the way, which
+    // is dropped if the repository turns out to have it.
+    let mut content = content;
+    let mut data = None;
+    if let (FileKind::Regular { size }, Some(c)) = (kind, content.as_mut()) {
         if *size <= IN_MEMORY_MAX {
-            let mut data = Vec::with_capacity(*size as usize);
-            copy_exact(
-                name,
-                content,
-                *size,
-                &mut data,
-                HashingCopy {
-                    hasher: Some(&mut hasher),
-                },
-            )?;
-            let checksum = Checksum(hasher.finalize().into());
-            if repo.has_object(ObjectType::File, &checksum)? {
-                return Ok((checksum, false));
-            }
-            let tmp_dir = repo.tmp_dir()?;
-            let tmp = TmpFile::create(tmp_dir.as_fd())?;
-            write_object(
-                &tmp,
-                repo.mode(),
-                name,
-                meta,
-                kind,
-                Some(&mut &data[..]),
-                None,
-            )?;
-            let new = repo.persist_object(tmp, ObjectType::File, &checksum)?;
-            return Ok((checksum, new));
+            let mut d = Vec::with_capacity(*size as usize);
+            let hashing = HashingCopy {
+                hasher: Some(&mut hasher),
+            };
+            copy_exact(name, &mut **c, *size, &mut d, hashing)?;
+            data = Some(d);
         }
-        let tmp_dir = repo.tmp_dir()?;
-        let tmp = TmpFile::create(tmp_dir.as_fd())?;
-        write_object(
-            &tmp,
-            repo.mode(),
-            name,
-            meta,
-            kind,
-            Some(content),
-            Some(&mut hasher),
-        )?;
-        let checksum = Checksum(hasher.finalize().into());
-        let new = repo.persist_object(tmp, ObjectType::File, &checksum)?;
-        return Ok((checksum, new));
     }
-    // A symlink: its target is in the header, already hashed.
-    let checksum = Checksum(hasher.finalize().into());
-    if repo.has_object(ObjectType::File, &checksum)? {
-        return Ok((checksum, false));
+    let streams = matches!(kind, FileKind::Regular { .. }) && data.is_none();
+    let known = (!streams).then(|| Checksum(hasher.clone().finalize().into()));
+    if let Some(c) = known {
+        if repo.has_object(ObjectType::File, &c)? {
+            return Ok((c, false));
+        }
     }
     let tmp_dir = repo.tmp_dir()?;
     let tmp = TmpFile::create(tmp_dir.as_fd())?;
-    write_object(&tmp, repo.mode(), name, meta, kind, None, None)?;
+    let mode = repo.mode();
+    match &data {
+        Some(d) => write_object(&tmp, mode, name, meta, kind, Some(&mut &d[..]), None)?,
+        None if streams => write_object(&tmp, mode, name, meta, kind, content, Some(&mut hasher))?,
+        None => write_object(&tmp, mode, name, meta, kind, None, None)?,
+    }
+    let checksum = known.unwrap_or_else(|| Checksum(hasher.finalize().into()));
     let new = repo.persist_object(tmp, ObjectType::File, &checksum)?;
     Ok((checksum, new))
 }

@@ -677,6 +677,37 @@ pub fn openssl_ed25519_verify(dir: &Path, public: &[u8], message: &[u8], sig: &[
     run_command(c)
 }
 
+/// The attestation of `kind` that `bundle`'s signed manifest names: its bytes, checked against
+/// the digest the manifest gives, and its media type.
+pub fn attestation(bundle: &Path, kind: &str) -> Option<(Vec<u8>, String)> {
+    let entries = crate::rawtar::read(bundle);
+    let m = String::from_utf8(
+        entries[crate::rawtar::find(&entries, "cerro/manifest.toml")]
+            .data
+            .clone(),
+    )
+    .unwrap();
+    let table = m
+        .split("\n[[attestations]]\n")
+        .skip(1)
+        .find(|t| t.contains(&format!("kind = \"{kind}\"")))?;
+    let field = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split('"').nth(1))
+            .unwrap()
+            .to_string()
+    };
+    let digest = field("digest");
+    let hex = digest.trim_start_matches("sha256:");
+    let body = entries[crate::rawtar::find(&entries, &format!("cerro/attestations/{hex}"))]
+        .data
+        .clone();
+    assert_eq!(sha256(&body), digest);
+    Some((body, field("media_type")))
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
     let mut s = String::from("sha256:");

@@ -500,52 +500,39 @@ fn a_commit_whose_tree_was_changed_fails_verification_naming_the_path() {
     let overlay = env.path("overlay");
     fs::create_dir_all(overlay.join("data")).unwrap();
     fs::write(overlay.join("data/public"), b"for everyone, changed\n").unwrap();
-    let mut args = vec![
-        "commit".to_string(),
-        "-b".into(),
-        "app/mnt".into(),
-        "--tree=ref=app/mnt".into(),
-        format!("--tree=dir={}", overlay.display()),
-        "--owner-uid=0".into(),
-        "--owner-gid=0".into(),
-    ];
-    for key in [
-        "version",
-        "cerro.bundle",
-        "cerro.rootfs",
-        "cerro.manifest",
-        "cerro.tree",
-        "cerro.signature.alice",
-        "cerro.skipped",
-    ] {
-        args.push(format!("--keep-metadata={key}"));
-    }
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    ostree(&repo, &refs).ok();
+    // `ostree commit` onto app/mnt of `trees`, keeping the exported metadata but `drop`.
+    let recommit = |trees: &[String], drop: &str| {
+        let mut args = vec!["commit".to_string(), "-b".into(), "app/mnt".into()];
+        args.extend(trees.iter().cloned());
+        args.extend(["--owner-uid=0".into(), "--owner-gid=0".into()]);
+        for key in [
+            "version",
+            "cerro.bundle",
+            "cerro.rootfs",
+            "cerro.manifest",
+            "cerro.tree",
+            "cerro.signature.alice",
+            "cerro.skipped",
+        ] {
+            if key != drop {
+                args.push(format!("--keep-metadata={key}"));
+            }
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        ostree(&repo, &refs).ok();
+    };
+    recommit(
+        &[
+            "--tree=ref=app/mnt".into(),
+            format!("--tree=dir={}", overlay.display()),
+        ],
+        "",
+    );
     ct_in(&env, &store, &["verify", &target])
         .fails(1, &["/data/public", "content", "is not the signed bundle"]);
     // The exported tree again, with the list of skipped entries dropped from the metadata: the
     // commit no longer accounts for the FIFO and the device the signed tree has.
-    let mut args: Vec<String> = vec![
-        "commit".into(),
-        "-b".into(),
-        "app/mnt".into(),
-        format!("--tree=ref={original}"),
-        "--owner-uid=0".into(),
-        "--owner-gid=0".into(),
-    ];
-    for key in [
-        "version",
-        "cerro.bundle",
-        "cerro.rootfs",
-        "cerro.manifest",
-        "cerro.tree",
-        "cerro.signature.alice",
-    ] {
-        args.push(format!("--keep-metadata={key}"));
-    }
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    ostree(&repo, &refs).ok();
+    recommit(&[format!("--tree=ref={original}")], "cerro.skipped");
     ct_in(&env, &store, &["verify", &target])
         .fails(1, &["cerro.skipped names []", "/data/fifo, /data/null"]);
     // A content object changed on disk: OSTree's own checksum catches it.

@@ -10,44 +10,13 @@
 use base64::Engine as _;
 use cerro_tests::fixtures::python_venv;
 use cerro_tests::forge::{forge_provenance, forger_public_key, Layer, TarBuilder};
-use cerro_tests::{rawtar, sha256, Compression, TestEnv, TAG};
+use cerro_tests::{attestation, Compression, TestEnv, TAG};
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// The attestation of `kind` that `bundle`'s signed manifest names: its bytes, checked against
-/// the digest the manifest gives, and its media type.
-fn attestation(bundle: &Path, kind: &str) -> Option<(Vec<u8>, String)> {
-    let entries = rawtar::read(bundle);
-    let m = String::from_utf8(
-        entries[rawtar::find(&entries, "cerro/manifest.toml")]
-            .data
-            .clone(),
-    )
-    .unwrap();
-    let table = m
-        .split("\n[[attestations]]\n")
-        .skip(1)
-        .find(|t| t.contains(&format!("kind = \"{kind}\"")))?;
-    let field = |name: &str| {
-        table
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split('"').nth(1))
-            .unwrap()
-            .to_string()
-    };
-    let digest = field("digest");
-    let hex = digest.trim_start_matches("sha256:");
-    let body = entries[rawtar::find(&entries, &format!("cerro/attestations/{hex}"))]
-        .data
-        .clone();
-    assert_eq!(sha256(&body), digest);
-    Some((body, field("media_type")))
-}
 
 /// DSSE v1's pre-authentication encoding, written from the DSSE specification.
 fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {

@@ -5,7 +5,9 @@
 //! leaves it out; a policy that requires an SBOM accepts the bundle.
 
 use cerro_tests::fixtures::{debian_image, python_venv, DEBIAN_TAG};
-use cerro_tests::{example_image, rawtar, run_command_timeout, sha256, Compression, TestEnv, TAG};
+use cerro_tests::{
+    attestation, example_image, rawtar, run_command_timeout, sha256, Compression, TestEnv, TAG,
+};
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,35 +19,13 @@ fn python() -> PathBuf {
     python_venv(&["spdx-tools==0.8.5"])
 }
 
-/// The SBOM of `bundle`: the attestation the signed manifest names as `sbom`, written to `out`.
+/// The SBOM of `bundle`: the attestation the signed manifest names as `sbom` (checked against
+/// its digest), written to `out`.
 fn sbom_of(bundle: &Path, out: &Path) -> Value {
-    let entries = rawtar::read(bundle);
-    let m = String::from_utf8(
-        entries[rawtar::find(&entries, "cerro/manifest.toml")]
-            .data
-            .clone(),
-    )
-    .unwrap();
-    let table = m
-        .split("\n[[attestations]]\n")
-        .nth(1)
-        .expect("an attestation in the signed manifest");
-    assert!(table.contains("kind = \"sbom\""), "{table}");
-    assert!(
-        table.contains("media_type = \"application/spdx+json\""),
-        "{table}"
-    );
-    let hex = table
-        .lines()
-        .find(|l| l.starts_with("digest"))
-        .and_then(|l| l.split('"').nth(1))
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
-    let body = &entries[rawtar::find(&entries, &format!("cerro/attestations/{hex}"))].data;
-    assert_eq!(sha256(body), format!("sha256:{hex}"));
-    fs::write(out, body).unwrap();
-    serde_json::from_slice(body).unwrap()
+    let (body, media_type) = attestation(bundle, "sbom").expect("an SBOM in the signed manifest");
+    assert_eq!(media_type, "application/spdx+json");
+    fs::write(out, &body).unwrap();
+    serde_json::from_slice(&body).unwrap()
 }
 
 /// `var/lib/dpkg/status` of a one-layer gzip image layout (its largest blob), read with the
