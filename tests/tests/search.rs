@@ -181,4 +181,31 @@ fn only_verified_bundles_are_indexed_and_every_field_finds_them() {
     assert_eq!(hit["bundles"][0]["location"], "store:stored-app");
     assert_eq!(hit["bundles"][0]["bundle_digest"], app["bundle_digest"]);
     env.ct(&["index", "nowhere"]).fails(11, &["nowhere"]);
+
+    // A cache directory someone else could write to, or a link planted as the index
+    // directory, is refused before anything is read from or written into it.
+    use std::os::unix::fs::PermissionsExt;
+    let shared = env.path("shared-cache");
+    fs::create_dir_all(shared.join("cerro/index")).unwrap();
+    fs::set_permissions(
+        shared.join("cerro/index"),
+        fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    env.cmd(&["index", "bundles"])
+        .env("XDG_CACHE_HOME", &shared)
+        .run()
+        .fails(64, &["writable by others", "XDG_CACHE_HOME"]);
+    let planted = env.path("planted-cache");
+    fs::create_dir_all(planted.join("cerro")).unwrap();
+    std::os::unix::fs::symlink(env.path("bundles"), planted.join("cerro/index")).unwrap();
+    env.cmd(&["index", "bundles"])
+        .env("XDG_CACHE_HOME", &planted)
+        .run()
+        .fails(11, &["not a link"]);
+    assert_eq!(
+        fs::read_dir(env.path("bundles")).unwrap().count(),
+        5,
+        "nothing written through the link"
+    );
 }

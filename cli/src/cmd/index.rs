@@ -15,8 +15,9 @@ use cerro_core::index::{entry_of, Entry, FileStamp, Index, Query};
 use cerro_core::verify::{verify, verify_signed_manifest, VerifyContext};
 use cerro_core::Sha256Digest;
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Deepest directory level searched for bundle files below DIR.
@@ -36,10 +37,70 @@ fn index_dir() -> CmdResult<PathBuf> {
     Ok(base.join("cerro").join("index"))
 }
 
-/// The index file of the place `root` names.
-fn index_file(root: &str) -> CmdResult<PathBuf> {
-    let key = Sha256Digest::of(root.as_bytes());
-    Ok(index_dir()?.join(format!("{}.json", &key.hex()[..16])))
+/// The index file's name for the place `root` names.
+fn index_name(root: &str) -> String {
+    format!("{}.json", &Sha256Digest::of(root.as_bytes()).hex()[..16])
+}
+
+/// The index directory, opened without following a link at its path and checked: owned by this
+/// user and writable by no one else (else refused, 64), so what is read from it and written into
+/// it is this user's own even if `XDG_CACHE_HOME` points at a shared place. Every file operation
+/// then goes through this descriptor, never the path again. `create` makes it (0700) when absent;
+/// otherwise an absent directory is `None`.
+fn open_index_dir(dir: &Path, create: bool) -> CmdResult<Option<OwnedFd>> {
+    use rustix::fs::{fstat, open, Mode, OFlags};
+    if create {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Failure::io(format!("creating {}", dir.display()), e))?;
+    }
+    let fd = match open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) if !create => return Ok(None),
+        Err(e) => {
+            return Err(Failure::io(
+                format!("opening {} (a directory, not a link)", dir.display()),
+                e.into(),
+            ))
+        }
+    };
+    let st =
+        fstat(&fd).map_err(|e| Failure::io(format!("checking {}", dir.display()), e.into()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if st.st_uid != me || st.st_mode & 0o022 != 0 {
+        return Err(Failure::usage(format!(
+            "{} belongs to uid {} or is writable by others (mode {:o}): not using it for the index",
+            dir.display(),
+            st.st_uid,
+            st.st_mode & 0o7777
+        ))
+        .hint("point XDG_CACHE_HOME at a directory of your own"));
+    }
+    Ok(Some(fd))
+}
+
+/// Read the index file `name` in `dir` (not through a link); `None` when absent or unreadable.
+fn read_index(dir: &OwnedFd, name: &str) -> Option<Result<Index, String>> {
+    use rustix::fs::{openat, Mode, OFlags};
+    let fd = openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(cerro_core::index::MAX_INDEX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(Index::parse(&bytes))
 }
 
 #[derive(serde::Serialize)]
@@ -64,11 +125,13 @@ pub fn index(ctx: &Ctx, a: IndexArgs) -> CmdResult<u8> {
         }
         None => (format!("store:{}", ctx.store.display()), None),
     };
-    let file = index_file(&root)?;
+    let dir_path = index_dir()?;
+    let name = index_name(&root);
+    let file = dir_path.join(&name);
+    let index_fd = open_index_dir(&dir_path, true)?.expect("created");
     let previous: BTreeMap<String, Entry> = if a.update {
-        std::fs::read(&file)
-            .ok()
-            .and_then(|b| Index::parse(&b).ok())
+        read_index(&index_fd, &name)
+            .and_then(Result::ok)
             .map(|i| {
                 i.entries
                     .into_iter()
@@ -84,7 +147,8 @@ pub fn index(ctx: &Ctx, a: IndexArgs) -> CmdResult<u8> {
         None => index_store(ctx, &previous)?,
     };
     let idx = Index::new(root.clone(), entries);
-    write_atomically(&file, &idx.encode())?;
+    write_atomically(&index_fd, &name, &idx.encode())
+        .map_err(|e| Failure::io(format!("writing {}", file.display()), e))?;
     if ctx.out.json {
         ctx.out.json_doc(&serde_json::json!({
             "ok": true,
@@ -115,17 +179,26 @@ pub fn index(ctx: &Ctx, a: IndexArgs) -> CmdResult<u8> {
     Ok(0)
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> CmdResult<()> {
-    let dir = path.parent().expect("an index file has a directory");
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::io(format!("creating {}", dir.display()), e))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Failure::io(format!("writing {}", path.display()), e)
-        })
+/// Write `name` in `dir` whole or not at all: a new temporary file (exclusive, not through a
+/// link, 0600) renamed over it.
+fn write_atomically(dir: &OwnedFd, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use rustix::fs::{openat, renameat, unlinkat, AtFlags, Mode, OFlags};
+    let tmp = format!(".{name}.tmp{}", std::process::id());
+    let fd = openat(
+        dir,
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let mut f = std::fs::File::from(fd);
+    let done = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| Ok(renameat(dir, tmp.as_str(), dir, name)?));
+    if done.is_err() {
+        let _ = unlinkat(dir, tmp.as_str(), AtFlags::empty());
+    }
+    done
 }
 
 /// `*.ctp` files below `dir` (not through links), sorted.
@@ -299,21 +372,25 @@ pub fn search(ctx: &Ctx, a: SearchArgs) -> CmdResult<u8> {
     q.check().map_err(Failure::usage)?;
     let dir = index_dir()?;
     let mut indexes = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(&dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            match std::fs::read(&p).map(|b| Index::parse(&b)) {
-                Ok(Ok(i)) => indexes.push(i),
-                Ok(Err(why)) => eprintln!(
+    if let Some(fd) = open_index_dir(&dir, false)? {
+        let entries = rustix::fs::Dir::read_from(&fd)
+            .map_err(|e| Failure::io(format!("listing {}", dir.display()), e.into()))?;
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
+            .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+            .collect();
+        names.sort();
+        for n in names {
+            match read_index(&fd, &n) {
+                Some(Ok(i)) => indexes.push(i),
+                Some(Err(why)) => eprintln!(
                     "{} {} skipped: {}",
                     ctx.out.warn("warning:"),
-                    p.display(),
+                    dir.join(&n).display(),
                     safe(&why)
                 ),
-                Err(_) => {}
+                None => {}
             }
         }
     }
