@@ -156,7 +156,7 @@ pub struct Query {
     /// Case-insensitive substring of the name, version, source or location.
     pub text: Option<String>,
     /// A glob (policy syntax) on a signer's key id or trust-store name.
-    pub signer: Option<String>,
+    pub signer: Option<crate::policy::KeyGlob>,
     pub fingerprint: Option<Fingerprint>,
     /// A digest (`sha256:HEX`, or a hex prefix of at least 8 digits) of the bundle, its image
     /// or its source.
@@ -170,11 +170,8 @@ pub struct Query {
 }
 
 impl Query {
-    /// Check the query's own form: the glob and the digest.
+    /// Check the query's own form: the digest (the glob was checked when compiled).
     pub fn check(&self) -> Result<(), String> {
-        if let Some(g) = &self.signer {
-            crate::policy::glob_matches(g, "")?;
-        }
         if let Some(d) = &self.digest {
             let hex = d.strip_prefix("sha256:").unwrap_or(d);
             if hex.len() < 8 || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -198,10 +195,7 @@ impl Query {
         }
         if let Some(g) = &self.signer {
             let hit = e.signers.iter().any(|s| {
-                crate::policy::glob_matches(g, &s.key_id).unwrap_or(false)
-                    || s.trusted_as
-                        .as_deref()
-                        .is_some_and(|t| crate::policy::glob_matches(g, t).unwrap_or(false))
+                g.matches(&s.key_id) || s.trusted_as.as_deref().is_some_and(|t| g.matches(t))
             });
             if !hit {
                 return false;
@@ -289,6 +283,10 @@ mod tests {
         }
     }
 
+    fn glob(s: &str) -> crate::policy::KeyGlob {
+        crate::policy::KeyGlob::parse(s).unwrap()
+    }
+
     #[test]
     fn each_field_narrows_the_search() {
         let idx = [Index::new(
@@ -312,7 +310,7 @@ mod tests {
         );
         assert_eq!(
             names(Query {
-                signer: Some("ali*".into()),
+                signer: Some(glob("ali*")),
                 ..Default::default()
             })
             .len(),
@@ -320,14 +318,14 @@ mod tests {
         );
         assert_eq!(
             names(Query {
-                signer: Some("*-work".into()),
+                signer: Some(glob("*-work")),
                 ..Default::default()
             })
             .len(),
             2
         );
         assert!(names(Query {
-            signer: Some("bob".into()),
+            signer: Some(glob("bob")),
             ..Default::default()
         })
         .is_empty());
@@ -380,12 +378,7 @@ mod tests {
         }
         .check()
         .is_err());
-        assert!(Query {
-            signer: Some("a**".into()),
-            ..Default::default()
-        }
-        .check()
-        .is_err());
+        assert!(crate::policy::KeyGlob::parse("a**").is_err());
     }
 
     #[test]

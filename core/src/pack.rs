@@ -31,12 +31,11 @@ pub struct PackOptions {
     pub limits: Limits,
     /// Add an SPDX SBOM of the rootfs's package databases (attestation kind `sbom`).
     pub sbom: bool,
-    /// Who made the bundle, for the SBOM's creator (`ct-VERSION`).
-    pub tool: String,
     /// Add SLSA provenance in a DSSE envelope signed by the signers given to [`plan`]
     /// (attestation kind `provenance`).
     pub provenance: bool,
-    /// This `ct`'s version, for the provenance's builder.
+    /// This `ct`'s version: the SBOM's creator is `ct-VERSION`, the provenance's builder
+    /// version is VERSION.
     pub tool_version: String,
 }
 
@@ -133,6 +132,16 @@ pub fn plan(
     let rootfs = rootfs_of(src, &img.layers, &mut capture, &opts.limits, &mut |_| {})?;
     let mut attestations = BTreeMap::new();
     let mut listed = Vec::new();
+    let mut attest = |kind: &str, media_type: &str, body: Vec<u8>| {
+        let digest = Sha256Digest::of(&body);
+        listed.push(Attestation {
+            kind: kind.into(),
+            media_type: media_type.into(),
+            digest,
+            size: body.len() as u64,
+        });
+        attestations.insert(digest, body);
+    };
     if opts.sbom {
         let body = sbom::spdx(
             &sbom::Subject {
@@ -140,18 +149,11 @@ pub fn plan(
                 version: &version,
                 image: &img.manifest.digest,
                 created: &created,
-                tool: &opts.tool,
+                tool: &format!("ct-{}", opts.tool_version),
             },
             &sbom::packages_of(&rootfs, &capture.captured),
         );
-        let digest = Sha256Digest::of(&body);
-        listed.push(Attestation {
-            kind: "sbom".into(),
-            media_type: sbom::SPDX_MEDIA_TYPE.into(),
-            digest,
-            size: body.len() as u64,
-        });
-        attestations.insert(digest, body);
+        attest("sbom", sbom::SPDX_MEDIA_TYPE, body);
     }
     if opts.provenance && !signers.is_empty() {
         let statement = provenance::statement(&provenance::Params {
@@ -164,15 +166,11 @@ pub fn plan(
             sbom: opts.sbom,
             tool_version: &opts.tool_version,
         });
-        let body = provenance::envelope(&statement, signers);
-        let digest = Sha256Digest::of(&body);
-        listed.push(Attestation {
-            kind: "provenance".into(),
-            media_type: provenance::DSSE_MEDIA_TYPE.into(),
-            digest,
-            size: body.len() as u64,
-        });
-        attestations.insert(digest, body);
+        attest(
+            "provenance",
+            provenance::DSSE_MEDIA_TYPE,
+            provenance::envelope(&statement, signers),
+        );
     }
     let m = Manifest {
         format: MANIFEST_FORMAT_V1.into(),

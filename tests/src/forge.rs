@@ -432,8 +432,7 @@ pub fn forge_provenance(
             name: Some(name.into()),
             sbom: true,
             provenance: true,
-            tool: "ct-forge".into(),
-            tool_version: "0".into(),
+            tool_version: "forge".into(),
             ..PackOptions::default()
         },
         &[&key],

@@ -137,16 +137,16 @@ fn the_sboms_package_changes_are_listed() {
     }
     let st = env.path("store");
     let st = st.to_str().unwrap();
-    let v = env
-        .ct(&[
-            "--json",
-            "--store",
-            st,
-            "diff",
-            "--attestations",
-            "deb.ctp",
-            "deb-plus.ctp",
-        ])
+    // `ct --store ST [--json] diff ARGS…`.
+    let diff = |json: bool, args: &[&str]| {
+        let mut full = vec!["--store", st, "diff"];
+        if json {
+            full.insert(0, "--json");
+        }
+        full.extend_from_slice(args);
+        env.ct(&full)
+    };
+    let v = diff(true, &["--attestations", "deb.ctp", "deb-plus.ctp"])
         .ok()
         .json();
     assert_eq!(
@@ -188,16 +188,9 @@ fn the_sboms_package_changes_are_listed() {
         "{v}"
     );
     assert!(v.get("files").is_none());
-    env.ct(&[
-        "--store",
-        st,
-        "diff",
-        "--attestations",
-        "deb.ctp",
-        "deb-plus.ctp",
-    ])
-    .ok()
-    .stdout_has("+ package less ");
+    diff(false, &["--attestations", "deb.ctp", "deb-plus.ctp"])
+        .ok()
+        .stdout_has("+ package less ");
 
     // The files: exactly what a plain comparison of the two unpacked trees finds.
     let tree = |digest: &str| {
@@ -216,16 +209,7 @@ fn the_sboms_package_changes_are_listed() {
         cerro_tests::tree::walk_tree(&out)
     };
     let (old, new) = (tree(&digests[0]), tree(&digests[1]));
-    let v = env
-        .ct(&[
-            "--json",
-            "--store",
-            st,
-            "diff",
-            "--files",
-            &digests[0],
-            &digests[1],
-        ])
+    let v = diff(true, &["--files", &digests[0], &digests[1]])
         .ok()
         .json();
     let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -28,7 +28,25 @@ fn ct_in(env: &TestEnv, store: &Path, args: &[&str]) -> cerro_tests::Run {
     env.ct(&full)
 }
 
-/// `ct --json export --format ostree BUNDLE --repo REPO EXTRA…`, asserting success.
+/// `ct [--json] export --format ostree BUNDLE --repo REPO EXTRA…`; the caller checks the result.
+fn export_run(
+    env: &TestEnv,
+    store: &Path,
+    json: bool,
+    bundle: &str,
+    repo: &Path,
+    extra: &[&str],
+) -> cerro_tests::Run {
+    let mut args = vec!["export", "--format", "ostree", bundle, "--repo"];
+    if json {
+        args.insert(0, "--json");
+    }
+    args.push(repo.to_str().unwrap());
+    args.extend_from_slice(extra);
+    ct_in(env, store, &args)
+}
+
+/// [`export_run`] with `--json`, asserting success.
 fn export(
     env: &TestEnv,
     store: &Path,
@@ -36,17 +54,9 @@ fn export(
     repo: &Path,
     extra: &[&str],
 ) -> serde_json::Value {
-    let mut args = vec![
-        "--json",
-        "export",
-        "--format",
-        "ostree",
-        bundle,
-        "--repo",
-        repo.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    ct_in(env, store, &args).ok().json()
+    export_run(env, store, true, bundle, repo, extra)
+        .ok()
+        .json()
 }
 
 /// `ostree SUBCOMMAND --repo REPO ARGS…`.
@@ -108,19 +118,7 @@ fn an_archive_export_is_accepted_by_ostree_and_checks_out_as_the_verified_tree()
     let repo = env.path("repo");
     // OSTree holds no device nodes or FIFOs: without --skip-special the bundle is refused, each
     // listed, before the repository is even created.
-    ct_in(
-        &env,
-        &store,
-        &[
-            "export",
-            "--format",
-            "ostree",
-            "mnt.ctp",
-            "--repo",
-            repo.to_str().unwrap(),
-        ],
-    )
-    .fails(
+    export_run(&env, &store, false, "mnt.ctp", &repo, &[]).fails(
         10,
         &[
             "OSTree cannot hold 2 of its entries",
@@ -129,21 +127,13 @@ fn an_archive_export_is_accepted_by_ostree_and_checks_out_as_the_verified_tree()
         ],
     );
     assert!(!repo.exists());
-    let run = ct_in(
+    let run = export_run(
         &env,
         &store,
-        &[
-            "--json",
-            "export",
-            "--format",
-            "ostree",
-            "mnt.ctp",
-            "--repo",
-            repo.to_str().unwrap(),
-            "--branch",
-            "app/mnt",
-            "--skip-special",
-        ],
+        true,
+        "mnt.ctp",
+        &repo,
+        &["--branch", "app/mnt", "--skip-special"],
     );
     run.ok()
         .stderr_has("skipped: left out of the commit")
@@ -333,20 +323,8 @@ fn the_multilayer_image_exports_in_both_modes_as_ct_mount_shows_it() {
     let full = cerro_tests::fixtures::multilayer_image();
     env.pack(&format!("oci:{}:{tag}", full.display()), "full.ctp", &[]);
     let repo = env.path("refused");
-    ct_in(
-        &env,
-        &store,
-        &[
-            "export",
-            "--format",
-            "ostree",
-            "full.ctp",
-            "--repo",
-            repo.to_str().unwrap(),
-            "--skip-special",
-        ],
-    )
-    .fails(64, &["/etc/caf\\xe9", "is not UTF-8"]);
+    export_run(&env, &store, false, "full.ctp", &repo, &["--skip-special"])
+        .fails(64, &["/etc/caf\\xe9", "is not UTF-8"]);
     assert!(!repo.exists());
     // Without that one file: whiteouts, an opaque directory, hard links, symlinks, devices and a
     // FIFO (skipped), xattrs including security.capability, owners, setuid.
@@ -424,20 +402,14 @@ fn exports_write_only_what_the_repository_lacks_and_the_commit_is_the_same_every
         .ok()
         .stdout_has("VERIFIED");
     // An existing repository keeps its mode.
-    ct_in(
+    let repo3 = env.path("repo3");
+    export_run(
         &env,
         &store,
-        &[
-            "export",
-            "--format",
-            "ostree",
-            "mnt",
-            "--repo",
-            env.path("repo3").to_str().unwrap(),
-            "--mode",
-            "archive",
-            "--skip-special",
-        ],
+        false,
+        "mnt",
+        &repo3,
+        &["--mode", "archive", "--skip-special"],
     )
     .fails(64, &["bare-user", "not archive"]);
     // Without --mode, an existing repository is taken in its own mode.
@@ -455,20 +427,7 @@ fn a_damaged_store_object_stops_the_export_before_any_ref() {
         .json();
     flip_byte(&store_object(&store, &tree, "/data/big.bin"), 70_000);
     let repo = env.path("repo");
-    ct_in(
-        &env,
-        &store,
-        &[
-            "export",
-            "--format",
-            "ostree",
-            "mnt",
-            "--repo",
-            repo.to_str().unwrap(),
-            "--skip-special",
-        ],
-    )
-    .fails(
+    export_run(&env, &store, false, "mnt", &repo, &["--skip-special"]).fails(
         1,
         &[
             "bundle mnt, /data/big.bin",

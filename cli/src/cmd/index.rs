@@ -354,7 +354,14 @@ pub fn search(ctx: &Ctx, a: SearchArgs) -> CmdResult<u8> {
     };
     let q = Query {
         text: a.text.clone(),
-        signer: a.signer.clone(),
+        signer: a
+            .signer
+            .as_deref()
+            .map(|g| {
+                cerro_core::policy::KeyGlob::parse(g)
+                    .map_err(|e| Failure::usage(format!("--signer {g:?}: {e}")))
+            })
+            .transpose()?,
         fingerprint: a
             .fingerprint
             .as_deref()

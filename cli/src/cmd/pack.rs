@@ -108,7 +108,6 @@ pub fn run(ctx: &Ctx, a: PackArgs) -> CmdResult {
             version: a.version.clone(),
             limits: ctx.cfg.limits(),
             sbom: !a.no_sbom,
-            tool: format!("ct-{}", env!("CARGO_PKG_VERSION")),
             provenance: !a.no_provenance,
             tool_version: env!("CARGO_PKG_VERSION").into(),
         },

@@ -25,12 +25,22 @@ pub use document::{EditError, PolicyDocument, RuleItem};
 pub use explain::{ExplainStep, Explanation, StepOutcome, STEP_NAMES};
 use values::{Glob, PinSigner, PolicySuite};
 
-/// Whether `s` matches `pattern`, a glob as policies write them (`*`, `?`, `[...]`, matching
-/// `/` too; no `**`); an invalid pattern is an error saying why. For `ct search --signer`.
-pub fn glob_matches(pattern: &str, s: &str) -> Result<bool, String> {
-    Glob::parse(pattern, "glob")
-        .map(|g| g.matches(s))
-        .map_err(|e| e.to_string())
+/// A glob as policies write them (`*`, `?`, `[...]`, matching `/` too; no `**`), compiled once:
+/// `ct search --signer`.
+#[derive(Debug, Clone)]
+pub struct KeyGlob(Glob);
+
+impl KeyGlob {
+    /// Compile `pattern`; an invalid one is an error saying why.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        Glob::parse(pattern, "glob")
+            .map(KeyGlob)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn matches(&self, s: &str) -> bool {
+        self.0.matches(s)
+    }
 }
 
 /// The only `version` this code understands. A new version is a new format, not an extension.
