@@ -293,7 +293,16 @@ image's Entrypoint and Cmd (ARGS after -- replace Cmd, as with `docker run`) wit
 User. Writes land in the overlay and go with the container; nothing reaches the store. Every mount ct \
 run makes lives in a private mount namespace, staged in a new 0700 directory under /run/cerro/run \
 (CT_RUN_DIR overrides it; it must be a root-owned directory nobody else can write): other users on the \
-host see none of it. The exit status is the container's. Needs root.
+host see none of it. The exit status is the container's.
+
+Without root, ct run is rootless: it enters a user namespace of its own, where the user is root, and \
+mounts and runs there (the user's store; the overlay with userxattr; runc only, its state with the rest \
+under $XDG_RUNTIME_DIR/cerro/run, which CT_RUN_DIR overrides and which must be the user's, writable by \
+nobody else). With a range for the user in /etc/subuid and /etc/subgid and newuidmap/newgidmap \
+(uidmap) installed, ids 1 and up map to that range; otherwise only 0 (the user) exists, a note says \
+so, files of other owners show as nobody and --user must be 0. There are no cgroup limits (no pids \
+limit); --privileged and -p with a host port below net.ipv4.ip_unprivileged_port_start are refused \
+(64).
 
 Defaults, the same on every runtime (podman's, for a root container): the capabilities CHOWN, \
 DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT; \
@@ -468,6 +477,13 @@ pub struct DaemonArgs {
     pub threads: Option<usize>,
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Set by a supervisor for the serving process it starts (its pid): the process talks to
+    /// it over the socket on its stdin (connection, INIT handshake, inode numbering).
+    #[arg(long)]
+    pub supervisor: Option<u32>,
+    /// … and have the kernel re-send what a dead predecessor had read.
+    #[arg(long, requires = "supervisor")]
+    pub resend: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -164,6 +164,17 @@ impl<S: TreeStore + ?Sized> VerifiedFs<S> {
         &self.table
     }
 
+    /// Number the inodes exactly as a table that made `records` did (see
+    /// [`crate::LoadRecord`]); an error means this filesystem must not serve that mount.
+    pub fn replay(&self, records: &[crate::LoadRecord]) -> Result<(), crate::ReplayError> {
+        self.table.replay(records)
+    }
+
+    /// Hear every directory load from now on, before its inode numbers reach the kernel.
+    pub fn on_load(&self, hook: crate::LoadHook) {
+        self.table.set_load_hook(hook);
+    }
+
     /// Log a failure once per (inode, block).
     fn report(&self, ino: Ino, node: Option<&Node>, block: Option<u64>, e: &TreeError) {
         if e.is_corruption() {

@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::view::TreeRoot;
+use crate::{LoadRecord, ReplayError};
 use cerro_core::rootfs::{
     Blake3Root, DirDigest, Limits, MemorySink, MemoryTree, RootfsBuilder, VERIFY_BLOCK_SIZE_V1,
 };
@@ -388,4 +389,113 @@ fn readdir_resumes_at_every_offset() {
     }
     assert!(fx.fs.dir_entries(wide, 302).unwrap().is_empty());
     assert!(fx.fs.dir_entries(wide, u64::MAX).unwrap().is_empty());
+}
+
+/// Another filesystem on the same store and root, as a new serving process would make it.
+fn twin(fx: &Fixture) -> VerifiedFs<MemoryTree> {
+    let mut builder = RootfsBuilder::new(Limits::default());
+    let mut sink = MemorySink::default();
+    builder
+        .apply_layer(&layer()[..], Compression::None, &mut sink)
+        .unwrap();
+    let rootfs = builder.finish();
+    VerifiedFs::new(
+        VerifiedTree::new(fx.store.clone()),
+        &View::Rootfs(TreeRoot::unchecked("test", rootfs.root.clone())),
+        Arc::new(|_: &str| {}),
+        DEFAULT_CACHE_BYTES,
+    )
+}
+
+#[test]
+fn a_replayed_load_journal_gives_every_inode_its_number_again() {
+    let fx = fixture();
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let j = journal.clone();
+    fx.fs.on_load(Box::new(move |r| j.lock().unwrap().push(r)));
+    // An order no walk would take: deep first, then the hard-link pair's directory, then wide.
+    let paths = [
+        "deep/d0/d1/d2/d3",
+        "f/hard",
+        "f/sym",
+        "wide/e299",
+        "deep/d0",
+    ];
+    let inos: Vec<Ino> = paths.iter().map(|p| fx.ino(p).unwrap()).collect();
+    let records = journal.lock().unwrap().clone();
+    assert!(records.len() >= 6, "{records:?}");
+    assert_eq!(records[0].dir, ROOT_INO.get());
+    // Serialised and back, as the supervisor keeps it.
+    let bytes: Vec<u8> = records.iter().flat_map(|r| r.to_bytes()).collect();
+    let back: Vec<LoadRecord> = bytes
+        .chunks(LoadRecord::LEN)
+        .map(|c| LoadRecord::from_bytes(c).unwrap())
+        .collect();
+    assert_eq!(back, records);
+
+    let other = twin(&fx);
+    other.replay(&back).unwrap();
+    assert_eq!(other.table.len(), fx.fs.table.len());
+    for (p, ino) in paths.iter().zip(&inos) {
+        assert_eq!(other.table.path(*ino), fx.fs.table.path(*ino), "{p}");
+        assert_eq!(
+            other.attr_of(*ino).unwrap().1.size,
+            fx.fs.attr_of(*ino).unwrap().1.size,
+            "{p}"
+        );
+    }
+    // A later load numbers on from where the first table would have.
+    let next = fx.ino("f/0").unwrap();
+    assert_eq!(
+        Fixture {
+            fs: other,
+            store: fx.store.clone(),
+            events: fx.events.clone()
+        }
+        .ino("f/0")
+        .unwrap(),
+        next
+    );
+}
+
+#[test]
+fn a_journal_that_does_not_replay_exactly_is_refused() {
+    let fx = fixture();
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let j = journal.clone();
+    fx.fs.on_load(Box::new(move |r| j.lock().unwrap().push(r)));
+    fx.ino("wide/e001").unwrap();
+    fx.ino("f/1").unwrap();
+    let records = journal.lock().unwrap().clone();
+    // Out of order: `f` before `wide` numbers their children differently.
+    let mut swapped = records.clone();
+    swapped.swap(1, 2);
+    assert!(matches!(
+        twin(&fx).replay(&swapped),
+        Err(ReplayError::Differs { index: 1, .. })
+    ));
+    // A directory twice, or an inode that does not exist yet.
+    let mut twice = records.clone();
+    twice.push(records[1]);
+    assert!(matches!(
+        twin(&fx).replay(&twice),
+        Err(ReplayError::Load { index: 3, .. })
+    ));
+    let unknown = [LoadRecord {
+        dir: 999_999,
+        first: 2,
+        count: 1,
+    }];
+    assert!(matches!(
+        twin(&fx).replay(&unknown),
+        Err(ReplayError::Load { index: 0, .. })
+    ));
+    // A directory node changed in the store since: it no longer verifies, nothing is served.
+    let digest = fx.dir_digest("wide");
+    fx.store.dirs.write().unwrap().remove(&digest);
+    assert!(matches!(
+        twin(&fx).replay(&records),
+        Err(ReplayError::Load { index: 1, .. })
+    ));
+    twin(&fx).replay(&records[..1]).unwrap();
 }

@@ -137,6 +137,65 @@ pub struct Table<S: ?Sized> {
     /// Serialises directory loads, so two threads never number one directory twice.
     loading: Mutex<()>,
     labels: Vec<String>,
+    /// Told of every directory load, in numbering order (see [`LoadRecord`]).
+    on_load: OnceLock<LoadHook>,
+}
+
+/// One directory load, as the table numbered it: the children of `dir` got the inode numbers
+/// `first .. first + count` (hard links to entries numbered before take none). Numbers depend
+/// only on the order of loads, so a table that replays the same records in the same order
+/// gives every node the same number: what lets a new serving process take over a mount whose
+/// inode numbers the kernel already holds ([`Table::replay`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadRecord {
+    pub dir: u64,
+    pub first: u64,
+    pub count: u64,
+}
+
+impl LoadRecord {
+    /// Size of [`LoadRecord::to_bytes`].
+    pub const LEN: usize = 24;
+
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.dir.to_le_bytes());
+        b[8..16].copy_from_slice(&self.first.to_le_bytes());
+        b[16..].copy_from_slice(&self.count.to_le_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let b: &[u8; Self::LEN] = b.try_into().ok()?;
+        let n = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        Some(Self {
+            dir: n(0),
+            first: n(8),
+            count: n(16),
+        })
+    }
+}
+
+/// What hears each [`LoadRecord`]; called with the load lock held, before any number of the
+/// load can reach the kernel, so what it keeps is never behind what the kernel was told.
+pub type LoadHook = Box<dyn Fn(LoadRecord) + Send + Sync>;
+
+/// Why a replay did not give the numbers recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("load {index}: directory inode {dir} could not be loaded ({reason})")]
+    Load {
+        index: usize,
+        dir: u64,
+        reason: String,
+    },
+    #[error("load {index}: directory inode {dir} numbered {got:?}, the record says {want:?}")]
+    Differs {
+        index: usize,
+        dir: u64,
+        got: (u64, u64),
+        want: (u64, u64),
+    },
 }
 
 fn time(secs: i64, nanos: u32) -> SystemTime {
@@ -191,6 +250,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
             links: Mutex::new(HashMap::new()),
             loading: Mutex::new(()),
             labels: Vec::new(),
+            on_load: OnceLock::new(),
         };
         match view {
             View::Rootfs(r) => {
@@ -391,6 +451,7 @@ impl<S: TreeStore + ?Sized> Table<S> {
             return Ok(c.clone());
         }
         let digest = digest.expect("synthetic directories are filled at creation");
+        let first = self.len() as u64 + 1;
         let dir = self
             .tree
             .dir(&digest)
@@ -459,7 +520,58 @@ impl<S: TreeStore + ?Sized> Table<S> {
         }
         let c = Arc::new(Children { entries, subdirs });
         let _ = children.set(c.clone());
+        if let Some(hook) = self.on_load.get() {
+            hook(LoadRecord {
+                dir: ino.get(),
+                first,
+                count: self.len() as u64 + 1 - first,
+            });
+        }
         Ok(c)
+    }
+
+    /// Set what hears every later directory load (once; later calls are ignored).
+    pub fn set_load_hook(&self, hook: LoadHook) {
+        let _ = self.on_load.set(hook);
+    }
+
+    /// Load the directories of `records` in their order, checking that each gets exactly the
+    /// numbers recorded: afterwards every inode number the kernel may hold names the node it
+    /// named before. Any difference (a record out of order, a directory that no longer loads
+    /// or verifies) is an error, and the table must not serve.
+    pub fn replay(&self, records: &[LoadRecord]) -> Result<(), ReplayError> {
+        for (index, r) in records.iter().enumerate() {
+            let first = self.len() as u64 + 1;
+            let loaded_before = self.get(Ino(r.dir)).is_some_and(
+                |n| matches!(&n.body, Body::Dir { children, .. } if children.get().is_some()),
+            );
+            if loaded_before {
+                return Err(ReplayError::Load {
+                    index,
+                    dir: r.dir,
+                    reason: "it was loaded already".into(),
+                });
+            }
+            self.children(Ino(r.dir)).map_err(|e| ReplayError::Load {
+                index,
+                dir: r.dir,
+                reason: match e {
+                    LoadError::NotFound => "no such inode".into(),
+                    LoadError::NotDir => "not a directory".into(),
+                    LoadError::Tree(t) => t.to_string(),
+                },
+            })?;
+            let got = (first, self.len() as u64 + 1 - first);
+            if got != (r.first, r.count) {
+                return Err(ReplayError::Differs {
+                    index,
+                    dir: r.dir,
+                    got,
+                    want: (r.first, r.count),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The attributes of `ino`; for a directory this loads it, for its `nlink`.

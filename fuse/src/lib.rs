@@ -9,10 +9,11 @@ mod fs;
 pub mod fusermount;
 mod inodes;
 pub mod mountinfo;
+pub mod restart;
 mod view;
 
 pub use fs::{EventSink, FsError, VerifiedFs, DEFAULT_CACHE_BYTES};
-pub use inodes::{Ino, Kind, ROOT_INO};
+pub use inodes::{Ino, Kind, LoadHook, LoadRecord, ReplayError, ROOT_INO};
 pub use view::{StoreBundle, TreeRoot, View};
 
 use cerro_core::rootfs::TreeStore;
@@ -137,18 +138,7 @@ pub fn mount<S: TreeStore + ?Sized + 'static>(
     } else {
         // Without root the kernel refuses mount(2), and /dev/fuse may be root's alone: the
         // setuid fusermount3 mounts and hands the descriptor back.
-        let mut o: Vec<String> = vec![
-            format!("fsname={}", opts.fsname),
-            "subtype=cerro".into(),
-            "ro".into(),
-            "default_permissions".into(),
-            "nodev".into(),
-            "nosuid".into(),
-            "noatime".into(),
-        ];
-        if opts.allow_other {
-            o.push("allow_other".into());
-        }
+        let o = mount_options_text(opts);
         let fd = fusermount::mount(mountpoint, &o.join(","))?;
         let session = fuser::Session::from_fd(fs, fd, acl, config).inspect_err(|_| {
             let _ = fusermount::unmount(mountpoint, true);
@@ -163,6 +153,23 @@ pub fn mount<S: TreeStore + ?Sized + 'static>(
         unmounter: Some(unmounter),
         thread: Some(thread),
     })
+}
+
+/// The options an ordinary user's mount is made with (`fusermount3 -o`).
+pub(crate) fn mount_options_text(opts: &MountOptions) -> Vec<String> {
+    let mut o: Vec<String> = vec![
+        format!("fsname={}", opts.fsname),
+        "subtype=cerro".into(),
+        "ro".into(),
+        "default_permissions".into(),
+        "nodev".into(),
+        "nosuid".into(),
+        "noatime".into(),
+    ];
+    if opts.allow_other {
+        o.push("allow_other".into());
+    }
+    o
 }
 
 /// Raise the kernel's readahead for the mount at `mountpoint` (its backing device's

@@ -16,9 +16,18 @@ use std::time::Duration;
 fn verify(dir: &Path, name: &str, unit: &str) -> cerro_tests::Run {
     let text = unit.replace("/usr/local/bin/ct", ct_bin().to_str().unwrap());
     fs::write(dir.join(format!("{name}@.service")), text).unwrap();
+    // The unit's Documentation= names ct's man pages: the ones of the binary under test, made
+    // here (a fresh machine has none installed), which `man` finds through MANPATH.
+    let man = dir.join("man");
+    if !man.join("man1").join("ct-mount.1").exists() {
+        let mut c = Command::new(ct_bin());
+        c.arg("__man").arg(man.join("man1"));
+        run_command(c).ok();
+    }
     let mut c = Command::new("systemd-analyze");
     c.arg("verify")
         .arg(dir.join(format!("{name}@example.service")))
+        .env("MANPATH", &man)
         .current_dir(dir);
     run_command(c)
 }

@@ -116,6 +116,41 @@ fn an_ordinary_user_mounts_reads_and_unmounts_with_their_own_store() {
     as_user(&env, user, &["mounts"])
         .ok()
         .stdout_has(mp.to_str().unwrap());
+    // The user's mount survives its serving process too: the supervisor (the user's, as is
+    // the process it starts) replaces it, and reads go on.
+    let mounts = as_user(&env, user, &["--json", "mounts"]).ok().json();
+    let sup = mounts["mounts"][0]["pid"]
+        .as_u64()
+        .expect("the daemon's pid");
+    let server = |sup: u64| -> u64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let kids =
+                fs::read_to_string(format!("/proc/{sup}/task/{sup}/children")).unwrap_or_default();
+            if let [one] = kids.split_whitespace().collect::<Vec<_>>()[..] {
+                return one.parse().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "no serving process");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    let first = server(sup);
+    for pid in [sup, first] {
+        assert_eq!(
+            fs::metadata(format!("/proc/{pid}")).unwrap().uid(),
+            user.0,
+            "{pid} runs as the user"
+        );
+    }
+    let mut c = Command::new("kill");
+    c.args(["-9", &first.to_string()]);
+    run_command(c).ok();
+    assert_eq!(
+        cat_as(user, &mp.join("data/link1")).ok().stdout.as_bytes(),
+        fs::read(mount_image().1.join("data/link1")).unwrap(),
+        "served again after the kill (a file not read before, so not cached)"
+    );
+    assert_ne!(server(sup), first);
     // Every block is still verified: a damaged object is EIO, never served.
     let tree = as_user(&env, user, &["--json", "store", "tree", "mnt"])
         .ok()

@@ -1,11 +1,14 @@
 //! `ct __mount-daemon`, the hidden command `ct mount` starts: in its own session, it gives up
-//! every capability it does not need, then plans, mounts and serves (`steps::serve`), and
-//! reports ready — or why not — on its stdout.
+//! every capability it does not need, then plans and mounts, and reports ready — or why not —
+//! on its stdout. A bundle mount is served by processes it supervises and replaces when they
+//! die (`steps::supervise`; each is this command with `--supervisor`); a store view is served
+//! by the daemon itself (`steps::serve`).
 
 use crate::app::DaemonArgs;
 use crate::ctx::Ctx;
 use crate::exit::{CmdResult, Failure, IO_ERROR};
 use crate::steps::serve::{block_ending_signals, log_line, plan, serve, DaemonReport, Request};
+use crate::steps::supervise;
 use std::path::Path;
 
 /// Give up, before any thread exists (capabilities are per thread, and threads inherit them),
@@ -15,13 +18,18 @@ use std::path::Path;
 /// setuid helper, no file capabilities), and the bounding set is emptied of the rest. Parsing
 /// the attacker-writable store then happens without CAP_SYS_MODULE, CAP_SYS_PTRACE,
 /// CAP_SETUID, CAP_NET_ADMIN, CAP_CHOWN and the like. Returns what it kept.
-fn drop_capabilities(store: &Path) -> Result<Vec<String>, String> {
+/// A serving process under a supervisor (`mount: false`) keeps not even CAP_SYS_ADMIN: it
+/// mounts nothing.
+fn drop_capabilities(store: &Path, mount: bool) -> Result<Vec<String>, String> {
     use caps::{CapSet, Capability, CapsHashSet};
     use std::os::unix::fs::MetadataExt;
     if !nix::unistd::geteuid().is_root() {
         return Ok(vec![]);
     }
-    let mut keep: CapsHashSet = [Capability::CAP_SYS_ADMIN].into_iter().collect();
+    let mut keep = CapsHashSet::new();
+    if mount {
+        keep.insert(Capability::CAP_SYS_ADMIN);
+    }
     let owner = std::fs::metadata(store).map(|m| m.uid()).unwrap_or(0);
     if owner != 0 {
         keep.extend([
@@ -54,7 +62,7 @@ pub fn daemon_main(ctx: &Ctx, a: DaemonArgs) -> CmdResult<u8> {
     // Its own session: no terminal signals from the shell that ran `ct mount`.
     let _ = nix::unistd::setsid();
     block_ending_signals()?;
-    match drop_capabilities(&ctx.store) {
+    match drop_capabilities(&ctx.store, a.supervisor.is_none()) {
         Ok(kept) if !kept.is_empty() => {
             log_line(&format!("capabilities kept: {}", kept.join(", ")))
         }
@@ -72,7 +80,20 @@ pub fn daemon_main(ctx: &Ctx, a: DaemonArgs) -> CmdResult<u8> {
         }
     }
     let req = Request::from_args(&a);
-    let result = plan(ctx, &req).and_then(|p| serve(ctx, &req, p, Some(())));
+    let result = if let Some(pid) = a.supervisor {
+        supervise::serve_child(ctx, &req, pid)
+    } else if supervise::applies(&req) {
+        plan(ctx, &req).and_then(|p| supervise::supervise(ctx, &req, p, true))
+    } else {
+        plan(ctx, &req).and_then(|p| serve(ctx, &req, p, Some(())))
+    };
+    if a.supervisor.is_some() {
+        // A serving process reports to its supervisor, which logs; its stdout is not read.
+        if let Err(f) = &result {
+            log_line(&format!("not serving: {}", f.message));
+        }
+        return result;
+    }
     if let Err(f) = &result {
         log_line(&format!("not mounted: {}", f.message));
         let report = DaemonReport::Failed {

@@ -41,6 +41,7 @@ pub fn mount(ctx: &Ctx, a: MountArgs) -> CmdResult<u8> {
         suid: false,
         threads: a.threads,
         policy: a.source.policy.clone(),
+        resend: false,
     };
     // The plan keeps this lease until the daemon has taken its own.
     start(ctx, &req, daemon::plan_opened(opened)?, a.foreground)
@@ -62,6 +63,7 @@ pub fn store_mount(ctx: &Ctx, a: StoreMountArgs) -> CmdResult<u8> {
         suid: false,
         threads: a.threads,
         policy: a.policy.clone(),
+        resend: false,
     };
     // Checked here too, so that what is left out is reported on this terminal.
     let plan = daemon::plan(ctx, &req)?;

@@ -54,6 +54,8 @@ pub struct Request {
     pub suid: bool,
     pub threads: Option<usize>,
     pub policy: Option<PathBuf>,
+    /// A serving process under a supervisor: have the kernel re-send its predecessor's requests.
+    pub resend: bool,
 }
 
 impl Request {
@@ -82,6 +84,17 @@ impl Request {
         a
     }
 
+    /// How the mount is made.
+    pub fn mount_options(&self) -> MountOptions {
+        let label = self.label.clone().unwrap_or_else(|| "store".into());
+        MountOptions {
+            allow_other: self.allow_other,
+            suid: self.suid,
+            threads: self.threads.unwrap_or_else(cerro_fuse::default_threads),
+            fsname: format!("cerro:{label}"),
+        }
+    }
+
     pub fn from_args(a: &crate::app::DaemonArgs) -> Self {
         Self {
             kind: a.kind,
@@ -92,6 +105,7 @@ impl Request {
             suid: a.suid,
             threads: a.threads,
             policy: a.policy.clone(),
+            resend: a.resend,
         }
     }
 }
@@ -250,22 +264,31 @@ pub fn mount_verified(
         events.clone(),
         cerro_fuse::DEFAULT_CACHE_BYTES,
     );
-    let mounted = cerro_fuse::mount(fs, mountpoint, opts).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
-            "mounting needs root, or for other users fusermount3 (Debian's fuse3) and a mount point they own; `ct doctor` checks this host"
-        } else if e.kind() == std::io::ErrorKind::NotFound {
-            "is /dev/fuse there? (`modprobe fuse`; containers need --device /dev/fuse)"
-        } else {
-            "see `ct doctor`"
-        };
-        Failure::io(format!("mounting {}", mountpoint.display()), e).hint(hint)
-    })?;
+    let mounted =
+        cerro_fuse::mount(fs, mountpoint, opts).map_err(|e| mount_failure(mountpoint, e))?;
+    raise_readahead(mountpoint, &events);
+    Ok(mounted)
+}
+
+/// Why a mount could not be made, with what to check.
+pub fn mount_failure(mountpoint: &Path, e: std::io::Error) -> Failure {
+    let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+        "mounting needs root, or for other users fusermount3 (Debian's fuse3) and a mount point they own; `ct doctor` checks this host"
+    } else if e.kind() == std::io::ErrorKind::NotFound {
+        "is /dev/fuse there? (`modprobe fuse`; containers need --device /dev/fuse)"
+    } else {
+        "see `ct doctor`"
+    };
+    Failure::io(format!("mounting {}", mountpoint.display()), e).hint(hint)
+}
+
+/// Raise the mount's readahead (root only), or log why it stays at the kernel's default.
+pub fn raise_readahead(mountpoint: &Path, events: &cerro_fuse::EventSink) {
     if let Err(e) = cerro_fuse::set_readahead_kb(mountpoint, READAHEAD_KB) {
         events(&format!(
             "note: readahead stays at the kernel's default ({e})"
         ));
     }
-    Ok(mounted)
 }
 
 /// After the daemon said it is ready: the kernel lists a FUSE mount at `mp`.
@@ -293,7 +316,7 @@ pub fn log_line(msg: &str) {
 /// Mount `plan` and serve it until the mount ends. `detached` is `Some` in the daemon (report
 /// readiness on stdout, then let go of it), `None` in the foreground (say so on the terminal).
 /// The signals that end a mount (its daemon, or `ct mount --foreground`).
-fn ending_signals() -> nix::sys::signal::SigSet {
+pub fn ending_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut signals = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
@@ -312,6 +335,64 @@ pub fn block_ending_signals() -> CmdResult {
         .map_err(|e| Failure::io("blocking signals", std::io::Error::from(e)))
 }
 
+/// Register the mount `req` makes in the store (`ct mounts`, `ct umount`), for as long as the
+/// returned registration lives (its lock says the daemon is alive).
+pub fn register_mount(
+    ctx: &Ctx,
+    req: &Request,
+    store: &Store,
+    bundles: &[MountedBundle],
+) -> CmdResult<mounts::Registration> {
+    Ok(mounts::register(
+        store.dirs(),
+        &mounts::MountInfo {
+            format: mounts::MOUNT_FORMAT_V2.into(),
+            mountpoint: req.mountpoint.clone(),
+            pid: std::process::id(),
+            kind: req.kind.as_str().into(),
+            bundles: bundles.to_vec(),
+            log: log_path(&ctx.store, &req.mountpoint),
+            started_at: chrono::Utc::now().timestamp(),
+            allow_other: req.allow_other,
+        },
+    )?)
+}
+
+/// Say on the terminal, and to a service manager, that a foreground mount answers.
+pub fn report_foreground(ctx: &Ctx, req: &Request, bundles: &[MountedBundle]) {
+    report_mounted(
+        ctx,
+        req,
+        bundles,
+        std::process::id(),
+        Path::new("(this terminal)"),
+    );
+    ctx.out
+        .line("  running in the foreground: Ctrl-C (or `ct umount`) unmounts");
+    // Under systemd (Type=notify, tools/systemd/ct-mount@.service): the mount answers.
+    sd_notify(&format!(
+        "READY=1\nSTATUS=serving {}",
+        req.mountpoint.display()
+    ));
+}
+
+/// Tell `ct mount`, waiting on this daemon's stdout, that the mount answers; then let go of
+/// stdout.
+pub fn report_ready() {
+    let line = serde_json::to_string(&DaemonReport::Ready {
+        pid: std::process::id(),
+    })
+    .expect("serializes");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+    drop(out);
+    // Nobody reads our stdout any more: point it at /dev/null so a stray write can never fail
+    // the daemon.
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+}
+
 pub fn serve(ctx: &Ctx, req: &Request, plan: Plan, detached: Option<()>) -> CmdResult<u8> {
     block_ending_signals()?;
     let signals = ending_signals();
@@ -323,25 +404,8 @@ pub fn serve(ctx: &Ctx, req: &Request, plan: Plan, detached: Option<()>) -> CmdR
         bundles,
     } = plan;
     let label = req.label.clone().unwrap_or_else(|| "store".into());
-    let registration = mounts::register(
-        store.dirs(),
-        &mounts::MountInfo {
-            format: mounts::MOUNT_FORMAT_V2.into(),
-            mountpoint: req.mountpoint.clone(),
-            pid: std::process::id(),
-            kind: req.kind.as_str().into(),
-            bundles: bundles.clone(),
-            log: log_path(&ctx.store, &req.mountpoint),
-            started_at: chrono::Utc::now().timestamp(),
-            allow_other: req.allow_other,
-        },
-    )?;
-    let opts = MountOptions {
-        allow_other: req.allow_other,
-        suid: req.suid,
-        threads: req.threads.unwrap_or_else(cerro_fuse::default_threads),
-        fsname: format!("cerro:{label}"),
-    };
+    let registration = register_mount(ctx, req, &store, &bundles)?;
+    let opts = req.mount_options();
     let mut mounted = mount_verified(store, &view, &req.mountpoint, &opts, Arc::new(log_line))?;
     log_line(&format!(
         "mounted {label} at {} ({} threads{})",
@@ -354,36 +418,8 @@ pub fn serve(ctx: &Ctx, req: &Request, plan: Plan, detached: Option<()>) -> CmdR
         }
     ));
     match detached {
-        Some(()) => {
-            let line = serde_json::to_string(&DaemonReport::Ready {
-                pid: std::process::id(),
-            })
-            .expect("serializes");
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}").and_then(|_| out.flush());
-            drop(out);
-            // Nobody reads our stdout any more: point it at /dev/null so a stray write can
-            // never fail the daemon.
-            if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-                let _ = nix::unistd::dup2_stdout(&null);
-            }
-        }
-        None => {
-            report_mounted(
-                ctx,
-                req,
-                &bundles,
-                std::process::id(),
-                Path::new("(this terminal)"),
-            );
-            ctx.out
-                .line("  running in the foreground: Ctrl-C (or `ct umount`) unmounts");
-            // Under systemd (Type=notify, tools/systemd/ct-mount@.service): the mount answers.
-            sd_notify(&format!(
-                "READY=1\nSTATUS=serving {}",
-                req.mountpoint.display()
-            ));
-        }
+        Some(()) => report_ready(),
+        None => report_foreground(ctx, req, &bundles),
     }
     if let Some(mut un) = mounted.take_unmounter() {
         let mp = req.mountpoint.clone();
@@ -606,6 +642,9 @@ fn check_not_swappable(mp: &Path) -> CmdResult {
 /// plan's lease is held until the daemon has answered (it takes its own first).
 pub fn start(ctx: &Ctx, req: &Request, plan: Plan, foreground: bool) -> CmdResult<u8> {
     if foreground {
+        if crate::steps::supervise::applies(req) {
+            return crate::steps::supervise::supervise(ctx, req, plan, false);
+        }
         return serve(ctx, req, plan, None);
     }
     let bundles = plan.bundles.clone();
