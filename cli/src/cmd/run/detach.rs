@@ -277,10 +277,12 @@ fn running(dir: &Path, name: &str) -> CmdResult<Option<Record>> {
 
 /// `ct stop NAME…`.
 pub fn stop(ctx: &Ctx, a: StopArgs) -> CmdResult<u8> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(Failure::usage("ct stop needs root (as ct run does)"));
-    }
-    let dir = stage::sub_dir(&stage::run_dir()?, "containers")?;
+    // Root's containers are under root's run directory, a user's under theirs.
+    let run_dir = match nix::unistd::geteuid().is_root() {
+        true => stage::run_dir()?,
+        false => super::rootless::run_dir()?,
+    };
+    let dir = stage::sub_dir(&run_dir, "containers")?;
     let mut stopped = Vec::new();
     for name in &a.names {
         check_name(name)?;

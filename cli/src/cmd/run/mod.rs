@@ -2,16 +2,19 @@
 //! overlayfs: a private tmpfs as upper, the FUSE mount as lower — the store is never written),
 //! and run the image with runc or crun (an OCI runtime bundle ct writes, with podman's
 //! defaults) or podman (`podman run --rootfs` with the same settings). Every mount is made in
-//! a private mount namespace, in a mkdtemp directory under a root-only run directory
-//! ([`stage`]); options are checked before anything is imported ([`options`]); the runtime
+//! a private mount namespace, in a mkdtemp directory under a run directory only its owner can
+//! write ([`stage`]); options are checked before anything is imported ([`options`]); the runtime
 //! spec is [`spec`], the network [`network`], paths inside the image [`rootfs`], detached runs
-//! and `ct stop` [`detach`], signals [`signals`]. The container's exit status becomes ours; everything it used is taken down on
-//! every path (container exit, runtime failure, Ctrl-C, `ct stop`, errors), by guards.
+//! and `ct stop` [`detach`], signals [`signals`]. An ordinary user's run first enters a user
+//! namespace of its own and is root there ([`rootless`]). The container's exit status becomes
+//! ours; everything it used is taken down on every path (container exit, runtime failure,
+//! Ctrl-C, `ct stop`, errors), by guards.
 
 pub mod detach;
 mod network;
 mod options;
 mod rootfs;
+mod rootless;
 mod signals;
 mod spec;
 mod stage;
@@ -49,10 +52,26 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 /// Longest host name the kernel takes.
 const MAX_HOSTNAME: usize = 64;
 
-fn pick_runtime(ctx: &Ctx, arg: Option<&str>) -> CmdResult<String> {
+/// The runtime: the one asked for (or configured), else the first of `RUNTIMES` that works. A
+/// rootless run drives runc only.
+fn pick_runtime(ctx: &Ctx, arg: Option<&str>, rootless: bool) -> CmdResult<String> {
     let want = arg
         .map(str::to_string)
-        .or_else(|| ctx.cfg.file.run.as_ref().and_then(|r| r.runtime.clone()));
+        .or_else(|| ctx.cfg.file.run.as_ref().and_then(|r| r.runtime.clone()))
+        .or_else(|| rootless.then(|| rootless::RUNTIME.to_string()));
+    if let Some(r) = want
+        .as_deref()
+        .filter(|r| rootless && *r != rootless::RUNTIME)
+    {
+        return Err(Failure::usage(format!(
+            "ct run without root drives {} only, not {r}",
+            rootless::RUNTIME
+        ))
+        .hint(format!(
+            "give --runtime {} (or run as root for {r})",
+            rootless::RUNTIME
+        )));
+    }
     let works = |r: &str| {
         Command::new(r)
             .arg("--version")
@@ -118,11 +137,6 @@ fn image_config(store: &Store, m: &Manifest) -> CmdResult<RunDefaults> {
 
 /// `ct run BUNDLE|NAME [-- ARGS…]`; with `-d`, in the background (see [`detach`]).
 pub fn run(ctx: &Ctx, a: RunArgs) -> CmdResult<u8> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(Failure::usage(
-            "ct run needs root (it mounts an overlay and runs a runtime)",
-        ));
-    }
     if a.detach && !a.detached_child {
         return detach::spawn(ctx);
     }
@@ -200,12 +214,24 @@ fn check_options(a: &RunArgs) -> CmdResult<Checked> {
 
 /// Everything but the detaching: check, verify, stage, run, take down.
 fn run_container(ctx: &Ctx, a: RunArgs, reporter: Option<&mut Reporter>) -> CmdResult<u8> {
+    // An ordinary user's run directory is checked with the host's ids, before the namespace.
+    let rootless = rootless::Rootless::detect()?;
     // First, while this is the only thread: every thread and child shares the namespace.
-    stage::private_mount_namespace()?;
+    match &rootless {
+        Some(r) => r.enter()?,
+        None => stage::private_mount_namespace()?,
+    }
     let watch = signals::watch()?;
-    let runtime = pick_runtime(ctx, a.runtime.as_deref())?;
+    let runtime = pick_runtime(ctx, a.runtime.as_deref(), rootless.is_some())?;
     let opts = check_options(&a)?;
-    let run_dir = stage::run_dir()?;
+    let run_dir = match &rootless {
+        Some(r) => {
+            r.check_options(a.privileged, opts.network, &opts.publish)?;
+            r.run_dir.clone()
+        }
+        None => stage::run_dir()?,
+    };
+    let runtime_state = rootless.as_ref().map(|r| r.runtime_state()).transpose()?;
     let record_for = |name: &str| record(&a, &runtime, name);
     // A name given is claimed now, so a clash fails before anything is imported.
     let mut claim = match &a.name {
@@ -260,10 +286,16 @@ fn run_container(ctx: &Ctx, a: RunArgs, reporter: Option<&mut Reporter>) -> CmdR
         ..record_for(&id)
     })?;
 
-    mount_rootfs(&mut stage, &opened, &name)?;
+    mount_rootfs(&mut stage, &opened, &name, rootless.is_some())?;
 
     let terminal = reporter.is_none() && std::io::stdin().is_terminal();
     let (process, hostname) = process(&a, &config, &opts, &id, &name, terminal, &stage.rootfs())?;
+    if let Some(r) = &rootless {
+        r.check_ids(process.uid, process.gid)?;
+        if let Some(note) = r.note().filter(|_| !ctx.out.quiet) {
+            eprintln!("ct run: {note}");
+        }
+    }
     let annotations = annotations(&name, &bundle_digest, &config);
     let (launch, slirp) = launch(
         &runtime,
@@ -274,6 +306,7 @@ fn run_container(ctx: &Ctx, a: RunArgs, reporter: Option<&mut Reporter>) -> CmdR
         &opts,
         &a,
         &annotations,
+        runtime_state.as_deref(),
     )?;
     if !ctx.out.quiet && std::io::stderr().is_terminal() {
         eprintln!(
@@ -366,7 +399,9 @@ fn process(
 }
 
 /// How to start and take down the container: podman's command line, or the OCI spec written
-/// for runc/crun (with its network namespace and, for a private network, slirp4netns).
+/// for runc/crun (with its network namespace and, for a private network, slirp4netns). A
+/// rootless run gives runc its own state directory (`rootless_state`) and the spec's rootless
+/// form.
 #[allow(clippy::too_many_arguments)]
 fn launch(
     runtime: &str,
@@ -377,6 +412,7 @@ fn launch(
     opts: &Checked,
     a: &RunArgs,
     annotations: &[(&str, String)],
+    rootless_state: Option<&Path>,
 ) -> CmdResult<(spec::Launch, Option<network::Slirp>)> {
     let rlimits = spec::rlimits();
     let mut slirp = None;
@@ -410,7 +446,8 @@ fn launch(
             }
         };
         let rootfs = stage.rootfs();
-        let spec = spec::oci_spec(&spec::Settings {
+        let host_network = matches!(netns, NetNs::Host);
+        let mut spec = spec::oci_spec(&spec::Settings {
             process,
             rootfs: &rootfs,
             hostname,
@@ -422,8 +459,11 @@ fn launch(
             rlimits: &rlimits,
             annotations,
         });
+        if rootless_state.is_some() {
+            spec::rootless(&mut spec, host_network);
+        }
         spec::write_spec(&stage.bundle(), &spec)?;
-        spec::oci_launch(runtime, id, &stage.bundle())
+        spec::oci_launch(runtime, id, &stage.bundle(), rootless_state)
     };
     Ok((launch, slirp))
 }
@@ -482,8 +522,15 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
 /// for itself alone (no allow_other: the container reads it through the overlay, which reaches
 /// its lower layer with the credentials of whoever mounted it, while checking the caller
 /// against the image's modes), and nosuid: setuid files work through the overlay, whose own
-/// flags decide, never straight from this mount.
-fn mount_rootfs(stage: &mut stage::Stage, opened: &Opened, name: &str) -> CmdResult {
+/// flags decide, never straight from this mount. A rootless run is root in its user namespace
+/// and mounts the same way there (the kernel allows FUSE, tmpfs and overlayfs mounts to a
+/// user namespace's root), so the image's ids are the namespace's.
+fn mount_rootfs(
+    stage: &mut stage::Stage,
+    opened: &Opened,
+    name: &str,
+    rootless: bool,
+) -> CmdResult {
     let mount_opts = MountOptions {
         allow_other: false,
         suid: false,
@@ -495,10 +542,16 @@ fn mount_rootfs(stage: &mut stage::Stage, opened: &Opened, name: &str) -> CmdRes
         &View::Rootfs(TreeRoot::new(name.to_string(), &opened.bundle)),
         &stage.lower(),
         &mount_opts,
-        Arc::new(|m: &str| eprintln!("ct run: {m}")),
+        Arc::new(move |m: &str| {
+            // The host's sysfs is not the namespace's to write: the readahead stays as it is,
+            // which is no news to a rootless run.
+            if !(rootless && m.starts_with("note: readahead")) {
+                eprintln!("ct run: {m}")
+            }
+        }),
     )?;
     stage.set_fuse(mounted);
-    stage.mount_overlay()?;
+    stage.mount_overlay(rootless)?;
     Ok(())
 }
 

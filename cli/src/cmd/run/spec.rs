@@ -1,7 +1,7 @@
 //! The container's settings as each runtime takes them: for runc and crun the OCI runtime spec
-//! that core's `runtime::spec` builds, written here as `config.json` with this host's limits;
-//! for podman the same settings as `podman run --rootfs` options, leaving podman its own
-//! defaults.
+//! that core's `runtime::spec` builds, written here as `config.json` with this host's limits
+//! (and, for a rootless run, what runc can do in a user namespace: [`rootless`]); for podman the
+//! same settings as `podman run --rootfs` options, leaving podman its own defaults.
 
 use super::options::{Network, Publish};
 use crate::exit::{CmdResult, Failure};
@@ -63,6 +63,36 @@ pub fn write_spec(bundle: &Path, spec: &Value) -> CmdResult {
         .map_err(|e| Failure::io(format!("writing the runtime spec {}", path.display()), e))
 }
 
+/// The spec of a rootless run, which runc runs in the user namespace ct run made (the container
+/// shares it: it has no user namespace of its own in the spec, so its ids are that namespace's
+/// mapping). What differs from root's, as `runc spec --rootless` has it: no `resources` (runc
+/// cannot make cgroups for an ordinary user without a delegated systemd slice, so no pids limit
+/// either: the user's own RLIMIT_NPROC applies), devpts without `gid=5` (no group 5 in a single
+/// mapping), and with the host's network /sys bound from the host read-only (sysfs can only be
+/// mounted by the owner of the network namespace).
+pub fn rootless(spec: &mut Value, host_network: bool) {
+    if let Some(linux) = spec["linux"].as_object_mut() {
+        linux.remove("resources");
+    }
+    let Some(mounts) = spec["mounts"].as_array_mut() else {
+        return;
+    };
+    for m in mounts.iter_mut() {
+        match m["destination"].as_str() {
+            Some("/dev/pts") => {
+                if let Some(o) = m["options"].as_array_mut() {
+                    o.retain(|x| !x.as_str().is_some_and(|x| x.starts_with("gid=")));
+                }
+            }
+            Some("/sys") if host_network => {
+                *m = serde_json::json!({"destination": "/sys", "type": "bind", "source": "/sys",
+                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            }
+            _ => {}
+        }
+    }
+}
+
 /// How to start the container, kill it, and remove what the runtime keeps of it.
 pub struct Launch {
     pub run: Vec<String>,
@@ -74,13 +104,19 @@ fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// runc or crun on the runtime bundle at `bundle`.
-pub fn oci_launch(runtime: &str, id: &str, bundle: &Path) -> Launch {
+/// runc or crun on the runtime bundle at `bundle`; with `state`, the runtime keeps its state
+/// there (`--root`: a rootless run's own directory) instead of its default under /run.
+pub fn oci_launch(runtime: &str, id: &str, bundle: &Path, state: Option<&Path>) -> Launch {
     let b = bundle.to_string_lossy().into_owned();
+    let mut base = vec![runtime.to_string()];
+    if let Some(s) = state {
+        base.extend(["--root".to_string(), s.to_string_lossy().into_owned()]);
+    }
+    let with = |rest: &[&str]| base.iter().cloned().chain(strs(rest)).collect();
     Launch {
-        run: strs(&[runtime, "run", "--bundle", &b, id]),
-        kill: strs(&[runtime, "kill", id, "KILL"]),
-        delete: strs(&[runtime, "delete", "-f", id]),
+        run: with(&["run", "--bundle", &b, id]),
+        kill: with(&["kill", id, "KILL"]),
+        delete: with(&["delete", "-f", id]),
     }
 }
 
@@ -187,6 +223,61 @@ mod tests {
             uid: 0,
             gid: 0,
             terminal: false,
+        }
+    }
+
+    #[test]
+    fn rootless_runc_gets_its_state_dir_and_a_spec_it_can_apply() {
+        let l = oci_launch("runc", "c", Path::new("/b"), Some(Path::new("/s/runc")));
+        assert_eq!(l.run.join(" "), "runc --root /s/runc run --bundle /b c");
+        assert_eq!(l.kill.join(" "), "runc --root /s/runc kill c KILL");
+        assert_eq!(l.delete.join(" "), "runc --root /s/runc delete -f c");
+        assert_eq!(
+            oci_launch("runc", "c", Path::new("/b"), None).run.join(" "),
+            "runc run --bundle /b c"
+        );
+        let p = process();
+        let settings = |netns| Settings {
+            process: &p,
+            rootfs: Path::new("/r"),
+            hostname: "h",
+            capabilities: &[],
+            privileged: false,
+            netns,
+            etc: &[],
+            volumes: &[],
+            rlimits: &[],
+            annotations: &[],
+        };
+        let mount = |v: &Value, dest: &str| {
+            v["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["destination"] == dest)
+                .unwrap()
+                .clone()
+        };
+        for host in [false, true] {
+            let mut v = oci_spec(&settings(if host { NetNs::Host } else { NetNs::New }));
+            rootless(&mut v, host);
+            assert!(v["linux"].get("resources").is_none(), "{v}");
+            assert!(!mount(&v, "/dev/pts")["options"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o.as_str().unwrap().starts_with("gid=")));
+            let sys = mount(&v, "/sys");
+            assert_eq!(sys["type"], if host { "bind" } else { "sysfs" }, "{sys}");
+            assert!(sys["options"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("ro")));
+            assert!(!v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "user"));
         }
     }
 

@@ -1,9 +1,10 @@
 //! Where `ct run` stages a container and the mounts it makes there. Everything lives in a mount
 //! namespace of ct run's own (so no mount of a running container is visible on the host), in
-//! a directory made with mkdtemp (mode 0700) under a run directory that only root can write
-//! (`/run/cerro/run`, checked to be a real root-owned directory on a path nobody else can
-//! change), so no other user can predict, pre-create, swap or reach anything in it. The
-//! [`Stage`] guard takes every mount down and removes what it made, on every path.
+//! a directory made with mkdtemp (mode 0700) under a run directory that only its owner can
+//! write — root's `/run/cerro/run`, checked to be a real root-owned directory on a path nobody
+//! else can change, or for an ordinary user their own (see [`super::rootless`]) — so no other
+//! user can predict, pre-create, swap or reach anything in it. The [`Stage`] guard takes every
+//! mount down and removes what it made, on every path.
 
 use crate::exit::{CmdResult, Failure};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -116,12 +117,37 @@ pub fn run_dir() -> CmdResult<PathBuf> {
     Ok(dir)
 }
 
-/// A directory of the run directory made 0700 if missing (records, logs), checked like it.
+/// A directory of the run directory (which [`run_dir`], or for an ordinary user
+/// `rootless::run_dir`, has checked) made 0700 if missing (records, logs, runc's state): a
+/// real directory of this process's user (root, or in a rootless run's user namespace the user
+/// who is root there) that nobody else can write.
 pub fn sub_dir(run_dir: &Path, name: &str) -> CmdResult<PathBuf> {
     let d = run_dir.join(name);
     make_dir(&d, 0o700)?;
-    check_root_owned(&d)?;
-    Ok(d)
+    let md = std::fs::symlink_metadata(&d)
+        .map_err(|e| Failure::io(format!("checking {}", d.display()), e))?;
+    let why = if md.file_type().is_symlink() {
+        Some("is a symbolic link".to_string())
+    } else if !md.is_dir() {
+        Some("is not a directory".to_string())
+    } else if md.uid() != nix::unistd::geteuid().as_raw() {
+        Some(format!("is owned by uid {}", md.uid()))
+    } else if md.mode() & 0o022 != 0 {
+        Some(format!(
+            "is writable by others (mode {:o})",
+            md.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Failure::usage(format!(
+            "{} {why}; ct run keeps nothing there",
+            d.display()
+        ))
+        .hint("remove it (ct run makes it again)")),
+        None => Ok(d),
+    }
 }
 
 /// One run's staging directory and everything mounted in it, taken down in reverse order on
@@ -199,7 +225,10 @@ impl Stage {
     /// The writable layer: a tmpfs (nosuid, nodev: nothing the container writes is a device
     /// or setuid anywhere but through the overlay it runs on) holding overlayfs's upper and
     /// work directories, and the overlay at [`Stage::rootfs`] with the FUSE mount as lower.
-    pub fn mount_overlay(&mut self) -> CmdResult {
+    /// `userxattr`: overlayfs keeps its own attributes (opaque directories, redirects) as
+    /// `user.overlay.*`, as it must in a user namespace, where `trusted.*` cannot be written
+    /// (without it, removing a directory of the image fails with EIO).
+    pub fn mount_overlay(&mut self, userxattr: bool) -> CmdResult {
         let rw = self.rw();
         self.mount(
             "tmpfs",
@@ -213,10 +242,11 @@ impl Stage {
                 .map_err(|e| Failure::io("creating the overlay's upper layer", e))?;
         }
         let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{}",
             self.lower().display(),
             rw.join("upper").display(),
-            rw.join("work").display()
+            rw.join("work").display(),
+            if userxattr { ",userxattr" } else { "" }
         );
         let rootfs = self.rootfs();
         self.mount(
