@@ -215,6 +215,19 @@ fn writes_land_in_the_overlay_and_never_in_the_users_store() {
     assert_eq!(r.stdout, "for everyone\ntop secret\n", "{r:?}");
     e.ct(&["store", "fsck"]).run().ok();
     e.ct(&["verify", "run.ctp"]).run().ok();
+    // A volume of the user's: the container's root writes there as the user.
+    let vol = e.env.path("home/vol");
+    fs::create_dir(&vol).unwrap();
+    let mut c = Command::new("chown");
+    c.arg(format!("{}:{}", e.user.0, e.user.1)).arg(&vol);
+    run_command(c).ok();
+    let spec = format!("{}:/vol", vol.display());
+    e.run(&["-v", &spec, "run", "--", "sh", "-c", "echo out > /vol/file"])
+        .ok();
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::metadata(vol.join("file")).unwrap();
+    assert_eq!((md.uid(), md.gid()), e.user);
+    assert_eq!(fs::read_to_string(vol.join("file")).unwrap(), "out\n");
 }
 
 #[test]
