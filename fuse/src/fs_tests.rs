@@ -85,21 +85,35 @@ struct Fixture {
     events: Arc<Mutex<Vec<String>>>,
 }
 
-fn fixture() -> Fixture {
+/// The layer's rootfs and its tree in memory.
+fn rootfs() -> (cerro_core::rootfs::Rootfs, MemorySink) {
     let mut builder = RootfsBuilder::new(Limits::default());
     let mut sink = MemorySink::default();
     builder
         .apply_layer(&layer()[..], Compression::None, &mut sink)
         .unwrap();
-    let rootfs = builder.finish();
+    (builder.finish(), sink)
+}
+
+/// A filesystem on `store`, as a mount (or a new serving process of one) makes it.
+fn filesystem(store: &Arc<MemoryTree>, events: EventSink) -> VerifiedFs<MemoryTree> {
+    let (rootfs, _) = rootfs();
+    VerifiedFs::new(
+        VerifiedTree::new(store.clone()),
+        &View::Rootfs(TreeRoot::unchecked("test", rootfs.root.clone())),
+        events,
+        DEFAULT_CACHE_BYTES,
+    )
+}
+
+fn fixture() -> Fixture {
+    let (rootfs, sink) = rootfs();
     let store = Arc::new(MemoryTree::new(&rootfs, &sink.files));
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink_events = events.clone();
-    let fs = VerifiedFs::new(
-        VerifiedTree::new(store.clone()),
-        &View::Rootfs(TreeRoot::unchecked("test", rootfs.root.clone())),
+    let fs = filesystem(
+        &store,
         Arc::new(move |e: &str| sink_events.lock().unwrap().push(e.to_string())),
-        DEFAULT_CACHE_BYTES,
     );
     Fixture { fs, store, events }
 }
@@ -393,18 +407,7 @@ fn readdir_resumes_at_every_offset() {
 
 /// Another filesystem on the same store and root, as a new serving process would make it.
 fn twin(fx: &Fixture) -> VerifiedFs<MemoryTree> {
-    let mut builder = RootfsBuilder::new(Limits::default());
-    let mut sink = MemorySink::default();
-    builder
-        .apply_layer(&layer()[..], Compression::None, &mut sink)
-        .unwrap();
-    let rootfs = builder.finish();
-    VerifiedFs::new(
-        VerifiedTree::new(fx.store.clone()),
-        &View::Rootfs(TreeRoot::unchecked("test", rootfs.root.clone())),
-        Arc::new(|_: &str| {}),
-        DEFAULT_CACHE_BYTES,
-    )
+    filesystem(&fx.store, Arc::new(|_: &str| {}))
 }
 
 #[test]

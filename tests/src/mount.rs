@@ -97,6 +97,21 @@ pub fn is_mounted(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
+/// What `ct mounts --json` says of `mp` (other tests' mounts, listed as unregistered, aside).
+pub fn mounts_at(env: &TestEnv, store: &Path, mp: &Path) -> Vec<serde_json::Value> {
+    let v = env
+        .ct(&["--json", "--store", store.to_str().unwrap(), "mounts"])
+        .ok()
+        .json();
+    v["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["mountpoint"] == serde_json::json!(mp))
+        .cloned()
+        .collect()
+}
+
 /// A mount made by `ct mount`/`ct store mount`; dropping it unmounts (`ct umount`, falling back
 /// to `umount -l`), so a failing test leaves nothing mounted.
 pub struct Mounted {

@@ -6,7 +6,8 @@
 //! Every mount is guarded: it is unmounted when the test ends, pass or fail.
 
 use cerro_tests::mount::{
-    big_file_bytes, is_mounted, mount_image, pack_mount_image, runc_on, Mounted, BIG_FILE_LEN,
+    big_file_bytes, is_mounted, mount_image, mounts_at, pack_mount_image, runc_on, Mounted,
+    BIG_FILE_LEN,
 };
 use cerro_tests::{run_command, TestEnv};
 use std::collections::BTreeMap;
@@ -34,21 +35,6 @@ fn setup() -> (TestEnv, PathBuf, PathBuf) {
     pack_mount_image(&env, "mnt.ctp", "mnt");
     let store = env.path("store");
     (env, store, PathBuf::from("mnt.ctp"))
-}
-
-/// What `ct mounts --json` says of `mp` (other tests' mounts, listed as unregistered, aside).
-fn mounts_at(env: &TestEnv, store: &Path, mp: &Path) -> Vec<serde_json::Value> {
-    let v = env
-        .ct(&["--json", "--store", store.to_str().unwrap(), "mounts"])
-        .ok()
-        .json();
-    v["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["mountpoint"] == serde_json::json!(mp))
-        .cloned()
-        .collect()
 }
 
 fn source() -> &'static Path {

@@ -5,7 +5,7 @@
 //! the mount rather than serve it. Every read is bounded; every mount is guarded.
 
 use cerro_tests::hostile_store::RawStore;
-use cerro_tests::mount::{is_mounted, mount_image, pack_mount_image, Mounted};
+use cerro_tests::mount::{is_mounted, mount_image, mounts_at, pack_mount_image, Mounted};
 use cerro_tests::TestEnv;
 use std::fs;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -33,17 +33,19 @@ fn setup() -> (TestEnv, PathBuf) {
 
 /// The supervisor's pid (what `ct mounts` names) for the mount at `mp`.
 fn supervisor(env: &TestEnv, store: &Path, mp: &Path) -> u32 {
-    let v = env
-        .ct(&["--json", "--store", store.to_str().unwrap(), "mounts"])
-        .ok()
-        .json();
-    v["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["mountpoint"] == serde_json::json!(mp))
+    mounts_at(env, store, mp)
+        .first()
         .and_then(|m| m["pid"].as_u64())
         .expect("ct mounts names the mount's daemon") as u32
+}
+
+/// Wait (bounded) until process `pid` is gone.
+fn wait_gone(pid: u32, what: &str) {
+    let deadline = Instant::now() + READ_BOUND;
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "{what} ({pid}) is still there");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The serving process: the supervisor's one child (waiting, bounded, while it is replaced).
@@ -361,14 +363,7 @@ fn killing_the_serving_process_twenty_times_costs_readers_nothing() {
     assert_eq!(e.raw_os_error(), Some(EIO), "{e}");
     assert_eq!(read_direct(&big, 0, 65536).unwrap().len(), 65536);
     m.unmount();
-    let deadline = Instant::now() + READ_BOUND;
-    while Path::new(&format!("/proc/{sup}")).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the supervisor outlived its mount"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(sup, "the supervisor, after its mount ended");
 }
 
 #[test]
@@ -409,13 +404,6 @@ fn a_record_tampered_while_mounted_stops_the_mount_at_the_next_restart() {
     assert!(log.contains("failed to start"), "{log}");
     assert!(log.contains("giving the mount up"), "{log}");
     assert!(fs::read(mp.join("data/public")).is_err());
-    let deadline = Instant::now() + READ_BOUND;
-    while Path::new(&format!("/proc/{sup}")).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the supervisor outlived its mount"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(sup, "the supervisor, after its mount ended");
     drop(m);
 }
