@@ -59,6 +59,12 @@ fn a_healthy_host_passes() {
         .as_str()
         .unwrap()
         .contains("1 bundle record(s) consistent"));
+    // This kernel (6.18) re-sends FUSE requests: mounts survive their serving process.
+    assert_eq!(check(&v, "mount restarts")["ok"], true, "{v}");
+    assert!(check(&v, "mount restarts")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("survives its serving process"));
     env.ct(&["--store", &st, "doctor", "--quick"]).ok();
 }
 

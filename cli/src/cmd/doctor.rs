@@ -156,6 +156,63 @@ fn check_fuse(ctx: &Ctx) -> Vec<Check> {
     out
 }
 
+/// Whether the kernel re-sends FUSE requests a dead serving process had read
+/// (`FUSE_NOTIFY_RESEND`, Linux 6.9): what lets a mount survive its serving process.
+fn check_mount_restart() -> Check {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|r| r.trim().to_string())
+        .unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if version >= (6, 9) {
+        ok(
+            "mount restarts",
+            format!("Linux {release} re-sends FUSE requests: a mount survives its serving process"),
+        )
+    } else {
+        warn(
+            "mount restarts",
+            format!("Linux {release} cannot re-send FUSE requests (6.9+): a mount ends with its serving process"),
+            "a newer kernel; until then a mount whose serving process dies must be remounted",
+        )
+    }
+}
+
+/// What `ct run` without root needs: user namespaces, and a run directory.
+fn check_rootless() -> Vec<Check> {
+    if nix::unistd::geteuid().is_root() {
+        return vec![];
+    }
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let mut out = vec![match max {
+        Some(0) => bad(
+            "user namespaces",
+            "user.max_user_namespaces is 0: ct run cannot run without root here",
+            "as root: sysctl -w user.max_user_namespaces=15000",
+        ),
+        _ => ok("user namespaces", "ct run can make its own (rootless runs)"),
+    }];
+    let dir = std::env::var_os("CT_RUN_DIR")
+        .map(|d| format!("CT_RUN_DIR={}", PathBuf::from(d).display()))
+        .or_else(|| {
+            std::env::var_os("XDG_RUNTIME_DIR")
+                .map(|d| format!("{}/cerro/run", PathBuf::from(d).display()))
+        });
+    out.push(match dir {
+        Some(d) => ok("run directory", format!("rootless runs keep their state in {d}")),
+        None => warn(
+            "run directory",
+            "neither XDG_RUNTIME_DIR nor CT_RUN_DIR is set: ct run without root refuses to start",
+            "log in through a session that sets XDG_RUNTIME_DIR, or set CT_RUN_DIR to a directory only you can write",
+        ),
+    });
+    out
+}
+
 fn check_runtimes() -> Vec<Check> {
     let runc = on_path("runc");
     let crun = on_path("crun");
@@ -529,7 +586,9 @@ fn check_clock() -> Check {
 /// `ct doctor [--quick]`.
 pub fn run(ctx: &Ctx, quick: bool) -> CmdResult<u8> {
     let mut checks = check_fuse(ctx);
+    checks.push(check_mount_restart());
     checks.extend(check_runtimes());
+    checks.extend(check_rootless());
     checks.extend(check_store(ctx, quick));
     checks.extend(check_keys(ctx));
     checks.extend(check_key_expiry(ctx));
