@@ -331,7 +331,8 @@ must exist) at CONTAINER, on the overlay — never into the verified layer. -w s
 --hostname the host name [default: the container's name].
 
 -d (--detach) runs the container in the background: ct run prints its name once it started and \
-returns; the container's output (and ct's) goes to /run/cerro/run/logs/NAME.log (under CT_RUN_DIR). \
+returns; the container's output (and ct's) goes to RUN_DIR/logs/NAME.log (RUN_DIR: CT_RUN_DIR, else \
+/run/cerro/run as root and $XDG_RUNTIME_DIR/cerro/run for other users). \
 `ct stop NAME` stops it: SIGTERM, SIGKILL after 10 s, and waits until its mounts, namespaces and \
 processes are gone. Names are unique among running containers [default: cerro-BUNDLE-PID]. Ctrl-C or \
 SIGTERM to a foreground ct run stop it the same way.
@@ -367,7 +368,7 @@ pub struct RunArgs {
     /// Run as UID[:GID] (numbers, or names from the image's /etc/passwd and /etc/group)
     #[arg(short, long, value_name = "UID[:GID]")]
     pub user: Option<String>,
-    /// Run in the background; output to /run/cerro/run/logs/NAME.log; `ct stop NAME` ends it
+    /// Run in the background; output to RUN_DIR/logs/NAME.log; `ct stop NAME` ends it
     #[arg(short, long)]
     pub detach: bool,
     /// The container's name, unique among running ones [default: cerro-BUNDLE-PID]

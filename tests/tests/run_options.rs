@@ -369,7 +369,8 @@ fn help_names_the_log_file_and_the_defaults() {
     r.ok();
     let text = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     for want in [
-        "/run/cerro/run/logs/NAME.log",
+        "RUN_DIR/logs/NAME.log",
+        "/run/cerro/run as root and $XDG_RUNTIME_DIR/cerro/run for other users",
         "ct stop NAME",
         "--network none, the default without -p",
         "CHOWN, DAC_OVERRIDE",
