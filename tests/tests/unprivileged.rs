@@ -211,3 +211,75 @@ fn allow_other_needs_the_administrators_consent() {
         assert!(!is_mounted(&mp));
     }
 }
+
+/// The check named `name` in `ct --json doctor` output.
+fn doctor_check(v: &serde_json::Value, name: &str) -> serde_json::Value {
+    v["checks"]
+        .as_array()
+        .expect("doctor lists its checks")
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no check {name}: {v}"))
+}
+
+#[test]
+fn doctor_run_by_an_ordinary_user_checks_what_mounting_and_running_without_root_need() {
+    let (env, user) = setup();
+    let v = as_user(&env, user, &["--json", "doctor", "--quick"]).json();
+    // The device opens for the user, and the setuid helper is there (no "not setuid" problem).
+    assert_eq!(doctor_check(&v, "fuse device")["ok"], true, "{v}");
+    assert_eq!(doctor_check(&v, "fusermount3")["ok"], true, "{v}");
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"fusermount3 setuid"), "{v}");
+    // --allow-other: what /etc/fuse.conf says, with the fix when it says no.
+    let consent = fs::read_to_string("/etc/fuse.conf")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other");
+    let allow = doctor_check(&v, "allow_other");
+    assert_eq!(allow["warning"], !consent, "{allow}");
+    if !consent {
+        assert!(
+            allow["fix"].as_str().unwrap().contains("user_allow_other"),
+            "{allow}"
+        );
+    }
+    // Rootless runs: user namespaces, and a run directory (none in this environment: a warning
+    // with its fix; with CT_RUN_DIR, where it is).
+    assert_eq!(doctor_check(&v, "user namespaces")["ok"], true, "{v}");
+    let run = doctor_check(&v, "run directory");
+    assert_eq!(run["warning"], true, "{run}");
+    assert!(run["fix"].as_str().unwrap().contains("CT_RUN_DIR"), "{run}");
+    let v = env
+        .cmd(&["--json", "doctor", "--quick"])
+        .env("XDG_DATA_HOME", env.path("home/data"))
+        .env("CT_RUN_DIR", env.path("run"))
+        .as_user(user)
+        .run()
+        .json();
+    let run = doctor_check(&v, "run directory");
+    assert_eq!(run["warning"], false, "{run}");
+    assert!(
+        run["detail"]
+            .as_str()
+            .unwrap()
+            .contains(env.path("run").to_str().unwrap()),
+        "{run}"
+    );
+    // Root's doctor has none of the rootless checks.
+    let v = env.ct(&["--json", "doctor", "--quick"]).json();
+    assert!(
+        !v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "run directory"),
+        "{v}"
+    );
+}
