@@ -120,15 +120,8 @@ pub fn mount<S: TreeStore + ?Sized + 'static>(
         MountOption::NoSuid
     });
 
-    let acl = if opts.allow_other {
-        SessionACL::All
-    } else {
-        SessionACL::Owner
-    };
-    let mut config = Config::default();
-    config.acl = acl;
-    config.n_threads = Some(opts.threads.max(1));
-    config.clone_fd = true;
+    let mut config = session_config(opts, true);
+    let acl = config.acl;
     let root = nix::unistd::geteuid().is_root();
     let (session, unmounter) = if root {
         config.mount_options = mount_options;
@@ -153,6 +146,21 @@ pub fn mount<S: TreeStore + ?Sized + 'static>(
         unmounter: Some(unmounter),
         thread: Some(thread),
     })
+}
+
+/// The session settings of a mount: who may reach it, how many threads serve it, and whether
+/// each thread reads a cloned descriptor of its own (`clone_fd`; see `restart` for why a
+/// supervised mount must not).
+pub(crate) fn session_config(opts: &MountOptions, clone_fd: bool) -> Config {
+    let mut config = Config::default();
+    config.acl = if opts.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(opts.threads.max(1));
+    config.clone_fd = clone_fd;
+    config
 }
 
 /// The options an ordinary user's mount is made with (`fusermount3 -o`).

@@ -9,7 +9,6 @@
 //! [`crate::LoadRecord`] and `Table::replay`.
 
 use crate::{mount_options_text, MountOptions};
-use fuser::{Config, SessionACL};
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -27,6 +26,9 @@ const HAS_RESEND_FLAGS2_BIT: u32 = 1 << 7;
 const NOTIFY_RESEND: i32 = 7;
 /// Largest INIT request or reply accepted (both are well under 200 bytes).
 pub const MAX_INIT: usize = 4096;
+/// Buffer the INIT request is read into: the kernel refuses a read of `/dev/fuse` into less
+/// than it may need for its largest request (8 KiB plus the largest write), whatever comes.
+const READ_BUFFER: usize = 1 << 20;
 
 /// A mounted FUSE connection whose INIT request was read and not yet answered.
 pub struct Connection {
@@ -44,7 +46,7 @@ pub fn connect(mountpoint: &Path, opts: &MountOptions) -> io::Result<Connection>
     } else {
         crate::fusermount::mount(mountpoint, &mount_options_text(opts).join(","))?
     };
-    let mut buf = vec![0u8; MAX_INIT.max(1 << 20)];
+    let mut buf = vec![0u8; READ_BUFFER];
     let n = loop {
         match rustix::io::read(&fd, &mut buf) {
             Err(rustix::io::Errno::INTR) => continue,
@@ -184,18 +186,11 @@ pub fn serve_connection<S: cerro_core::rootfs::TreeStore + ?Sized + 'static>(
     ready: impl FnOnce(),
 ) -> io::Result<()> {
     let slot = handshake.as_raw_fd();
-    let mut config = Config::default();
-    config.acl = if opts.allow_other {
-        SessionACL::All
-    } else {
-        SessionACL::Owner
-    };
-    config.n_threads = Some(opts.threads.max(1));
     // One descriptor for every thread: requests read through a cloned descriptor are dropped
     // by the kernel (ECONNABORTED) when it closes, i.e. when this process dies; requests read
     // through the shared one stay with the connection, which the supervisor keeps, and are
     // sent again to the next process.
-    config.clone_fd = false;
+    let config = crate::session_config(opts, false);
     let session = fuser::Session::from_fd(fs, handshake, config.acl, config)?;
     take_over(slot, &fuse)?;
     if resend {

@@ -95,9 +95,10 @@ pub fn supervise(ctx: &Ctx, req: &Request, plan: serve::Plan, detached: bool) ->
         req,
         detached,
         bundles: plan.bundles.clone(),
-        conn: Some(conn),
+        conn,
         journal: Vec::new(),
         init_reply: None,
+        reported: false,
     };
     let mut failed_starts = 0;
     let result = loop {
@@ -153,7 +154,7 @@ pub fn supervise(ctx: &Ctx, req: &Request, plan: serve::Plan, detached: bool) ->
         log_line(&format!("unmounted {}", req.mountpoint.display()));
     }
     // Closing the connection ends whatever still waits on it.
-    drop(sup.conn.take());
+    drop(sup);
     drop(registration);
     drop(plan);
     result
@@ -164,20 +165,16 @@ struct Supervisor<'a> {
     req: &'a Request,
     detached: bool,
     bundles: Vec<cerro_store::mounts::MountedBundle>,
-    conn: Option<Connection>,
+    conn: Connection,
     /// Every directory load of every serving process so far, in order.
     journal: Vec<LoadRecord>,
     /// The first serving process's INIT reply, which the kernel got.
     init_reply: Option<Vec<u8>>,
+    /// Whether readiness was reported (once, when the first serving process serves).
+    reported: bool,
 }
 
 impl Supervisor<'_> {
-    fn conn(&self) -> &Connection {
-        self.conn
-            .as_ref()
-            .expect("the connection is held until the end")
-    }
-
     /// Start one serving process and follow it until it ends.
     fn run_one(&mut self, resend: bool) -> CmdResult<Ended> {
         let (ours, theirs) = rustix::net::socketpair(
@@ -231,7 +228,7 @@ impl Supervisor<'_> {
     /// Send the connection, the loads so far and the INIT request.
     fn hand_over(&self, sock: &OwnedFd) -> std::io::Result<()> {
         use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage};
-        let fds = [self.conn().fd()];
+        let fds = [self.conn.fd()];
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         control.push(SendAncillaryMessage::ScmRights(&fds));
@@ -250,7 +247,7 @@ impl Supervisor<'_> {
             rustix::net::send(sock, &msg, SendFlags::NOSIGNAL)?;
         }
         rustix::net::send(sock, &[JOURNAL_END], SendFlags::NOSIGNAL)?;
-        rustix::net::send(sock, self.conn().init_request(), SendFlags::NOSIGNAL)?;
+        rustix::net::send(sock, self.conn.init_request(), SendFlags::NOSIGNAL)?;
         Ok(())
     }
 
@@ -269,7 +266,7 @@ impl Supervisor<'_> {
         let reply = &buf[..n];
         match &self.init_reply {
             None => {
-                self.conn()
+                self.conn
                     .answer_init(reply)
                     .map_err(|e| Failure::io("answering the kernel's FUSE INIT", e))?;
                 self.init_reply = Some(reply.to_vec());
@@ -299,7 +296,8 @@ impl Supervisor<'_> {
             self.req.mountpoint.display(),
             self.journal.len()
         ));
-        if !REPORTED.swap(true, Ordering::SeqCst) {
+        if !self.reported {
+            self.reported = true;
             raise_readahead(
                 &self.req.mountpoint,
                 &(Arc::new(log_line) as cerro_fuse::EventSink),
@@ -334,9 +332,6 @@ impl Supervisor<'_> {
         }
     }
 }
-
-/// Whether `ct mount` was told the mount is ready (once, by the first serving process).
-static REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// One message from `sock`, waiting until `deadline`; `None` when the other end closed.
 fn recv_until(sock: &OwnedFd, buf: &mut [u8], deadline: Instant) -> CmdResult<Option<usize>> {
@@ -390,7 +385,7 @@ pub fn serve_child(ctx: &Ctx, req: &Request, supervisor: u32) -> CmdResult<u8> {
         let _ = nix::unistd::dup2_stdin(&null);
     }
     let (fuse, records) =
-        take_over(&control).map_err(|e| Failure::io("taking the connection over", e))?;
+        receive_connection(&control).map_err(|e| Failure::io("taking the connection over", e))?;
     let plan = plan(ctx, req)?;
     let fs = VerifiedFs::new(
         VerifiedTree::new(plan.store.clone()),
@@ -435,7 +430,7 @@ pub fn serve_child(ctx: &Ctx, req: &Request, supervisor: u32) -> CmdResult<u8> {
 
 /// Receive the connection's descriptor and the loads so far (up to [`JOURNAL_END`]); the INIT
 /// request stays in the socket for the handshake.
-fn take_over(sock: &OwnedFd) -> std::io::Result<(OwnedFd, Vec<LoadRecord>)> {
+fn receive_connection(sock: &OwnedFd) -> std::io::Result<(OwnedFd, Vec<LoadRecord>)> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage};
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let mut tag = [0u8; 1];
