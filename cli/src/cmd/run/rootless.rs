@@ -16,7 +16,6 @@
 use super::options::{Network, Publish};
 use super::stage::RUN_DIR_ENV;
 use crate::exit::{CmdResult, Failure};
-use nix::mount::{mount, MsFlags};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -154,19 +153,7 @@ impl Rootless {
             (Mapping::Subordinate { .. }, Some(h)) => h.finish()?,
             (Mapping::Subordinate { .. }, None) => unreachable!("started above"),
         }
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_SLAVE,
-            None::<&str>,
-        )
-        .map_err(|e| {
-            Failure::io(
-                "making the mount namespace private",
-                std::io::Error::from(e),
-            )
-        })
+        super::stage::slave_root()
     }
 
     /// The one-line note a run with the single mapping prints (None with subordinate ids).

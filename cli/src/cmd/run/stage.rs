@@ -30,6 +30,12 @@ fn errno(what: impl std::fmt::Display, e: nix::errno::Errno) -> Failure {
 pub fn private_mount_namespace() -> CmdResult {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| errno("entering a private mount namespace (unshare)", e))?;
+    slave_root()
+}
+
+/// Make `/` of this (new) mount namespace a recursive slave of the one it came from (see
+/// [`private_mount_namespace`]); a rootless run does this once its user namespace is mapped.
+pub fn slave_root() -> CmdResult {
     mount(
         None::<&str>,
         "/",
