@@ -1,7 +1,7 @@
 //! `du`: the store's logical size (what the bundles would take stored separately), its stored
 //! size (each blob and object once, plus the database) and the difference, the dedup saving.
 
-use crate::db::names;
+use crate::db::{inline, names};
 use crate::error::Result;
 use crate::store::Store;
 use crate::walk::{record_roots, walk_bundle, Visitor};
@@ -22,7 +22,8 @@ pub struct BundleUsage {
 pub struct Usage {
     pub bundles: Vec<BundleUsage>,
     pub logical_bytes: u64,
-    /// Unique blob and object bytes, plus the database directory.
+    /// Unique blob and object-file bytes, plus the database directory (which holds the contents
+    /// of files of at most 64 KiB).
     pub stored_bytes: u64,
     pub database_bytes: u64,
     pub saving_bytes: u64,
@@ -86,8 +87,9 @@ pub fn usage(store: &Store) -> Result<Usage> {
         out.bundles.push(s.u);
     }
     out.database_bytes = dir_size(&store.root().join("db"));
-    out.stored_bytes =
-        blobs.values().sum::<u64>() + files.values().sum::<u64>() + out.database_bytes;
+    // Files of one verification block are in the database (format 3), counted in its size.
+    let object_files: u64 = files.values().filter(|s| !inline::is_inline(**s)).sum();
+    out.stored_bytes = blobs.values().sum::<u64>() + object_files + out.database_bytes;
     out.saving_bytes = out.logical_bytes.saturating_sub(out.stored_bytes);
     Ok(out)
 }

@@ -2,7 +2,7 @@
 //! missing or truncated object and corrupt database value. `repair` removes what is corrupt (so
 //! nothing corrupt can be served or copied) and names the bundles that must be re-imported.
 
-use crate::db::{names, nodes, records};
+use crate::db::{inline, names, nodes, records};
 use crate::error::Result;
 use crate::objects::ObjectId;
 use crate::store::Store;
@@ -94,44 +94,62 @@ impl Checker<'_> {
 
     fn check_file(&mut self, size: u64, root: &Blake3Root) -> ObjectState {
         let id = ObjectId::file(root);
-        let state = match self.store.open_object(&id, size) {
+        // Where the damage is, for `--repair`: the database value (format 3 keeps files of one
+        // verification block there) or the object file.
+        let in_db = || {
+            inline::is_inline(size)
+                && matches!(inline::get(self.store.db(), root), Ok(Some(_)) | Err(_))
+        };
+        let from_db;
+        let state = match self.store.open_file_content(root, size) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return ObjectState::Bad("missing".into())
             }
-            Err(e) => ObjectState::Bad(e.to_string()),
-            Ok(f) => match Outboard::compute(BufReader::with_capacity(1 << 20, f.take(size + 1))) {
-                Err(e) => ObjectState::Bad(format!("unreadable: {e}")),
-                Ok((got, outboard, len)) => {
-                    self.report_counts.1 += 1;
-                    self.report_counts.2 += len;
-                    if len != size {
-                        ObjectState::Bad(format!(
-                            "truncated or extended: {len} bytes, expected {size}"
-                        ))
-                    } else if got != *root {
-                        ObjectState::Bad(format!("content changed: hashes to {got}"))
-                    } else {
-                        match nodes::get_outboard(self.store.db(), root) {
-                            Ok(stored)
-                                if stored.as_deref().unwrap_or(&[]) == outboard.as_bytes() =>
-                            {
-                                ObjectState::Ok
+            Err(e) => {
+                from_db = in_db();
+                ObjectState::Bad(e.to_string())
+            }
+            Ok(content) => {
+                from_db = content.is_inline();
+                let r = BufReader::with_capacity(1 << 20, content.into_reader().take(size + 1));
+                match Outboard::compute(r) {
+                    Err(e) => ObjectState::Bad(format!("unreadable: {e}")),
+                    Ok((got, outboard, len)) => {
+                        self.report_counts.1 += 1;
+                        self.report_counts.2 += len;
+                        if len != size {
+                            ObjectState::Bad(format!(
+                                "truncated or extended: {len} bytes, expected {size}"
+                            ))
+                        } else if got != *root {
+                            ObjectState::Bad(format!("content changed: hashes to {got}"))
+                        } else {
+                            match nodes::get_outboard(self.store.db(), root) {
+                                Ok(stored)
+                                    if stored.as_deref().unwrap_or(&[]) == outboard.as_bytes() =>
+                                {
+                                    ObjectState::Ok
+                                }
+                                Ok(_) => {
+                                    self.corrupt_dirs.push(format!("outboard:{}", root.hex()));
+                                    return ObjectState::Bad(
+                                        "its Merkle outboard in the database is missing or corrupt"
+                                            .into(),
+                                    );
+                                }
+                                Err(e) => ObjectState::Bad(format!("outboard unreadable: {e}")),
                             }
-                            Ok(_) => {
-                                self.corrupt_dirs.push(format!("outboard:{}", root.hex()));
-                                return ObjectState::Bad(
-                                    "its Merkle outboard in the database is missing or corrupt"
-                                        .into(),
-                                );
-                            }
-                            Err(e) => ObjectState::Bad(format!("outboard unreadable: {e}")),
                         }
                     }
                 }
-            },
+            }
         };
         if matches!(state, ObjectState::Bad(_)) {
-            self.corrupt_ids.push(id);
+            if from_db {
+                self.corrupt_dirs.push(format!("inline:{}", root.hex()));
+            } else {
+                self.corrupt_ids.push(id);
+            }
         }
         state
     }
@@ -331,6 +349,12 @@ pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
                 if let Ok(k) = hex::decode(h) {
                     nodes::delete_outboard_key(&mut batch, &k);
                     rep.removed.push(format!("outboard {h}"));
+                }
+            } else if let Some(h) = v.strip_prefix("inline:") {
+                if let Ok(k) = hex::decode(h) {
+                    inline::delete_key(&mut batch, &k);
+                    rep.removed
+                        .push(format!("the database's copy of object {h}"));
                 }
             } else if let Ok(d) = DirDigest::parse(v) {
                 nodes::delete_dir(&mut batch, &d);

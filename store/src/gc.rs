@@ -2,11 +2,11 @@
 //! and every live lease (mount daemons, `ct run`, `ct unpack` … take one before they resolve
 //! what they read, see lease.rs); records no root reaches are removed, and everything reachable
 //! from a remaining record is kept: every other blob, file object, directory node and outboard
-//! goes. If anything a root depends on cannot be read, nothing is removed (its references are
+//! goes, small files' contents in the database included. If anything a root depends on cannot be read, nothing is removed (its references are
 //! unknown). Files are listed and removed through descriptors; only names of the store's own
 //! form (64 hex digits) that `lstat` shows to be regular files or links are ever removed.
 
-use crate::db::{names, nodes, records};
+use crate::db::{inline, names, nodes, records};
 use crate::dirs::{list_at, remove_file_at};
 use crate::error::{Result, StoreError};
 use crate::lease;
@@ -28,6 +28,8 @@ pub struct GcStats {
     pub removed_bytes: u64,
     pub removed_dirs: u64,
     pub removed_outboards: u64,
+    /// Small files' contents removed from the database (store format 3).
+    pub removed_inline: u64,
 }
 
 #[derive(Default)]
@@ -161,6 +163,22 @@ pub fn gc(store: &Store) -> Result<GcStats> {
         if !keep {
             nodes::delete_outboard_key(&mut batch, &k);
             stats.removed_outboards += 1;
+        }
+    }
+    for k in inline::keys(store.db())? {
+        let keep = <[u8; 32]>::try_from(k.as_slice())
+            .map(|a| marks.files.contains(&hex::encode(a)))
+            .unwrap_or(false);
+        if !keep {
+            if let Ok(Some(v)) = <[u8; 32]>::try_from(k.as_slice()).map(|a| {
+                inline::get(store.db(), &Blake3Root::from_bytes(a))
+                    .ok()
+                    .flatten()
+            }) {
+                stats.removed_bytes += v.len() as u64;
+            }
+            inline::delete_key(&mut batch, &k);
+            stats.removed_inline += 1;
         }
     }
     batch.write()?;

@@ -3,9 +3,11 @@
 //! imported. Each layer is read once: the bytes are hashed (SHA-256, checked against the signed
 //! descriptor) and kept as the verbatim blob while they are decompressed, parsed and applied
 //! (core's rootfs rules); every regular file becomes a content-addressed object with its
-//! Merkle outboard. New objects wait in a staging directory until the rootfs derived from the
-//! layers equals the signed one; only then are they moved into place, synced, and made
-//! reachable by one database batch: the record under the bundle digest, and the name moved to
+//! Merkle outboard — or, for a file of at most one verification block, a value in the
+//! database's `inline` family, written sorted into table files in staging (`db/inline.rs`).
+//! New objects wait in a staging directory until the rootfs derived from the
+//! layers equals the signed one; only then are they moved into place, synced (tables ingested),
+//! and made reachable by one database batch: the record under the bundle digest, and the name moved to
 //! it (never to an older `created` unless allowed). A crash at any point leaves either no trace
 //! (staging is removed) or unreferenced objects that `gc` removes.
 //!
@@ -13,7 +15,7 @@
 //! the store already holds is checked (type, size, content hash; node and outboard bytes) and
 //! replaced with the verified bytes when it is damaged.
 
-use crate::db::{names, nodes, records};
+use crate::db::{inline, names, nodes, records};
 use crate::error::StoreError;
 use crate::objects::{check_existing, sync_store, Existing, ObjectId, Staging, Temp};
 use crate::store::Store;
@@ -27,14 +29,18 @@ use cerro_core::verified::{SignedBundle, Verified};
 use cerro_core::Sha256Digest;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 
 /// Files up to this size are hashed in memory first, so content the store already has is never
 /// written at all; larger ones are streamed to a staging file while they are hashed.
 const IN_MEMORY_FILE_MAX: u64 = 1 << 20;
 const COPY_BUF: usize = 1 << 20;
+/// Small files' contents are held in memory up to this many bytes, then written out as one
+/// sorted table file in staging (bounded memory for images of any size).
+const INLINE_TABLE_BYTES: usize = 32 << 20;
 
 /// What to do when the name would move to an older bundle (signed `created` earlier than the
 /// one the name holds).
@@ -187,6 +193,7 @@ pub fn import(
         staging: &mut staging,
         checked: &mut checked,
         outboards: HashMap::new(),
+        inline: InlineTables::default(),
         stats: &mut stats,
     };
     for (i, l) in m.layers.iter().enumerate() {
@@ -232,6 +239,7 @@ pub fn import(
         progress(done);
     }
     let outboards = std::mem::take(&mut sink.outboards);
+    let mut inline_tables = std::mem::take(&mut sink.inline);
     let rootfs = builder.finish();
     if rootfs.digest != m.rootfs.digest {
         return Err(ImportError::RootfsMismatch {
@@ -241,12 +249,15 @@ pub fn import(
     }
 
     // Verified: move objects into place, make them durable, then publish in one batch.
+    inline_tables.write_pending(&mut staging)?;
     staging.commit()?;
     sync_store(store.dirs())?;
     // The database is opened read-write only now, for this one batch, so that imports running
     // side by side wait for each other only here. The name is decided again against the
-    // database as it is now: another import may have moved it meanwhile.
+    // database as it is now: another import may have moved it meanwhile. Small files' tables
+    // go in first (ingestion is durable): the record that refers to them comes after.
     let db = store.writer()?;
+    inline::ingest(&db, &inline_tables.tables)?;
     let name_outcome = decide_name(&db, name, digest, m, opts.downgrade)?;
     let db = &db;
     let mut batch = db.batch();
@@ -399,6 +410,79 @@ fn needs(
         })
 }
 
+/// Whether the store needs the small file `root` (of `size` bytes, at most
+/// [`inline::INLINE_MAX`]) written into the database: its value there is missing or damaged
+/// (then it is recorded as healed), and no intact object file from a format-2 store stands in
+/// for a missing one. Readers look in the database first, so a damaged value is always replaced.
+fn needs_inline(
+    store: &Store,
+    checked: &mut HashMap<ObjectId, bool>,
+    healed: &mut Vec<String>,
+    root: &Blake3Root,
+    size: u64,
+) -> bool {
+    let id = ObjectId::file(root);
+    *checked.entry(id).or_insert_with(|| {
+        let why = match inline::get(store.db(), root) {
+            Ok(Some(v)) if v.len() as u64 == size && Blake3Root::of(&v) == *root => return false,
+            Ok(Some(v)) if v.len() as u64 != size => {
+                format!("{} bytes in the database, not {size}", v.len())
+            }
+            Ok(Some(_)) => "its bytes in the database do not hash to its name".to_string(),
+            Ok(None) => match check_existing(store.dirs(), &id, size) {
+                Existing::Sound => return false,
+                Existing::Absent => return true,
+                Existing::Damaged(why) => why,
+            },
+            Err(e) => e.to_string(),
+        };
+        healed.push(format!("{id} ({why})"));
+        true
+    })
+}
+
+/// Small files' contents on their way into the database: held sorted in memory, and written
+/// as table files into staging whenever [`INLINE_TABLE_BYTES`] have gathered.
+#[derive(Default)]
+struct InlineTables {
+    pending: BTreeMap<[u8; 32], Vec<u8>>,
+    pending_bytes: usize,
+    tables: Vec<PathBuf>,
+}
+
+impl InlineTables {
+    fn has(&self, root: &Blake3Root) -> bool {
+        self.pending.contains_key(root.as_bytes())
+    }
+
+    fn add(
+        &mut self,
+        staging: &mut Staging,
+        root: Blake3Root,
+        data: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.pending_bytes += data.len() + 32;
+        self.pending.insert(*root.as_bytes(), data);
+        if self.pending_bytes >= INLINE_TABLE_BYTES {
+            self.write_pending(staging)?;
+        }
+        Ok(())
+    }
+
+    /// Write what is pending as one table file in staging.
+    fn write_pending(&mut self, staging: &mut Staging) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let path = staging.table_path();
+        inline::write_table(&path, &self.pending)?;
+        self.tables.push(path);
+        self.pending.clear();
+        self.pending_bytes = 0;
+        Ok(())
+    }
+}
+
 /// Copy a whole small blob into staging (unless the store has it intact), checking its digest.
 fn copy_blob(
     store: &Store,
@@ -469,6 +553,7 @@ struct StoreSink<'a> {
     staging: &'a mut Staging,
     checked: &'a mut HashMap<ObjectId, bool>,
     outboards: HashMap<Blake3Root, Vec<u8>>,
+    inline: InlineTables,
     stats: &'a mut ImportStats,
 }
 
@@ -499,7 +584,17 @@ impl ContentSink for StoreSink<'_> {
             ob.update(&data);
             let (root, outboard, len) = ob.finalize();
             let id = ObjectId::file(&root);
-            if len == size && self.needs(&id, len) {
+            if len == size && inline::is_inline(len) {
+                if !self.inline.has(&root)
+                    && needs_inline(self.store, self.checked, &mut self.stats.healed, &root, len)
+                {
+                    self.stats.new_objects += 1;
+                    self.stats.new_object_bytes += len;
+                    self.inline.add(self.staging, root, data).map_err(to_io)?;
+                    // Held now: a second copy in this import is not written again.
+                    self.checked.insert(id, false);
+                }
+            } else if len == size && self.needs(&id, len) {
                 let (t, mut f) = self.staging.temp_file().map_err(to_io)?;
                 f.write_all(&data)?;
                 self.stats.new_objects += 1;

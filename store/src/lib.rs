@@ -7,8 +7,10 @@
 //!                             real directory owned by the store's owner (dirs.rs)
 //!   lock                      flock: shared for imports/readers, exclusive for gc/rm/repair
 //!   blobs/sha256/<hex>        verbatim OCI blobs (what signatures cover)
-//!   objects/<2 hex>/<62 hex>  file contents by BLAKE3 root (decompressed, stored once)
-//!   db/                       RocksDB: records by bundle digest, names, nodes (see db/)
+//!   objects/<2 hex>/<62 hex>  contents of files over 64 KiB by BLAKE3 root (decompressed,
+//!                             stored once)
+//!   db/                       RocksDB: records by bundle digest, names, nodes, and the
+//!                             contents of files of at most 64 KiB (see db/)
 //!   tmp/                      staging for imports in progress (removed when abandoned)
 //!   log/                      logs of long-running processes (mount daemons)
 //!   mounts/<id>.json          live mounts, each locked by its daemon (see mounts.rs)
@@ -37,7 +39,7 @@ pub mod walk;
 pub use error::StoreError;
 pub use lease::Lease;
 pub use lock::LockMode;
-pub use store::{RecordError, Store, Target};
+pub use store::{FileContent, RecordError, Store, Target};
 
 /// Bytes from the store as they may appear in a message: quoted, control characters and
 /// non-UTF-8 bytes escaped, cut to a readable length.

@@ -181,6 +181,14 @@ impl Staging {
         Ok((Temp(name), f))
     }
 
+    /// The path of a new file in the staging directory for a writer that takes paths (RocksDB's
+    /// table writer, `db::inline::write_table`). The directory is this import's own: made 0700
+    /// by it under the store's `tmp/`, reached through directories checked not to be links.
+    pub fn table_path(&mut self) -> PathBuf {
+        self.counter += 1;
+        self.shown(&format!("table-{}.sst", self.counter))
+    }
+
     /// Drop a temporary file that will not become an object.
     pub fn discard(&mut self, t: Temp) -> Result<()> {
         remove_file_at(&self.dir, &t.0)

@@ -17,6 +17,37 @@ use cerro_core::Sha256Digest;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+/// Where a file's content came from ([`Store::open_file_content`]); unverified bytes either way.
+pub enum FileContent {
+    /// Its object file under `objects/`.
+    File(File),
+    /// Its bytes from the database's `inline` family.
+    Inline(Vec<u8>),
+}
+
+impl FileContent {
+    /// Whether the bytes came from the database.
+    pub fn is_inline(&self) -> bool {
+        matches!(self, FileContent::Inline(_))
+    }
+    /// The content as a stream from its start.
+    pub fn into_reader(self) -> Box<dyn std::io::Read + Send> {
+        match self {
+            FileContent::File(f) => Box::new(f),
+            FileContent::Inline(v) => Box::new(std::io::Cursor::new(v)),
+        }
+    }
+}
+
+impl cerro_core::rootfs::ContentReader for FileContent {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        match self {
+            FileContent::File(f) => cerro_core::rootfs::ContentReader::read_at(f, buf, offset),
+            FileContent::Inline(v) => cerro_core::rootfs::ContentReader::read_at(v, buf, offset),
+        }
+    }
+}
+
 pub struct Store {
     root: PathBuf,
     dirs: StoreDirs,
@@ -173,6 +204,34 @@ impl Store {
     /// Open a stored file object of the signed `size`.
     pub fn open_file_object(&self, root: &Blake3Root, size: u64) -> std::io::Result<File> {
         self.open_object(&ObjectId::file(root), size)
+    }
+
+    /// A file's stored content, wherever the store keeps it: a file of at most one verification
+    /// block in the database (format 3), else (and for small files a format-2 store wrote) its
+    /// object file. Unverified, like every stored byte: read it through
+    /// `cerro_core::rootfs::VerifiedTree`, or hash it. A database value that is not `size` bytes
+    /// is an error of kind `InvalidData`, as an object file of the wrong size is.
+    pub fn open_file_content(&self, root: &Blake3Root, size: u64) -> std::io::Result<FileContent> {
+        if db::inline::is_inline(size) {
+            match db::inline::get(&self.db, root) {
+                Ok(Some(v)) if v.len() as u64 == size => return Ok(FileContent::Inline(v)),
+                Ok(Some(v)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("the database holds {} bytes for it, not {size}", v.len()),
+                    ))
+                }
+                Ok(None) => {}
+                Err(e @ StoreError::Corrupt(_)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    ))
+                }
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+        }
+        self.open_file_object(root, size).map(FileContent::File)
     }
 
     /// The bundle digest `name` refers to. `NotFound` for a name the store lacks or that is not

@@ -1,9 +1,8 @@
-//! The store as a [`TreeStore`]: directory nodes and outboards from the database, file contents
-//! from the object files. It only fetches bytes; `cerro_core::rootfs::VerifiedTree` checks every
+//! The store as a [`TreeStore`]: directory nodes, outboards and small files' contents from the
+//! database, other file contents from the object files. It only fetches bytes; `cerro_core::rootfs::VerifiedTree` checks every
 //! one of them against the signed tree before anything is released.
 
 use crate::db::nodes;
-use crate::objects::ObjectId;
 use crate::store::Store;
 use cerro_core::rootfs::{Blake3Root, ContentReader, DirDigest, TreeStore};
 use std::io;
@@ -18,9 +17,10 @@ impl TreeStore for Store {
         nodes::get_outboard(self.db(), root).map_err(|e| io::Error::other(e.to_string()))
     }
 
-    /// The object file, opened through the store's descriptors: never through a link, never a
-    /// FIFO or device (which could hang or feed a reader forever), and exactly `size` bytes.
+    /// A small file's bytes from the database, or the object file, opened through the store's
+    /// descriptors: never through a link, never a FIFO or device (which could hang or feed a
+    /// reader forever); exactly `size` bytes either way.
     fn open_content(&self, root: &Blake3Root, size: u64) -> io::Result<Arc<dyn ContentReader>> {
-        Ok(Arc::new(self.open_object(&ObjectId::file(root), size)?))
+        Ok(Arc::new(self.open_file_content(root, size)?))
     }
 }

@@ -8,7 +8,7 @@ use crate::forge::{
     forge_package, forger_public_key, Forged, Layer, PackageSpec, RootfsClaim, TarBuilder,
 };
 use crate::TestEnv;
-use cerro_store::db::{Db, CF_NAMES, CF_RECORDS};
+use cerro_store::db::{Db, CF_INLINE, CF_NAMES, CF_RECORDS};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -134,6 +134,22 @@ impl RawStore {
     /// Write `value` as the record under `digest`.
     pub fn put_record(&self, digest: &str, value: &[u8]) {
         self.with_db(|db| db.put_raw(CF_RECORDS, &key_of(digest), value).unwrap());
+    }
+
+    /// Every small file's content the database holds (store format 3, spec/store.md §5.1): raw
+    /// key (a BLAKE3 root) and value.
+    pub fn inline_values(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.with_db(|db| db.scan_raw(CF_INLINE))
+    }
+
+    /// Write `value` as the database's copy of the small file whose BLAKE3 root is `root`.
+    pub fn put_inline(&self, root: &[u8; 32], value: &[u8]) {
+        self.with_db(|db| db.put_raw(CF_INLINE, root, value).unwrap());
+    }
+
+    /// Remove the database's copy of the small file whose BLAKE3 root is `root`.
+    pub fn delete_inline(&self, root: &[u8; 32]) {
+        self.with_db(|db| db.delete_raw(CF_INLINE, root).unwrap());
     }
 
     /// Point the name key `name` (any bytes) at `digest`.

@@ -2,6 +2,7 @@
 //! import under another name writes nothing new, `ct store fsck` names the bundle and path of a
 //! flipped bit (exit 1), `--repair` removes it, and `gc` frees everything once bundles are gone.
 
+use cerro_tests::hostile_store::RawStore;
 use cerro_tests::{flip_byte, signed_bundle, TestEnv};
 use std::fs;
 use std::path::Path;
@@ -128,6 +129,10 @@ fn a_damaged_bundle_is_refused_and_the_store_is_unchanged() {
         .fails(1, &["hash"]);
     assert!(files_under(&store.join("objects")).is_empty());
     assert!(files_under(&store.join("blobs")).is_empty());
+    if store.join("db").exists() {
+        // Nor any small file's content in the database (spec/store.md §5.1).
+        assert!(RawStore::new(&store).inline_values().is_empty());
+    }
     let ls = env
         .ct(&["--json", "--store", st, "store", "ls"])
         .ok()

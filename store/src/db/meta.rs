@@ -2,11 +2,14 @@
 //! so an older ct never misreads a newer store, and the migration from format 1.
 //!
 //! ```text
-//! key "format"  →  ASCII decimal version (STORE_FORMAT_V2 = "2")
+//! key "format"  →  ASCII decimal version (STORE_FORMAT_V3 = "3")
 //! ```
 //! Format 1 kept records by name with an unchecked `bundle_digest` field; format 2 keeps them by
-//! the digest they must hash to, and names as references (records.rs, names.rs). Opening a
-//! format-1 store for writing migrates it in one batch (`migrate`).
+//! the digest they must hash to, and names as references (records.rs, names.rs). Format 3 adds
+//! the `inline` family (inline.rs): files of one verification block are kept in the database.
+//! Opening a format-1 store for writing migrates it in one batch (`migrate`); a format-2 store
+//! is format 3 as soon as a writer has added the family (nothing moves: readers look for a small
+//! file in the database first, then in `objects/`). Format 2 stays readable without a writer.
 
 use super::schema::{KeyCodec, Schema, ValueCodec};
 use super::{legacy, names, records, Db, CF_META};
@@ -14,6 +17,8 @@ use crate::error::{Result, StoreError};
 use cerro_core::Sha256Digest;
 
 /// The store's on-disk format. Changing the layout of any column family means a new version.
+pub const STORE_FORMAT_V3: &str = "3";
+/// The format before small files were kept in the database (upgraded on open for writing).
 pub const STORE_FORMAT_V2: &str = "2";
 /// The format before records were addressed by digest (migrated on open).
 pub const STORE_FORMAT_V1: &str = "1";
@@ -59,6 +64,7 @@ impl KeyCodec for MetaKey {
 pub enum StoreFormat {
     V1,
     V2,
+    V3,
     Other(Vec<u8>),
 }
 
@@ -67,6 +73,7 @@ impl ValueCodec for StoreFormat {
         match self {
             StoreFormat::V1 => STORE_FORMAT_V1.as_bytes().to_vec(),
             StoreFormat::V2 => STORE_FORMAT_V2.as_bytes().to_vec(),
+            StoreFormat::V3 => STORE_FORMAT_V3.as_bytes().to_vec(),
             StoreFormat::Other(v) => v.clone(),
         }
     }
@@ -75,6 +82,8 @@ impl ValueCodec for StoreFormat {
             StoreFormat::V1
         } else if bytes == STORE_FORMAT_V2.as_bytes() {
             StoreFormat::V2
+        } else if bytes == STORE_FORMAT_V3.as_bytes() {
+            StoreFormat::V3
         } else {
             StoreFormat::Other(bytes.to_vec())
         })
@@ -85,12 +94,13 @@ fn format_of(db: &Db) -> Result<Option<StoreFormat>> {
     db.get::<Meta>(&MetaKey::Format)
 }
 
-/// Record the format in a new store, migrate a format-1 store, or check an existing one.
+/// Record the format in a new store, migrate a format-1 or format-2 store, or check an existing
+/// one. `db` is a writer, so it has every family (`Db::open` creates the `inline` family).
 pub fn check_or_init(db: &Db) -> Result<()> {
     match format_of(db)? {
-        None => {
+        None | Some(StoreFormat::V2) => {
             let mut b = db.batch();
-            b.put::<Meta>(&MetaKey::Format, &StoreFormat::V2);
+            b.put::<Meta>(&MetaKey::Format, &StoreFormat::V3);
             b.write()
         }
         Some(StoreFormat::V1) => migrate(db).map(|_| ()),
@@ -98,21 +108,24 @@ pub fn check_or_init(db: &Db) -> Result<()> {
     }
 }
 
-/// True when the database records a format this ct can read without writing first.
+/// True when the database records the current format (older ones are upgraded by a writer).
 pub fn current(db: &Db) -> Result<bool> {
-    Ok(format_of(db)? == Some(StoreFormat::V2))
+    Ok(format_of(db)? == Some(StoreFormat::V3))
 }
 
+/// Check that this ct can read the store: format 3, or format 2 (which has no small files in
+/// the database yet).
 pub fn check(db: &Db) -> Result<()> {
     match format_of(db)? {
-        Some(StoreFormat::V2) => Ok(()),
+        Some(StoreFormat::V2 | StoreFormat::V3) => Ok(()),
         Some(StoreFormat::V1) => Err(StoreError::Corrupt(
             "the store has format 1, which this ct migrates when it opens the store for writing \
              (any `ct store` or `ct import` command does)"
                 .into(),
         )),
         Some(StoreFormat::Other(v)) => Err(StoreError::Corrupt(format!(
-            "the store has format {}; this ct understands format {STORE_FORMAT_V2}",
+            "the store has format {}; this ct understands formats {STORE_FORMAT_V2} and \
+             {STORE_FORMAT_V3}",
             crate::shown(&v[..v.len().min(32)])
         ))),
         None => Err(StoreError::Corrupt(
@@ -121,7 +134,7 @@ pub fn check(db: &Db) -> Result<()> {
     }
 }
 
-/// Migrate format 1 to 2 in one batch: every decodable record is re-addressed by the SHA-256 of
+/// Migrate format 1 to 3 in one batch (format 2's change, and the empty `inline` family): every decodable record is re-addressed by the SHA-256 of
 /// its manifest bytes (the old `bundle_digest` field is ignored), its name becomes a reference
 /// to that digest, and the old family is emptied. Records that do not decode, and invalid
 /// names, are dropped (they could not have been served). Returns the records migrated.
@@ -142,7 +155,7 @@ pub fn migrate(db: &Db) -> Result<usize> {
         }
         n += 1;
     }
-    b.put::<Meta>(&MetaKey::Format, &StoreFormat::V2);
+    b.put::<Meta>(&MetaKey::Format, &StoreFormat::V3);
     b.write()?;
     Ok(n)
 }
@@ -179,12 +192,30 @@ mod tests {
         db.put_raw(CF_LEGACY_BUNDLES, b"junk", b"not json").unwrap();
         check_or_init(&db).unwrap();
         check(&db).unwrap();
+        assert!(current(&db).unwrap());
         let want = Sha256Digest::of(b"m");
         assert_eq!(names::get(&db, "app").unwrap().unwrap().digest, want);
         let r = records::get(&db, &want).unwrap().unwrap();
         assert_eq!(r.root_record, "0102");
         assert!(legacy::all(&db).unwrap().is_empty());
         assert_eq!(db.scan::<names::Names>().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_format_2_store_is_read_as_it_is_and_upgraded_by_a_writer() {
+        let d = tempfile::tempdir().unwrap();
+        let db = Db::open(&d.path().join("db")).unwrap();
+        db.put_raw(CF_META, KEY_FORMAT, b"2").unwrap();
+        check(&db).unwrap();
+        assert!(!current(&db).unwrap());
+        check_or_init(&db).unwrap();
+        assert!(current(&db).unwrap());
+        db.put_raw(CF_META, KEY_FORMAT, b"4").unwrap();
+        let e = check(&db).unwrap_err().to_string();
+        assert!(
+            e.contains("format \"4\"; this ct understands formats 2 and 3"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -195,7 +226,8 @@ mod tests {
         for (v, bytes) in [
             (StoreFormat::V1, &b"1"[..]),
             (StoreFormat::V2, b"2"),
-            (StoreFormat::Other(b"3".to_vec()), b"3"),
+            (StoreFormat::V3, b"3"),
+            (StoreFormat::Other(b"4".to_vec()), b"4"),
         ] {
             assert_eq!(v.encode_value(), bytes);
             assert_eq!(StoreFormat::decode_value(b"format", bytes).unwrap(), v);

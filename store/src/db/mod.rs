@@ -9,6 +9,8 @@
 //! names           bundle name (UTF-8)          NameRef: the bundle digest it names  names.rs
 //! dirs            directory digest (32 bytes)  canonical directory node          nodes.rs
 //! outboards       BLAKE3 file root (32 bytes)  Merkle outboard                   nodes.rs
+//! inline          BLAKE3 file root (32 bytes)  content of a file of at most one
+//!                                              verification block (64 KiB)       inline.rs
 //! meta            ASCII key                    store format version, …           meta.rs
 //! bundles         (format 1 only: name → record; emptied by the migration)  legacy.rs
 //! ```
@@ -16,13 +18,16 @@
 //! on every read that matters (spec/store.md). A name is only a reference to a digest.
 //! Every read, write, delete and scan goes through a [`schema::Schema`]: the column family,
 //! its value bound, and typed key and value codecs (`records::Records`, `names::Names`,
-//! `nodes::Dirs`, `nodes::Outboards`, `meta::Meta`, `legacy::LegacyBundles`).
+//! `nodes::Dirs`, `nodes::Outboards`, `inline::Inline`, `meta::Meta`, `legacy::LegacyBundles`).
+//! Inline file contents arrive by table-file ingestion, not batches ([`Db::ingest`]): an
+//! import writes them once, sorted, into a table file in its staging directory.
 //! Readers open a read-only view ([`Db::open_read_only`]: no lock, any number at once, beside a
 //! writer); writers open read-write only for their batch ([`Db::open`] waits for another
 //! process's batch), so long-running readers such as mount daemons never block imports.
 //! Values are untrusted at rest: decoders are bounded and never panic, and whatever is read
 //! is verified against a digest from a signed manifest before use.
 
+pub mod inline;
 pub mod legacy;
 pub mod meta;
 pub mod names;
@@ -31,7 +36,10 @@ pub mod records;
 pub mod schema;
 
 use crate::error::{Result, StoreError};
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, IngestExternalFileOptions, Options, WriteBatch,
+    WriteOptions, DB,
+};
 use schema::{KeyCodec, Row, Schema, ValueCodec};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,13 +54,17 @@ pub const CF_OUTBOARDS: &str = "outboards";
 pub const CF_META: &str = "meta";
 /// Store format 1's records by name; kept (empty) so databases of either format open.
 pub const CF_LEGACY_BUNDLES: &str = "bundles";
-const ALL_CFS: [&str; 6] = [
+/// Contents of small files (store format 3; a format-2 database has no such family until a
+/// writer opens it, and a reader then finds every file in `objects/`).
+pub const CF_INLINE: &str = "inline";
+const ALL_CFS: [&str; 7] = [
     CF_RECORDS,
     CF_NAMES,
     CF_DIRS,
     CF_OUTBOARDS,
     CF_META,
     CF_LEGACY_BUNDLES,
+    CF_INLINE,
 ];
 
 pub struct Db {
@@ -67,12 +79,33 @@ const WRITER_WAIT: Duration = Duration::from_secs(120);
 /// Attempts of a read-only open that races a writer's file switch (about 2 s in all).
 const READER_RETRIES: u32 = 20;
 
+/// Table block size of the `inline` family. A cold pass over a tree (`tar`, a container's
+/// start) reads most of its small files in an order that has nothing to do with their keys
+/// (content hashes), so each block read should bring many of them: with 64 KiB blocks a pass
+/// over Debian reads each block once, where 4 KiB blocks (RocksDB's default) cost one random
+/// read per file (measured, README Performance).
+const INLINE_BLOCK_SIZE: usize = 64 << 10;
+
+/// The options of column family `name`; also those an import writes `inline` table files with
+/// (`inline::TableWriter`), so that ingested tables match their family.
+pub(crate) fn cf_options(name: &str) -> Options {
+    let mut o = Options::default();
+    o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    if name == CF_INLINE {
+        let mut t = BlockBasedOptions::default();
+        t.set_block_size(INLINE_BLOCK_SIZE);
+        // Every import adds a table file, and a lookup must not read a data block of each one:
+        // the bloom filter answers "not here" from memory.
+        t.set_bloom_filter(10.0, false);
+        o.set_block_based_table_factory(&t);
+    }
+    o
+}
+
 fn cf_descriptors() -> impl Iterator<Item = ColumnFamilyDescriptor> {
-    ALL_CFS.iter().map(|n| {
-        let mut o = Options::default();
-        o.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        ColumnFamilyDescriptor::new(*n, o)
-    })
+    ALL_CFS
+        .iter()
+        .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)))
 }
 
 impl Db {
@@ -141,7 +174,16 @@ impl Db {
         // as we read the list of them: that race is transient, so try again a few times.
         let mut attempt = 0;
         loop {
-            match DB::open_cf_descriptors_read_only(&opts, path, cf_descriptors(), false) {
+            // A format-2 database has no `inline` family yet (the first writer adds it): open
+            // the families it has; reads of a missing one find nothing.
+            // If the list cannot be read now, ask for every family: the open fails and is retried.
+            let have = DB::list_cf(&Options::default(), path)
+                .unwrap_or_else(|_| ALL_CFS.iter().map(|n| n.to_string()).collect());
+            let cfs = ALL_CFS
+                .iter()
+                .filter(|n| **n != CF_INLINE || have.iter().any(|h| h == *n))
+                .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
+            match DB::open_cf_descriptors_read_only(&opts, path, cfs, false) {
                 Ok(db) => {
                     return Ok(Self {
                         db,
@@ -169,21 +211,39 @@ impl Db {
         }
     }
 
+    /// A column family a writer has (every one: `open` creates what is missing).
     pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(name)
             .expect("column families are created at open")
     }
 
+    /// A column family a reader may lack (`inline` in a format-2 database opened read-only).
+    fn cf_read(&self, name: &str) -> Option<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(name)
+    }
+
+    /// Add the sorted table files `paths` (written with [`cf_options`] of `S`) to family `S`,
+    /// atomically and durably; the files are moved into the database, not copied.
+    pub(crate) fn ingest<S: Schema>(&self, paths: &[std::path::PathBuf]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let mut o = IngestExternalFileOptions::default();
+        o.set_move_files(true);
+        self.db
+            .ingest_external_file_cf_opts(self.cf(S::CF), &o, paths.to_vec())
+            .map_err(|e| self.err(e))
+    }
+
     /// The value of schema `S` under `key`, refused (never copied) when it is larger than any
     /// value of that family can be: values are untrusted at rest.
     pub(crate) fn get<S: Schema>(&self, key: &S::Key) -> Result<Option<S::Value>> {
         let k = key.encode_key();
-        let Some(v) = self
-            .db
-            .get_pinned_cf(self.cf(S::CF), &k)
-            .map_err(|e| self.err(e))?
-        else {
+        let Some(cf) = self.cf_read(S::CF) else {
+            return Ok(None);
+        };
+        let Some(v) = self.db.get_pinned_cf(cf, &k).map_err(|e| self.err(e))? else {
             return Ok(None);
         };
         check_len::<S>(v.len())?;
@@ -194,7 +254,10 @@ impl Db {
     /// larger than the family's limit is not copied: its item is an error).
     pub(crate) fn scan<S: Schema>(&self) -> Result<Vec<Row<S>>> {
         let mut out = Vec::new();
-        let mut it = self.db.raw_iterator_cf(self.cf(S::CF));
+        let Some(cf) = self.cf_read(S::CF) else {
+            return Ok(out);
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
         it.seek_to_first();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             out.push(Row {
@@ -212,7 +275,10 @@ impl Db {
     /// decode result.
     pub(crate) fn keys<S: Schema>(&self) -> Result<Vec<KeyItem<S>>> {
         let mut out = Vec::new();
-        let mut it = self.db.raw_iterator_cf(self.cf(S::CF));
+        let Some(cf) = self.cf_read(S::CF) else {
+            return Ok(out);
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
         it.seek_to_first();
         while let Some(k) = it.key() {
             out.push((k.to_vec(), S::Key::decode_key(k)));
@@ -242,6 +308,12 @@ impl Db {
                 (k.into_vec(), v.into_vec())
             })
             .collect()
+    }
+
+    /// Raw delete (see `scan_raw`).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn delete_raw(&self, cf: &str, key: &[u8]) -> Result<()> {
+        self.db.delete_cf(self.cf(cf), key).map_err(|e| self.err(e))
     }
 
     /// Raw put (see `scan_raw`).

@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, cmd: StoreCmd) -> CmdResult<u8> {
             ctx.out.json_doc(&serde_json::json!({"ok": true, "gc": st}));
             ctx.out.line(format!(
                 "kept {} bundle(s) (named, or in use); removed {} record(s), {} blob(s), {} file object(s) ({}), {} directory node(s), {} outboard(s)",
-                st.bundles, st.removed_records, st.removed_blobs, st.removed_objects, human_bytes(st.removed_bytes), st.removed_dirs, st.removed_outboards
+                st.bundles, st.removed_records, st.removed_blobs, st.removed_objects + st.removed_inline, human_bytes(st.removed_bytes), st.removed_dirs, st.removed_outboards
             ));
             Ok(0)
         }
