@@ -122,6 +122,7 @@ pub fn mount<S: TreeStore + ?Sized + 'static>(
 
     let mut config = session_config(opts, true);
     let acl = config.acl;
+    let notifier = fs.read_ahead_notifier();
     let root = nix::unistd::geteuid().is_root();
     let (session, unmounter) = if root {
         config.mount_options = mount_options;
@@ -138,6 +139,7 @@ pub fn mount<S: TreeStore + ?Sized + 'static>(
         })?;
         (session, Unmounter::Fusermount(mountpoint.to_path_buf()))
     };
+    let _ = notifier.set(session.notifier());
     let thread = std::thread::Builder::new()
         .name("fuse-session".into())
         .spawn(move || session.run())?;

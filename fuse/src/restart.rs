@@ -191,7 +191,11 @@ pub fn serve_connection<S: cerro_core::rootfs::TreeStore + ?Sized + 'static>(
     // through the shared one stay with the connection, which the supervisor keeps, and are
     // sent again to the next process.
     let config = crate::session_config(opts, false);
+    let notifier = fs.read_ahead_notifier();
     let session = fuser::Session::from_fd(fs, handshake, config.acl, config)?;
+    // The notifier writes through the session's descriptor number, which names the connection
+    // once `take_over` is done (and nothing is read ahead before requests are served).
+    let _ = notifier.set(session.notifier());
     take_over(slot, &fuse)?;
     if resend {
         notify_resend(fuse.as_fd())?;

@@ -3,8 +3,11 @@
 //! unpacked, checked and collected exactly like one. A value changed, cut or removed by someone
 //! who can write the store is never served (EIO), fsck names it (exit 1) and `--repair` removes
 //! it, re-import heals it, and a missing value falls back to the object file with the same
-//! refusals (a FIFO where it should be never hangs, a wrong byte never reaches a reader).
+//! refusals (a FIFO where it should be never hangs, a wrong byte never reaches a reader). The
+//! mount's verified read-ahead of a directory's small files puts only verified bytes into the
+//! kernel's page cache.
 
+use cerro_tests::forge::{forge_bundle, forger_public_key, Layer, RootfsClaim, TarBuilder};
 use cerro_tests::hostile_store::{env_with_versions, RawStore};
 use cerro_tests::mount::Mounted;
 use cerro_tests::{run_command, TestEnv};
@@ -224,4 +227,75 @@ fn gc_removes_values_no_kept_bundle_reaches_and_keeps_shared_ones() {
     env.ct(&["--store", st, "store", "rm", "two"]).ok();
     env.ct(&["--store", st, "store", "gc"]).ok();
     assert!(raw.inline_values().is_empty());
+}
+
+/// Whether the first page of `path` is in the page cache (util-linux `fincore`: mincore of a
+/// mapping), without reading it.
+fn cached(path: &Path) -> bool {
+    let mut c = Command::new("fincore");
+    c.args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path);
+    let r = run_command(c).ok().stdout.trim().to_string();
+    r.parse::<u64>()
+        .unwrap_or_else(|_| panic!("fincore said {r:?}"))
+        > 0
+}
+
+#[test]
+fn read_ahead_fills_the_page_cache_with_verified_small_files_only() {
+    let env = TestEnv::new();
+    env.trust(&forger_public_key(env.root()));
+    let content = |i: usize| format!("small file {i:02} {}\n", "x".repeat(100 * i)).into_bytes();
+    let mut t = TarBuilder::new();
+    t.dir(b"many/");
+    for i in 0..12 {
+        t.file(format!("many/f{i:02}").as_bytes(), &content(i));
+    }
+    let b = forge_bundle(
+        env.root(),
+        "many",
+        &[Layer::gzip(&t.finish())],
+        RootfsClaim::Derived,
+    );
+    let store = env.path("store");
+    let st = store.to_str().unwrap();
+    env.ct(&["--store", st, "import", b.bundle.to_str().unwrap()])
+        .ok();
+    // Someone who can write the store changes one small file, keeping its length.
+    let mut bad = content(7);
+    bad[0] = b'S';
+    RawStore::new(&store).put_inline(&root_of(&content(7)), &bad);
+
+    let mp = env.path("mnt");
+    fs::create_dir_all(&mp).unwrap();
+    let m = Mounted::mount(&env, &store, "many", &mp, &[]);
+    let names: Vec<_> = (0..12).map(|i| format!("many/f{i:02}")).collect();
+    assert!(
+        names.iter().all(|n| !cached(&m.path(n))),
+        "nothing is cached yet"
+    );
+    // Two files of the directory read from their start: the rest is read ahead, verified.
+    for i in 0..2 {
+        assert_eq!(fs::read(m.path(&names[i])).unwrap(), content(i));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cached(&m.path(&names[11])) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was read ahead"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for (i, n) in names.iter().enumerate().skip(2) {
+        assert_eq!(cached(&m.path(n)), i != 7, "{n} cached");
+    }
+    // The changed file never reached the page cache: the kernel asks, and gets EIO.
+    for (i, n) in names.iter().enumerate() {
+        match fs::read(m.path(n)) {
+            Ok(got) => assert!(i != 7 && got == content(i), "{n}"),
+            Err(e) => assert!(i == 7 && e.raw_os_error() == Some(5), "{n}: {e}"),
+        }
+    }
+    m.unmount();
 }
