@@ -156,27 +156,27 @@ pub fn gc(store: &Store) -> Result<GcStats> {
             stats.removed_dirs += 1;
         }
     }
+    // A file's outboard and database value are kept while a kept record reaches the file; a key
+    // that is not a root at all is never reached.
+    let reached = |k: &[u8]| {
+        <[u8; 32]>::try_from(k)
+            .ok()
+            .filter(|a| marks.files.contains(&hex::encode(a)))
+            .is_some()
+    };
     for k in nodes::outboard_keys(store.db())? {
-        let keep = <[u8; 32]>::try_from(k.as_slice())
-            .map(|a| marks.files.contains(&hex::encode(a)))
-            .unwrap_or(false);
-        if !keep {
+        if !reached(&k) {
             nodes::delete_outboard_key(&mut batch, &k);
             stats.removed_outboards += 1;
         }
     }
     for k in inline::keys(store.db())? {
-        let keep = <[u8; 32]>::try_from(k.as_slice())
-            .map(|a| marks.files.contains(&hex::encode(a)))
-            .unwrap_or(false);
-        if !keep {
-            if let Ok(Some(v)) = <[u8; 32]>::try_from(k.as_slice()).map(|a| {
-                inline::get(store.db(), &Blake3Root::from_bytes(a))
-                    .ok()
-                    .flatten()
-            }) {
-                stats.removed_bytes += v.len() as u64;
-            }
+        if !reached(&k) {
+            let stored = <[u8; 32]>::try_from(k.as_slice())
+                .ok()
+                .and_then(|a| inline::get(store.db(), &Blake3Root::from_bytes(a)).ok())
+                .flatten();
+            stats.removed_bytes += stored.map_or(0, |v| v.len() as u64);
             inline::delete_key(&mut batch, &k);
             stats.removed_inline += 1;
         }

@@ -275,8 +275,8 @@ fn read_ahead_fills_the_page_cache_with_verified_small_files_only() {
         "nothing is cached yet"
     );
     // Two files of the directory read from their start: the rest is read ahead, verified.
-    for i in 0..2 {
-        assert_eq!(fs::read(m.path(&names[i])).unwrap(), content(i));
+    for (i, n) in names.iter().enumerate().take(2) {
+        assert_eq!(fs::read(m.path(n)).unwrap(), content(i));
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !cached(&m.path(&names[11])) {

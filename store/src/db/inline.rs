@@ -92,8 +92,8 @@ mod tests {
             &BTreeMap::from([(*ra.as_bytes(), a.clone()), (*rb.as_bytes(), b.clone())]),
         )
         .unwrap();
-        ingest(&db, &[t1.clone()]).unwrap();
-        ingest(&db, &[t2.clone()]).unwrap();
+        ingest(&db, std::slice::from_ref(&t1)).unwrap();
+        ingest(&db, std::slice::from_ref(&t2)).unwrap();
         assert!(
             !t1.exists() && !t2.exists(),
             "ingested tables are moved, not copied"
