@@ -5,9 +5,9 @@
 //! (core's rootfs rules); every regular file becomes a content-addressed object with its
 //! Merkle outboard — or, for a file of at most one verification block, a value in the
 //! database's `inline` family, written sorted into table files in staging (`db/inline.rs`).
-//! New objects wait in a staging directory until the rootfs derived from the
-//! layers equals the signed one; only then are they moved into place, synced (tables ingested),
-//! and made reachable by one database batch: the record under the bundle digest, and the name moved to
+//! New objects wait in a staging directory until the rootfs derived from the layers equals the
+//! signed one; only then are they moved into place, synced (tables ingested), and made
+//! reachable by one database batch: the record under the bundle digest, and the name moved to
 //! it (never to an older `created` unless allowed). A crash at any point leaves either no trace
 //! (staging is removed) or unreferenced objects that `gc` removes.
 //!
@@ -451,10 +451,6 @@ struct InlineTables {
 }
 
 impl InlineTables {
-    fn has(&self, root: &Blake3Root) -> bool {
-        self.pending.contains_key(root.as_bytes())
-    }
-
     fn add(
         &mut self,
         staging: &mut Staging,
@@ -474,7 +470,7 @@ impl InlineTables {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let path = staging.table_path();
+        let path = staging.table_path()?;
         inline::write_table(&path, &self.pending)?;
         self.tables.push(path);
         self.pending.clear();
@@ -585,13 +581,12 @@ impl ContentSink for StoreSink<'_> {
             let (root, outboard, len) = ob.finalize();
             let id = ObjectId::file(&root);
             if len == size && inline::is_inline(len) {
-                if !self.inline.has(&root)
-                    && needs_inline(self.store, self.checked, &mut self.stats.healed, &root, len)
-                {
+                if needs_inline(self.store, self.checked, &mut self.stats.healed, &root, len) {
                     self.stats.new_objects += 1;
                     self.stats.new_object_bytes += len;
                     self.inline.add(self.staging, root, data).map_err(to_io)?;
-                    // Held now: a second copy in this import is not written again.
+                    // Held now: a second copy in this import is not written again (and a
+                    // table already written keeps it).
                     self.checked.insert(id, false);
                 }
             } else if len == size && self.needs(&id, len) {

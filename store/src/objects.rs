@@ -181,12 +181,17 @@ impl Staging {
         Ok((Temp(name), f))
     }
 
-    /// The path of a new file in the staging directory for a writer that takes paths (RocksDB's
-    /// table writer, `db::inline::write_table`). The directory is this import's own: made 0700
-    /// by it under the store's `tmp/`, reached through directories checked not to be links.
-    pub fn table_path(&mut self) -> PathBuf {
+    /// A new, empty file in the staging directory, by path, for a writer that only takes paths
+    /// (RocksDB's table writer, `db::inline::write_table`, which opens it again to write). It is
+    /// created here through the directory's descriptor, exclusively and without following a
+    /// link, so the name is this import's own regular file; the directory is this import's own
+    /// too (0700, under the store's `tmp/`, reached without links).
+    pub fn table_path(&mut self) -> Result<PathBuf> {
         self.counter += 1;
-        self.shown(&format!("table-{}.sst", self.counter))
+        let name = format!("table-{}.sst", self.counter);
+        create_new_at(&self.dir, &name, 0o600)
+            .map_err(|e| StoreError::io(format!("creating {}", self.shown(&name).display()), e))?;
+        Ok(self.shown(&name))
     }
 
     /// Drop a temporary file that will not become an object.

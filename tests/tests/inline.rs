@@ -34,6 +34,14 @@ fn imported() -> (TestEnv, PathBuf) {
     (env, store)
 }
 
+/// `ct unpack app -o OUT --format rootfs` from `store`.
+fn unpack_rootfs(env: &TestEnv, store: &Path, out: &Path) -> cerro_tests::Run {
+    let (st, o) = (store.to_str().unwrap(), out.to_str().unwrap());
+    env.ct(&[
+        "--store", st, "unpack", "app", "-o", o, "--format", "rootfs",
+    ])
+}
+
 /// Read `rel` through a fresh mount of `app`: its bytes, or the error's errno.
 fn read_mounted(env: &TestEnv, store: &Path, rel: &str) -> Result<Vec<u8>, i32> {
     let mp = env.path("mnt");
@@ -73,17 +81,7 @@ fn small_files_are_database_values_served_through_verification() {
     );
     assert_eq!(read_mounted(&env, &store, "version").unwrap(), VERSION);
     let out = env.path("unpacked");
-    env.ct(&[
-        "--store",
-        store.to_str().unwrap(),
-        "unpack",
-        "app",
-        "-o",
-        out.to_str().unwrap(),
-        "--format",
-        "rootfs",
-    ])
-    .ok();
+    unpack_rootfs(&env, &store, &out).ok();
     assert_eq!(fs::read(out.join("version")).unwrap(), VERSION);
     env.ct(&["--store", store.to_str().unwrap(), "store", "fsck"])
         .ok()
@@ -106,17 +104,7 @@ fn a_changed_or_cut_value_is_never_served_fsck_names_it_repair_removes_it_import
         .stdout_has("content changed");
     // Unpack refuses too, naming the file, and writes nothing.
     let out = env.path("out");
-    env.ct(&[
-        "--store",
-        st,
-        "unpack",
-        "app",
-        "-o",
-        out.to_str().unwrap(),
-        "--format",
-        "rootfs",
-    ])
-    .fails(1, &["/version"]);
+    unpack_rootfs(&env, &store, &out).fails(1, &["/version"]);
     assert!(!out.exists());
 
     // Re-import heals it, and says so.

@@ -41,7 +41,7 @@ pub fn get(db: &Db, root: &Blake3Root) -> Result<Option<Vec<u8>>> {
     db.get::<Inline>(root)
 }
 
-/// Keys of the family (raw; one that is not 32 bytes is removed by gc and fsck).
+/// Keys of the family (raw; one that is not 32 bytes is reached by no file, so gc removes it).
 pub fn keys(db: &Db) -> Result<Vec<Vec<u8>>> {
     Ok(db.keys::<Inline>()?.into_iter().map(|(k, _)| k).collect())
 }

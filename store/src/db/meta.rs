@@ -134,9 +134,10 @@ pub fn check(db: &Db) -> Result<()> {
     }
 }
 
-/// Migrate format 1 to 3 in one batch (format 2's change, and the empty `inline` family): every decodable record is re-addressed by the SHA-256 of
-/// its manifest bytes (the old `bundle_digest` field is ignored), its name becomes a reference
-/// to that digest, and the old family is emptied. Records that do not decode, and invalid
+/// Migrate format 1 to 3 in one batch (format 2's change; the `inline` family starts empty):
+/// every decodable record is re-addressed by the SHA-256 of its manifest bytes (the old
+/// `bundle_digest` field is ignored), its name becomes a reference to that digest, and the old
+/// family is emptied. Records that do not decode, and invalid
 /// names, are dropped (they could not have been served). Returns the records migrated.
 pub fn migrate(db: &Db) -> Result<usize> {
     let mut b = db.batch();

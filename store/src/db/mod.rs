@@ -89,7 +89,7 @@ const INLINE_BLOCK_SIZE: usize = 64 << 10;
 const INLINE_CACHE_BYTES: usize = 8 << 20;
 
 /// The options of column family `name`; also those an import writes `inline` table files with
-/// (`inline::TableWriter`), so that ingested tables match their family.
+/// (`inline::write_table`), so that ingested tables match their family.
 pub(crate) fn cf_options(name: &str) -> Options {
     let mut o = Options::default();
     o.set_compression_type(rocksdb::DBCompressionType::Lz4);
